@@ -1,0 +1,60 @@
+"""celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
+
+The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, and the
+error types from `celeriac.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+from celeriac.app.app import App
+from celeriac.app.current import get_current_app
+from celeriac.app.result import AsyncResult
+from celeriac.app.states import State
+from celeriac.app.task import Task
+from celeriac.errors import (
+    CeleriacError,
+    ConfigurationError,
+    Ignore,
+    MaxRetriesExceededError,
+    Reject,
+    RemoteError,
+    Retry,
+    TaskRevokedError,
+    TimeoutError,
+    UnknownTask,
+)
+
+if TYPE_CHECKING:
+    current_app: App
+
+
+def __getattr__(name: str) -> object:
+    # `celeriac.current_app` is evaluated on each access, so it follows the app current in this context.
+    if name == "current_app":
+        return get_current_app()
+    raise AttributeError(f"module 'celeriac' has no attribute {name!r}")
+
+
+__all__ = [
+    "App",
+    "AsyncResult",
+    "CeleriacError",
+    "ConfigurationError",
+    "Ignore",
+    "MaxRetriesExceededError",
+    "Reject",
+    "RemoteError",
+    "Retry",
+    "State",
+    "Task",
+    "TaskRevokedError",
+    "TimeoutError",
+    "UnknownTask",
+    "__version__",
+    "current_app",
+    "get_current_app",
+]

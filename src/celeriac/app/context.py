@@ -1,0 +1,37 @@
+"""RequestContext: what a running task knows about its own message (``self.request`` in a bound task)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """The request of a running task, as Celery's ``self.request``.
+
+    ``called_directly`` is True when the task function was called as a plain function, not by a worker.
+    """
+
+    id: str | None = None
+    task: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    hostname: str | None = None
+    delivery_info: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    group_index: int | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    priority: int | None = None
+    timelimit: tuple[float | None, float | None] = (None, None)
+    origin: str | None = None
+    ignore_result: bool = False
+    called_directly: bool = False

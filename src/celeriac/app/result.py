@@ -1,0 +1,125 @@
+"""AsyncResult: read a task's state and result from the result backend, or wait for it.
+
+Every blocking method has an async twin (``get``/``aget``, ``state``/``astate`` ...). A failed task's
+exception is re-raised by ``get()`` with its original type when that type can be rebuilt here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from celeriac._portal import portal
+from celeriac.app.states import PROPAGATE_STATES, READY_STATES, State
+from celeriac.backends.base import TaskMeta
+from celeriac.protocol.failures import exception_from_dict
+
+if TYPE_CHECKING:
+    from celeriac.app.app import App
+
+R = TypeVar("R")
+
+
+class AsyncResult(Generic[R]):
+    """The pending or finished result of the task ``id``."""
+
+    def __init__(self, id: str, app: App | None = None) -> None:
+        if app is None:
+            from celeriac.app.current import get_current_app
+
+            app = get_current_app()
+        self.id = id
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- async core ------------------------------------------------------------------------------
+    async def ameta(self) -> TaskMeta:
+        """The stored record (PENDING when there is none yet)."""
+        backend = await self.app.abackend()
+        return await backend.get_meta(self.id)
+
+    async def astate(self) -> str:
+        """The task's state name."""
+        return (await self.ameta())["status"]
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """Wait until the task is ready and return its value.
+
+        Raises the task's exception (rebuilt) when it failed or was revoked and ``propagate`` is true,
+        `celeriac.errors.TimeoutError` when ``timeout`` seconds pass first.
+        """
+        backend = await self.app.abackend()
+        meta = await backend.wait(self.id, timeout)
+        value: R = self._value(meta, propagate)
+        return value
+
+    async def aforget(self) -> None:
+        """Delete the stored result."""
+        backend = await self.app.abackend()
+        await backend.forget(self.id)
+
+    # -- sync facades ----------------------------------------------------------------------------
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """Block until the task is ready and return its value (see `aget`)."""
+        return portal.run(self.aget(timeout=timeout, propagate=propagate))
+
+    def forget(self) -> None:
+        """Delete the stored result."""
+        portal.run(self.aforget())
+
+    @property
+    def meta(self) -> TaskMeta:
+        """The stored record."""
+        return portal.run(self.ameta())
+
+    @property
+    def state(self) -> str:
+        """The task's state name (``PENDING`` until something is known)."""
+        return self.meta["status"]
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value, or the rebuilt exception of a failed task, or None while pending."""
+        meta = self.meta
+        if meta["status"] in PROPAGATE_STATES or meta["status"] == State.RETRY:
+            return exception_from_dict(meta["result"]) if isinstance(meta["result"], dict) else meta["result"]
+        return meta["result"]
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback text of a failed task."""
+        return self.meta["traceback"]
+
+    def ready(self) -> bool:
+        """True once the task succeeded, failed or was revoked."""
+        return self.state in READY_STATES
+
+    def successful(self) -> bool:
+        """True when the task succeeded."""
+        return self.state == State.SUCCESS
+
+    def failed(self) -> bool:
+        """True when the task failed."""
+        return self.state == State.FAILURE
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _value(meta: TaskMeta, propagate: bool) -> Any:
+        status, value = meta["status"], meta["result"]
+        if status in PROPAGATE_STATES:
+            exc = exception_from_dict(value) if isinstance(value, dict) else RuntimeError(str(value))
+            if propagate:
+                raise exc
+            return exc
+        return value

@@ -1,0 +1,156 @@
+"""Task[P, R]: a registered function with Celery's sending API (``delay``/``apply_async``) and async twins.
+
+Where a body runs (the loop, a thread) is the worker pool's choice; ``is_async`` tells it which kind it has.
+``retry()`` and ``autoretry_for`` decide *whether* and *when* to retry; the worker's
+tracer sends the retry message.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
+
+from celeriac._portal import portal
+from celeriac.app.context import RequestContext
+from celeriac.app.current import current_request
+from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.errors import MaxRetriesExceededError, Retry
+
+if TYPE_CHECKING:
+    from celeriac.app.app import App
+    from celeriac.app.result import AsyncResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_NO_REQUEST = RequestContext(called_directly=True)
+
+
+class Task(Generic[P, R]):
+    """A task: call it like the function, send it with ``delay``/``apply_async``, await ``adelay``.
+
+    Attributes mirror Celery's task options: ``name``, ``queue``, ``ignore_result``, ``acks_late``,
+    ``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``retry_kwargs``, ``retry_backoff``,
+    ``retry_backoff_max``, ``retry_jitter``, ``rate_limit``, ``time_limit``, ``soft_time_limit``,
+    ``track_started``, ``serializer``, ``priority``, ``reject_on_worker_lost``.
+    """
+
+    def __init__(self, app: App, fn: Callable[..., Any], *, bind: bool = False, **options: Unpack[TaskOptions]):
+        self.app = app
+        self.fn = fn
+        self.bind = bind
+        self.name: str = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.queue: str | None = options.get("queue")
+        self.ignore_result: bool | None = options.get("ignore_result")
+        self.acks_late: bool | None = options.get("acks_late")
+        self.max_retries: int | None = options.get("max_retries", 3)
+        self.default_retry_delay: float = options.get("default_retry_delay", 180.0)
+        self.autoretry_for: tuple[type[BaseException], ...] = tuple(options.get("autoretry_for", ()))
+        self.retry_kwargs: Mapping[str, Any] = dict(options.get("retry_kwargs", {}))
+        self.retry_backoff: bool | float = options.get("retry_backoff", False)
+        self.retry_backoff_max: float = options.get("retry_backoff_max", 600.0)
+        self.retry_jitter: bool = options.get("retry_jitter", True)
+        self.rate_limit: str | None = options.get("rate_limit")
+        self.time_limit: float | None = options.get("time_limit")
+        self.soft_time_limit: float | None = options.get("soft_time_limit")
+        self.track_started: bool | None = options.get("track_started")
+        self.serializer: str | None = options.get("serializer")
+        self.priority: int | None = options.get("priority")
+        self.reject_on_worker_lost: bool | None = options.get("reject_on_worker_lost")
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    # -- calling ---------------------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here and now (for ``async def`` tasks: return its coroutine)."""
+        return self.fn(self, *args, **kwargs) if self.bind else self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> RequestContext:
+        """The request of the current run of this task (``called_directly`` outside a worker)."""
+        return current_request() or _NO_REQUEST
+
+    # -- sending ---------------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the task with these arguments; blocks until the broker has it."""
+        return portal.run(self.aapply_async(args, kwargs))
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Async twin of `delay`."""
+        return await self.aapply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[SendOptions],
+    ) -> AsyncResult[R]:
+        """Send the task with options (``countdown``, ``eta``, ``expires``, ``queue``, ``priority``, ...)."""
+        return portal.run(self.aapply_async(args, kwargs, **options))
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[SendOptions],
+    ) -> AsyncResult[R]:
+        """Async twin of `apply_async`."""
+        result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self, **options)
+        return result
+
+    # -- retrying --------------------------------------------------------------------------------
+    def retry(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: Any = None,
+        max_retries: int | None = None,
+        throw: bool = True,
+    ) -> NoReturn:
+        """Ask the worker to run this task again later; always raises.
+
+        Raises `Retry` (the worker re-sends the message with ``retries + 1``), or, past ``max_retries``,
+        ``exc`` when given, else `MaxRetriesExceededError`.
+        """
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"can't retry {self.name}[{request.id}] args:{request.args} kwargs:{dict(request.kwargs)}"
+            )
+        when: Any = eta if eta is not None else (self.default_retry_delay if countdown is None else countdown)
+        signal = Retry(exc=exc, when=when)
+        signal.new_args = tuple(args) if args is not None else None
+        signal.new_kwargs = dict(kwargs) if kwargs is not None else None
+        signal.max_retries = limit
+        raise signal
+
+    def autoretry(self, exc: BaseException, retries: int) -> Retry | None:
+        """The `Retry` that ``autoretry_for`` asks for after ``exc`` on try ``retries``, or None.
+
+        None also when max_retries is used up: the caller then records the failure itself.
+        """
+        if not self.autoretry_for or not isinstance(exc, self.autoretry_for):
+            return None
+        limit = self.retry_kwargs.get("max_retries", self.max_retries)
+        if limit is not None and retries >= limit:
+            return None
+        countdown: float = self.retry_kwargs.get("countdown", self.default_retry_delay)
+        if self.retry_backoff:
+            factor = 1 if self.retry_backoff is True else float(self.retry_backoff)
+            countdown = min(self.retry_backoff_max, factor * (2**retries))
+            if self.retry_jitter:
+                countdown = random.uniform(0, countdown)  # full jitter, spreads a thundering herd
+        signal = Retry(exc=exc, when=countdown)
+        signal.max_retries = limit
+        return signal

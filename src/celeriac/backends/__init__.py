@@ -1,0 +1,31 @@
+"""Result backend URL -> backend: one scheme table whose entries import their module only when used."""
+
+from __future__ import annotations
+
+from celeriac.backends.base import BackendOptions, ResultBackend
+from celeriac.transports import SchemeEntry, redact_url, scheme_of
+
+_REDIS = SchemeEntry("celeriac.backends.redis", "RedisBackend", extra="redis")
+
+SCHEMES: dict[str, SchemeEntry] = {
+    "sqlite": SchemeEntry("celeriac.backends.sqlite", "SQLiteBackend"),
+    "redis": _REDIS,
+    "rediss": _REDIS,
+    "redis+socket": _REDIS,
+}
+
+
+def from_url(url: str, options: BackendOptions | None = None) -> ResultBackend:
+    """A new, unconnected result backend for ``url``.
+
+    Raises:
+        ConfigurationError: unknown scheme (``unknown result backend scheme 'X'; did you mean 'Y'?``),
+            a client library that is not installed, or a URL the backend cannot use.
+    """
+    scheme = scheme_of(url, SCHEMES, "result backend")
+    make = SCHEMES[scheme].load(scheme, ResultBackend)
+    backend: ResultBackend = make(url, options or BackendOptions())
+    return backend
+
+
+__all__ = ["SCHEMES", "from_url", "redact_url"]

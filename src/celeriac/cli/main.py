@@ -1,0 +1,87 @@
+"""Entry point of ``celeriac``: common options (``-A``, ``-b``, ``--result-backend``), verbs, one-line errors.
+
+Every user mistake (a bad option value, an unimportable ``-A`` module, an unknown broker scheme) ends as one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from celeriac import __version__
+from celeriac.app.app import App
+from celeriac.cli import call, purge, result, worker
+from celeriac.cli.loader import load_app
+from celeriac.errors import CeleriacError, ConfigurationError
+
+VERBS = (worker, call, result, purge)
+
+
+class UsageError(Exception):
+    """A command-line mistake, already worded for the user."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the option, raised instead of printed with the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def common_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """``-A``/``-b``/``--result-backend``, accepted before or after the verb."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument("-A", "--app", default=default, help="the module (or module:attribute) of the App")
+    parser.add_argument("-b", "--broker", default=default, help="broker URL (overrides the app's)")
+    parser.add_argument("--result-backend", default=default, help="result backend URL (overrides the app's)")
+
+
+def build_parser() -> Parser:
+    """The whole command-line grammar."""
+    parser = Parser(prog="celeriac", description="celeriac: an asyncio task queue that speaks Celery's protocol")
+    parser.add_argument("--version", action="version", version=f"celeriac {__version__}")
+    common_options(parser)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+    for verb in VERBS:
+        sub = verb.add_parser(verbs)
+        common_options(sub, suppress=True)
+    return parser
+
+
+def app_for(args: argparse.Namespace) -> App:
+    """Load the ``-A`` app and apply ``-b``/``--result-backend``."""
+    app = load_app(args.app)
+    if args.broker:
+        app.conf.broker_url = args.broker
+    if args.result_backend:
+        app.conf.result_backend = args.result_backend
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (also used as the console script)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.verb:
+            parser.print_help()
+            return 2
+        command: Callable[[argparse.Namespace, Callable[[argparse.Namespace], App]], int] = args.run
+        code = command(args, app_for)
+    except (UsageError, ConfigurationError) as exc:
+        print(f"celeriac: error: {exc}" if isinstance(exc, ConfigurationError) else str(exc), file=sys.stderr)
+        return 2
+    except CeleriacError as exc:
+        print(f"celeriac: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def entry() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

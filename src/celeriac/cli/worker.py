@@ -1,0 +1,119 @@
+"""``celeriac worker``: start a worker with Celery's options, print the banner, run until a shutdown signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from celeriac import __version__
+from celeriac.app.app import App
+from celeriac.cli.logs import parse_level, setup_logging
+from celeriac.errors import ConfigurationError
+from celeriac.pools import by_name
+from celeriac.transports import redact_url
+from celeriac.worker.worker import Worker
+
+
+def add_parser(verbs: Any) -> argparse.ArgumentParser:
+    """Register the verb."""
+    parser: argparse.ArgumentParser = verbs.add_parser("worker", help="start a worker")
+    parser.add_argument("-l", "--loglevel", type=parse_level, default="WARNING", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument("-f", "--logfile", help="log to this file instead of stderr")
+    parser.add_argument("--pidfile", help="write the process id here (refuses to start if it is taken)")
+    parser.add_argument("-c", "--concurrency", type=int, help="pool size (default 8; 1 for solo)")
+    parser.add_argument("-P", "--pool", help="asyncio (default), threads or solo")
+    parser.add_argument("-Q", "--queues", help="comma-separated queue names")
+    parser.add_argument("-n", "--hostname", help="node name, e.g. w1@%%h")
+    parser.add_argument("-E", "--task-events", action="store_true", default=None, help="send task events")
+    parser.add_argument("--prefetch-multiplier", type=int, help="prefetch = concurrency x this (0: no limit)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+@contextlib.contextmanager
+def pidfile(path: str | None) -> Iterator[None]:
+    """Hold ``path`` with our pid for the worker's life; refuse a pidfile of a live process."""
+    if not path:
+        yield
+        return
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        with open(path) as handle:
+            other = int(handle.read().strip() or 0)
+        if other and other != os.getpid():
+            try:
+                os.kill(other, 0)
+            except ProcessLookupError:
+                pass  # stale pidfile
+            else:
+                raise ConfigurationError(f"--pidfile {path}: already held by running process {other}")
+    try:
+        with open(path, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        raise ConfigurationError(f"--pidfile {path}: {exc.strerror}") from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def banner(app: App, worker: Worker) -> Table:
+    """The start-up banner: app, transport (password hidden), results, pool, queues, tasks."""
+    table = Table(title=f"celeriac {__version__}  {worker.hostname}", show_header=False, box=None)
+    table.add_column(style="bold cyan")
+    table.add_column()
+    table.add_row("app", f"{app.main or '__main__'}")
+    table.add_row("transport", redact_url(app.broker_url))
+    table.add_row("results", redact_url(app.backend_url) if app.backend_url else "disabled")
+    table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
+    table.add_row("prefetch", str(worker.prefetch_count or "unlimited"))
+    table.add_row("task events", "ON" if worker.send_events else "OFF (enable with -E)")
+    table.add_row("queues", ", ".join(worker.queues))
+    table.add_row("tasks", "\n".join(app.tasks.names()) or "(none registered)")
+    return table
+
+
+def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) -> int:
+    """Build and run the worker; returns its exit code."""
+    app = app_for(args)
+    setup_logging(args.loglevel, args.logfile, app.conf.worker_log_format)
+    if args.pool:
+        by_name(args.pool)  # a bad -P is a one-line error before anything starts
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigurationError(f"-c/--concurrency must be at least 1, not {args.concurrency}")
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    app.make_transport()  # an unknown broker scheme is a one-line error before the banner
+    if app.backend_url:
+        app.make_backend()
+    app.finalize()
+    with pidfile(args.pidfile):
+        worker, code = asyncio.run(_serve(app, args, queues))
+    if worker.cold_shutdown:
+        # Sync task bodies may still block pool threads that Python cannot stop; the interpreter would wait
+        # for them at exit. Their messages are already back on the queue, so leave now.
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None) -> tuple[Worker, int]:
+    worker = Worker(
+        app,
+        hostname=args.hostname,
+        concurrency=args.concurrency,
+        pool=args.pool,
+        queues=queues,
+        prefetch_multiplier=args.prefetch_multiplier,
+        send_events=args.task_events,
+    )
+    Console(stderr=True).print(banner(app, worker))
+    return worker, await worker.run()

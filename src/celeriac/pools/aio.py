@@ -1,0 +1,39 @@
+"""``-P asyncio``: ``async def`` bodies on the worker's loop; sync bodies in the pool's own threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from celeriac.pools.base import Pool
+
+if TYPE_CHECKING:
+    from celeriac.app.task import Task
+
+
+class AsyncioPool(Pool):
+    """Concurrency = tasks in flight on the loop; sync bodies use up to ``concurrency`` threads."""
+
+    implementation = "asyncio"
+
+    def __init__(self, concurrency: int) -> None:
+        super().__init__(concurrency)
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        if task.is_async:
+            return await task(*args, **kwargs)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="celeriac-sync")
+        call = functools.partial(task.__call__, *args, **kwargs)
+        context = contextvars.copy_context()  # the request and current app travel into the thread
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, call)
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

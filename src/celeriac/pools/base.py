@@ -1,0 +1,157 @@
+"""The Pool interface: run jobs with bounded concurrency, and execute task bodies the pool's way.
+
+A pool has ``concurrency`` runners pulling jobs from one queue, so at most that many jobs run at once and the
+rest wait in order. Pools differ only in `execute`: where a task body runs (the loop, a thread, inline).
+Promises: ``stop()`` waits for running jobs; ``terminate()`` cancels them; ``take_pending()`` hands back jobs
+that have not started, so the worker can return their messages to the broker.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from celeriac.errors import TimeLimitExceeded
+
+if TYPE_CHECKING:
+    from celeriac.app.task import Task
+
+log = logging.getLogger(__name__)
+
+
+class Job(Protocol):
+    """A unit of work the pool runs (the tracer's run of one request)."""
+
+    async def run(self) -> None:
+        """Do the work; must not raise except CancelledError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """What ``inspect stats`` reports under ``pool``."""
+
+    implementation: str
+    max_concurrency: int
+    running: int
+    waiting: int
+    completed: int
+
+
+class Pool(abc.ABC):
+    """Bounded-concurrency runner of jobs; subclasses decide how a task body executes."""
+
+    implementation: str = "base"
+
+    def __init__(self, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[Job] | None = None
+        self._runners: list[asyncio.Task[None]] = []
+        self._running: dict[asyncio.Task[None], Job] = {}
+        self._completed = 0
+
+    async def start(self) -> None:
+        """Start the runners."""
+        self._queue = asyncio.Queue()
+        for index in range(self.concurrency):
+            self._runners.append(asyncio.create_task(self._runner(), name=f"pool-runner-{index}"))
+
+    async def _runner(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            current = asyncio.current_task()
+            assert current is not None
+            self._running[current] = job
+            try:
+                await job.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a job must not kill its runner
+                log.exception("Unexpected error in a pool job")
+            finally:
+                self._running.pop(current, None)
+                self._completed += 1
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; it starts when a runner is free."""
+        if self._queue is None:
+            raise RuntimeError("pool is not started")
+        self._queue.put_nowait(job)
+
+    @property
+    def free_slots(self) -> int:
+        """Runners with nothing to do right now."""
+        waiting = self._queue.qsize() if self._queue else 0
+        return max(0, self.concurrency - len(self._running) - waiting)
+
+    def take_pending(self) -> list[Job]:
+        """Remove and return the jobs that have not started yet."""
+        pending: list[Job] = []
+        while self._queue is not None and not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+        return pending
+
+    def running_jobs(self) -> list[Job]:
+        """The jobs running now."""
+        return list(self._running.values())
+
+    async def stop(self) -> None:
+        """Wait for the running jobs, then stop the runners (pending jobs should be taken first)."""
+        while self._running:
+            await asyncio.wait(list(self._running), return_when=asyncio.ALL_COMPLETED)
+        await self._cancel_runners()
+
+    async def terminate(self) -> None:
+        """Cancel running jobs now and stop the runners."""
+        await self._cancel_runners()
+
+    async def _cancel_runners(self) -> None:
+        for runner in self._runners:
+            runner.cancel()
+        for runner in self._runners:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+        self._runners.clear()
+
+    def grow(self, n: int = 1) -> None:
+        """Add ``n`` runners."""
+        for _ in range(n):
+            self._runners.append(asyncio.create_task(self._runner(), name="pool-runner"))
+        self.concurrency += n
+
+    def statistics(self) -> PoolStatistics:
+        """A snapshot for ``inspect stats``."""
+        return PoolStatistics(
+            implementation=self.implementation,
+            max_concurrency=self.concurrency,
+            running=len(self._running),
+            waiting=self._queue.qsize() if self._queue else 0,
+            completed=self._completed,
+        )
+
+    async def execute(
+        self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], time_limit: float | None
+    ) -> Any:
+        """Run the task body and return its value; `TimeLimitExceeded` past ``time_limit`` seconds."""
+        if time_limit is None:
+            return await self.run_body(task, args, kwargs)
+        try:
+            async with asyncio.timeout(time_limit):
+                return await self.run_body(task, args, kwargs)
+        except TimeoutError:
+            raise TimeLimitExceeded(f"Time limit ({time_limit}s) exceeded for {task.name}") from None
+
+    @abc.abstractmethod
+    async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """Run the body of ``task`` the way this pool does."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most pools own nothing
+        """Release the pool's threads or processes (after stop or terminate)."""

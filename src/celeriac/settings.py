@@ -1,0 +1,186 @@
+"""Typed settings with Celery's lowercase names; mutable until the app is finalized, then frozen.
+
+``app.conf`` offers attribute and mapping access (``conf.broker_url``, ``conf["broker_url"]``) and ``update()``.
+An unknown name is a one-line `UnknownSetting` naming it with the closest known name; a value of the wrong
+type is a one-line `ConfigurationError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac.errors import ConfigurationError, UnknownSetting
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its default and the types its value may have."""
+
+    default: Any
+    types: tuple[type, ...]
+    doc: str = ""
+
+
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+
+OPTIONS: dict[str, Option] = {
+    # broker
+    "broker_url": Option(None, _OPT_STR, "broker URL; default: embedded SQLite file ./celeriac.db"),
+    "broker_transport_options": Option({}, (dict,), "visibility_timeout, polling_interval, ..."),
+    "broker_connection_retry": Option(True, (bool,), "reconnect when the broker goes away"),
+    "broker_connection_max_retries": Option(None, (int, type(None)), "None: retry forever"),
+    "broker_max_deliveries": Option(10, (int,), "deliveries before a message is dead-lettered"),
+    # results
+    "result_backend": Option(None, _OPT_STR, "result URL; default: the broker's SQLite file"),
+    "result_backend_transport_options": Option({}, (dict,)),
+    "result_serializer": Option("json", (str,)),
+    "result_accept_content": Option(None, (list, tuple, type(None))),
+    "result_expires": Option(86400, _OPT_NUM, "seconds results are kept; None: forever"),
+    "result_extended": Option(False, (bool,), "store name, args, kwargs, worker, queue with results"),
+    # tasks
+    "task_serializer": Option("json", (str,)),
+    "task_compression": Option(None, _OPT_STR),
+    "accept_content": Option(["json"], (list, tuple)),
+    "task_acks_late": Option(False, (bool,)),
+    "task_acks_on_failure_or_timeout": Option(True, (bool,)),
+    "task_reject_on_worker_lost": Option(False, (bool,)),
+    "task_default_queue": Option("celery", (str,)),
+    "task_default_exchange": Option(None, _OPT_STR),
+    "task_default_routing_key": Option(None, _OPT_STR),
+    "task_default_priority": Option(None, (int, type(None))),
+    "task_default_delivery_mode": Option(2, (int,)),
+    "task_routes": Option(None, (dict, list, tuple, type(None))),
+    "task_ignore_result": Option(False, (bool,)),
+    "task_store_errors_even_if_ignored": Option(False, (bool,)),
+    "task_track_started": Option(False, (bool,)),
+    "task_time_limit": Option(None, _OPT_NUM),
+    "task_soft_time_limit": Option(None, _OPT_NUM),
+    "task_default_rate_limit": Option(None, _OPT_STR),
+    "task_always_eager": Option(False, (bool,)),
+    "task_send_sent_event": Option(False, (bool,)),
+    "task_protocol": Option(2, (int,)),
+    "task_create_missing_queues": Option(True, (bool,)),
+    # worker
+    "worker_concurrency": Option(None, (int, type(None)), "default: 8 for asyncio/threads, CPUs for prefork"),
+    "worker_pool": Option("asyncio", (str,)),
+    "worker_prefetch_multiplier": Option(4, (int,)),
+    "worker_send_task_events": Option(False, (bool,)),
+    "worker_hostname": Option(None, _OPT_STR),
+    "worker_shutdown_timeout": Option(None, _OPT_NUM, "seconds a warm shutdown waits; None: forever"),
+    "worker_heartbeat_interval": Option(2.0, _NUM),
+    "worker_enable_remote_control": Option(True, (bool,)),
+    "worker_state_db": Option(None, _OPT_STR),
+    "worker_log_format": Option("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s", (str,)),
+    # app
+    "imports": Option((), (list, tuple)),
+    "include": Option((), (list, tuple)),
+    "timezone": Option("UTC", (str,)),
+    "enable_utc": Option(True, (bool,)),
+}
+
+ENVIRONMENT = {"CELERIAC_BROKER_URL": "broker_url", "CELERIAC_RESULT_BACKEND": "result_backend"}
+
+
+def _suggest(name: str) -> str | None:
+    found = difflib.get_close_matches(name, OPTIONS, n=1)
+    return found[0] if found else None
+
+
+def check(name: str, value: Any) -> None:
+    """Raise a one-line error when ``name`` is unknown or ``value`` has the wrong type."""
+    option = OPTIONS.get(name)
+    if option is None:
+        raise UnknownSetting(name, _suggest(name))
+    if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
+        wanted = " or ".join(sorted(t.__name__ for t in option.types))
+        raise ConfigurationError(f"setting {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
+
+
+class Settings:
+    """``app.conf``: every setting of `OPTIONS`, by attribute or key; frozen by `freeze`.
+
+    Upper-case names (as in a Django-style config module) and Celery's ``CELERY_`` prefix are not read;
+    ``config_from_object`` takes the lower-case names only, like Celery 4+.
+    """
+
+    __slots__ = ("_frozen", "_values")
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_frozen", False)
+        if values:
+            self.update(values)
+
+    def update(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Set several settings at once; checks every name and type before changing anything."""
+        merged = {**(values or {}), **kwargs}
+        for name, value in merged.items():
+            check(name, value)
+        self._ensure_mutable()
+        self._values.update(merged)
+
+    def apply_environment(self, environ: Mapping[str, str] = os.environ) -> None:
+        """Let ``CELERIAC_BROKER_URL`` / ``CELERIAC_RESULT_BACKEND`` override the configured URLs."""
+        for variable, name in ENVIRONMENT.items():
+            if environ.get(variable):
+                self[name] = environ[variable]
+
+    def freeze(self) -> None:
+        """Refuse changes from now on (the app is finalized: a message was sent or a worker started)."""
+        object.__setattr__(self, "_frozen", True)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether changes are refused."""
+        return bool(self._frozen)
+
+    def _ensure_mutable(self) -> None:
+        if self._frozen:
+            raise ConfigurationError("app.conf is frozen once the app has sent a task or started a worker")
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        option = OPTIONS.get(name)
+        if option is None:
+            raise UnknownSetting(name, _suggest(name))
+        return option.default
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not real attributes: the setting names.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except UnknownSetting as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return name in OPTIONS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(OPTIONS)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of ``name``, or ``default`` when the name is unknown."""
+        return self[name] if name in OPTIONS else default
+
+    def changes(self) -> dict[str, Any]:
+        """The settings given explicitly (not defaults)."""
+        return dict(self._values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting with its current value."""
+        return {name: self[name] for name in OPTIONS}

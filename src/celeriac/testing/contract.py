@@ -1,0 +1,601 @@
+"""The behaviour every transport and every result backend must show, written once and run against each.
+
+A transport check is ``async def check_…(make: TransportFactory, queue: str)``: ``make(options)`` returns
+a new, unconnected transport to the broker under test, ``queue`` is a name no other test uses. A backend
+check is ``async def check_…(make: BackendFactory)``. `TRANSPORT_CHECKS` and `BACKEND_CHECKS` list them all,
+so a test module runs each as one parametrized test::
+
+    @pytest.mark.parametrize("check", TRANSPORT_CHECKS, ids=check_id)
+    async def test_transport(check, make_transport, queue_name):
+        await check(make_transport, queue_name)
+
+Checks wait on conditions with timeouts, never on the clock; the few bounded waits for something *not* to
+happen (the prefetch window) are short and say so. Timing-based checks use a 1 s visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from celeriac import errors
+from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
+from celeriac.protocol.message import Message
+from celeriac.transports.base import Consumer, Delivery, Subscription, Transport, TransportOptions
+
+VISIBILITY_TIMEOUT = 1.0  # small, so "comes back after the visibility timeout" is quick to see
+TIMEOUT = 10.0  # longest wait for something that must happen
+QUIET = 0.3  # how long "nothing more is delivered" is watched (only where the contract says so)
+
+
+@dataclass(frozen=True)
+class TransportFactory:
+    """How the suite makes transports of one kind.
+
+    Attributes:
+        make: a new, unconnected transport with the given options (add isolation such as key prefixes here).
+        higher_priority_first: the broker's priority direction (AMQP and SQLite: 9 before 0; Redis: 0 first).
+    """
+
+    make: Callable[[TransportOptions], Transport]
+    higher_priority_first: bool = True
+
+    def __call__(self, options: TransportOptions | None = None) -> Transport:
+        return self.make(options or TransportOptions(visibility_timeout=VISIBILITY_TIMEOUT))
+
+
+@dataclass(frozen=True)
+class BackendFactory:
+    """How the suite makes result backends of one kind: ``make(options)`` is new and unconnected."""
+
+    make: Callable[[BackendOptions], ResultBackend]
+    options: BackendOptions = field(default_factory=BackendOptions)
+
+    def __call__(self, options: BackendOptions | None = None) -> ResultBackend:
+        return self.make(options or self.options)
+
+
+TransportCheck = Callable[[TransportFactory, str], Awaitable[None]]
+BackendCheck = Callable[[BackendFactory], Awaitable[None]]
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT, what: str = ""
+) -> None:
+    """Return once ``await predicate()`` is true; AssertionError after ``timeout`` s (polls up to 20/s)."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:g} s: {what or predicate}")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+@contextlib.contextmanager
+def raises(kind: type[BaseException]) -> Iterator[None]:
+    """Assert that the block raises ``kind`` (the suite does not depend on pytest)."""
+    try:
+        yield
+    except kind:
+        return
+    raise AssertionError(f"{kind.__name__} was not raised")
+
+
+async def next_delivery(consumer: Consumer, timeout: float = TIMEOUT) -> Delivery:
+    """The consumer's next delivery; AssertionError when none comes within ``timeout`` s."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await anext(consumer)
+    except TimeoutError:
+        raise AssertionError(f"no delivery within {timeout:g} s") from None
+
+
+async def next_broadcast(subscription: Subscription, timeout: float = TIMEOUT) -> tuple[str, Message]:
+    try:
+        async with asyncio.timeout(timeout):
+            return await anext(subscription)
+    except TimeoutError:
+        raise AssertionError(f"no broadcast within {timeout:g} s") from None
+
+
+async def is_pending(task: asyncio.Future[Any], seconds: float = QUIET) -> bool:
+    """True when ``task`` is still not done after ``seconds`` (a bounded watch for "nothing happens")."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    return not done
+
+
+def message(body: bytes, **headers: Any) -> Message:
+    return Message(body=body, headers=headers)
+
+
+# -- transport checks --------------------------------------------------------------------------------------
+
+
+async def check_round_trip(make: TransportFactory, queue: str) -> None:
+    """Body, content type and encoding, headers and properties arrive exactly as published."""
+    sent = Message(
+        body=bytes(range(256)),
+        content_type="application/x-test",
+        content_encoding="binary",
+        headers={"task": "t.add", "id": "abc", "retries": 2, "nested": {"a": [1, "b", None]}, "flag": True},
+        properties={"correlation_id": "abc", "reply_to": "r", "delivery_mode": 2, "priority": 0},
+    )
+    async with make() as transport:
+        await transport.declare(queue)
+        await transport.publish(sent, routing_key=queue)
+        consumer = transport.consume([queue], prefetch=1)
+        delivery = await next_delivery(consumer)
+        got = delivery.message
+        assert got.body == sent.body
+        assert (got.content_type, got.content_encoding) == (sent.content_type, sent.content_encoding)
+        assert dict(got.headers) == dict(sent.headers), got.headers
+        for key, value in sent.properties.items():
+            assert got.properties.get(key) == value, (key, got.properties)
+        assert delivery.queue == queue and delivery.routing_key == queue
+        assert delivery.redelivered is False
+        assert delivery.delivery_info["routing_key"] == queue
+        await delivery.ack()
+
+
+async def check_ack_removes(make: TransportFactory, queue: str) -> None:
+    """An acked message is gone: size 0, and not delivered again after a reconnect."""
+    async with make() as transport:
+        await transport.declare(queue)
+        await transport.publish(message(b"once"), routing_key=queue)
+        delivery = await next_delivery(transport.consume([queue], prefetch=1))
+        await delivery.ack()
+        await delivery.ack()  # a second ack does nothing
+        assert await transport.size(queue) == 0
+    # Let any lease that wrongly survived the ack run out, then look: the first delivery must be the marker.
+    await asyncio.sleep(VISIBILITY_TIMEOUT + 0.2)
+    async with make() as transport:
+        await transport.publish(message(b"marker"), routing_key=queue)
+        delivery = await next_delivery(transport.consume([queue], prefetch=1))
+        assert delivery.message.body == b"marker"
+        await delivery.ack()
+
+
+async def check_reject_requeue_redelivers(make: TransportFactory, queue: str) -> None:
+    async with make() as transport:
+        await transport.declare(queue)
+        await transport.publish(message(b"again"), routing_key=queue)
+        consumer = transport.consume([queue], prefetch=1)
+        first = await next_delivery(consumer)
+        await first.reject(requeue=True)
+        second = await next_delivery(consumer)
+        assert second.message.body == b"again"
+        assert second.redelivered is True
+        await second.ack()
+
+
+async def check_reject_drops(make: TransportFactory, queue: str) -> None:
+    async with make() as transport:
+        await transport.declare(queue)
+        await transport.publish(message(b"unwanted"), routing_key=queue)
+        consumer = transport.consume([queue], prefetch=1)
+        delivery = await next_delivery(consumer)
+        await delivery.reject(requeue=False)
+        await delivery.ack()  # after a reject: does nothing
+        await transport.publish(message(b"marker"), routing_key=queue)
+        marker = await next_delivery(consumer)
+        assert marker.message.body == b"marker"
+        await marker.ack()
+        assert await transport.size(queue) == 0
+
+
+async def check_unacked_comes_back(make: TransportFactory, queue: str) -> None:
+    """An un-acked delivery of a closed transport is delivered again (at the latest after the visibility
+    timeout), marked redelivered."""
+    first = make()
+    await first.connect()
+    await first.declare(queue)
+    await first.publish(message(b"survivor"), routing_key=queue)
+    lost = await next_delivery(first.consume([queue], prefetch=1))
+    assert lost.redelivered is False
+    await first.close()
+    async with make() as second:
+        delivery = await next_delivery(
+            second.consume([queue], prefetch=1), timeout=VISIBILITY_TIMEOUT + TIMEOUT
+        )
+        assert delivery.message.body == b"survivor"
+        assert delivery.redelivered is True
+        await delivery.ack()
+
+
+async def check_prefetch_limit(make: TransportFactory, queue: str) -> None:
+    """prefetch=2 with 5 messages: exactly 2 are delivered until one is acked, and so on."""
+    async with make() as transport:
+        await transport.declare(queue)
+        for i in range(5):
+            await transport.publish(message(str(i).encode()), routing_key=queue)
+        consumer = transport.consume([queue], prefetch=2)
+        held = [await next_delivery(consumer), await next_delivery(consumer)]
+        seen = [d.message.body for d in held]
+        while len(seen) < 5:
+            pending = asyncio.ensure_future(anext(consumer))
+            assert await is_pending(pending), f"a delivery beyond prefetch=2 after {len(seen)}"
+            await held.pop(0).ack()
+            delivery = await asyncio.wait_for(pending, TIMEOUT)
+            held.append(delivery)
+            seen.append(delivery.message.body)
+        assert sorted(seen) == [b"0", b"1", b"2", b"3", b"4"]
+        for delivery in held:
+            await delivery.ack()
+        assert await transport.size(queue) == 0
+
+
+async def check_order(make: TransportFactory, queue: str) -> None:
+    """One queue is first-in first-out; with several, the earlier queue is served first."""
+    other = f"{queue}.later"
+    async with make() as transport:
+        for name in (queue, other):
+            await transport.declare(name)
+        await transport.publish(message(b"later"), routing_key=other)
+        for i in range(3):
+            await transport.publish(message(f"m{i}".encode()), routing_key=queue)
+        consumer = transport.consume([queue, other], prefetch=1)
+        bodies = []
+        for _ in range(4):
+            delivery = await next_delivery(consumer)
+            bodies.append(delivery.message.body)
+            await delivery.ack()
+        assert bodies == [b"m0", b"m1", b"m2", b"later"], bodies
+
+
+async def check_priority(make: TransportFactory, queue: str) -> None:
+    """Messages waiting together come out in the broker's priority order."""
+    async with make() as transport:
+        await transport.declare(queue)
+        for priority in (0, 9, 5):
+            sent = Message(body=str(priority).encode(), properties={"priority": priority})
+            await transport.publish(sent, routing_key=queue)
+        await wait_for(lambda: _size_is(transport, queue, 3), what="3 messages ready")
+        consumer = transport.consume([queue], prefetch=1)
+        bodies = []
+        for _ in range(3):
+            delivery = await next_delivery(consumer)
+            bodies.append(delivery.message.body)
+            await delivery.ack()
+        expected = [b"9", b"5", b"0"] if make.higher_priority_first else [b"0", b"5", b"9"]
+        assert bodies == expected, bodies
+
+
+async def check_size_and_purge(make: TransportFactory, queue: str) -> None:
+    """size counts waiting messages, not delivered ones; purge deletes the waiting ones and counts them."""
+    async with make() as transport:
+        await transport.declare(queue)
+        assert await transport.size(queue) == 0
+        for i in range(4):
+            await transport.publish(message(str(i).encode()), routing_key=queue)
+        await wait_for(lambda: _size_is(transport, queue, 4), what="size 4")
+        delivery = await next_delivery(transport.consume([queue], prefetch=1))
+        await wait_for(lambda: _size_is(transport, queue, 3), what="size 3 with one delivered")
+        assert await transport.purge(queue) == 3
+        assert await transport.size(queue) == 0
+        await delivery.ack()
+        assert await transport.purge(queue) == 0
+
+
+async def check_broadcast(make: TransportFactory, queue: str) -> None:
+    """A broadcast reaches every current subscriber of its channel, not later ones nor other channels."""
+    channel, elsewhere = f"{queue}.bcast", f"{queue}.other"
+    async with make() as sender, make() as receiver:
+        first = await receiver.subscribe([channel])
+        second = await sender.subscribe([channel])
+        other = await receiver.subscribe([elsewhere])
+        await sender.fanout(channel, message(b"one", n=1))
+        for subscription in (first, second):
+            got_channel, got = await next_broadcast(subscription)
+            assert got_channel == channel
+            assert got.body == b"one" and dict(got.headers) == {"n": 1}
+        late = await receiver.subscribe([channel])
+        await sender.fanout(channel, message(b"two"))
+        await sender.fanout(elsewhere, message(b"three"))
+        assert (await next_broadcast(late))[1].body == b"two"  # "one" was before it subscribed
+        assert (await next_broadcast(other))[1].body == b"three"  # never "one" nor "two"
+        await late.close()
+        await late.close()
+
+
+async def check_close(make: TransportFactory, queue: str) -> None:
+    """close ends consumers and subscriptions, may be called twice; any use after it raises."""
+    transport = make()
+    await transport.connect()
+    await transport.declare(queue)
+    consumer = transport.consume([queue], prefetch=1)
+    subscription = await transport.subscribe([f"{queue}.bcast"])
+    waiting = [asyncio.ensure_future(anext(consumer)), asyncio.ensure_future(anext(subscription))]
+    assert await is_pending(waiting[0], 0.05)
+    await transport.close()
+    await transport.close()
+    for task in waiting:
+        with raises(StopAsyncIteration):
+            await asyncio.wait_for(task, TIMEOUT)
+    with raises(errors.TransportClosed):
+        await transport.publish(message(b"late"), routing_key=queue)
+    with raises(errors.TransportClosed):
+        await anext(transport.consume([queue], prefetch=1))
+    with raises(errors.TransportClosed):
+        await transport.fanout(f"{queue}.bcast", message(b"late"))
+    with raises(errors.TransportClosed):
+        await transport.subscribe([f"{queue}.bcast"])
+    with raises(errors.TransportClosed):
+        await transport.size(queue)
+    with raises(errors.TransportClosed):
+        await transport.purge(queue)
+    with raises(errors.TransportClosed):
+        await transport.declare(queue)
+
+
+async def check_cancel(make: TransportFactory, queue: str) -> None:
+    """cancel wakes a pending __anext__ with StopAsyncIteration; a delivery in hand can still be acked."""
+    async with make() as transport:
+        await transport.declare(queue)
+        await transport.publish(message(b"in hand"), routing_key=queue)
+        consumer = transport.consume([queue], prefetch=2)
+        delivery = await next_delivery(consumer)
+        pending = asyncio.ensure_future(anext(consumer))
+        assert await is_pending(pending, 0.05)
+        await consumer.cancel()
+        with raises(StopAsyncIteration):
+            await asyncio.wait_for(pending, TIMEOUT)
+        await delivery.ack()
+        await transport.publish(message(b"marker"), routing_key=queue)
+        marker = await next_delivery(transport.consume([queue], prefetch=1))
+        assert marker.message.body == b"marker"
+        await marker.ack()
+
+
+async def check_add_queue(make: TransportFactory, queue: str) -> None:
+    other = f"{queue}.added"
+    async with make() as transport:
+        await transport.declare(queue)
+        consumer = transport.consume([queue], prefetch=1)
+        await consumer.add_queue(other)
+        assert consumer.queues == (queue, other)
+        await transport.publish(message(b"there"), routing_key=other)
+        delivery = await next_delivery(consumer)
+        assert delivery.message.body == b"there" and delivery.queue == other
+        await delivery.ack()
+        await consumer.remove_queue(other)
+        assert list(consumer.queues) == [queue]
+
+
+async def check_concurrent_acks(make: TransportFactory, queue: str) -> None:
+    """Many deliveries acked from concurrent tasks: each message is delivered once, and all are gone."""
+    count = 60
+    async with make() as transport:
+        await transport.declare(queue)
+        await asyncio.gather(
+            *(transport.publish(message(b"%d" % i), routing_key=queue) for i in range(count))
+        )
+        consumer = transport.consume([queue], prefetch=16)
+        seen: list[bytes] = []
+        acks: list[asyncio.Task[None]] = []
+        while len(seen) < count:
+            delivery = await next_delivery(consumer)
+            seen.append(delivery.message.body)
+            acks.append(asyncio.create_task(delivery.ack()))
+        await asyncio.gather(*acks)
+        assert sorted(seen) == sorted(b"%d" % i for i in range(count))
+        assert await transport.size(queue) == 0
+
+
+async def check_delayed_delivery(make: TransportFactory, queue: str) -> None:
+    """With has_delayed_delivery, a not_before message is not delivered early; later ones pass it."""
+    async with make() as transport:
+        if not transport.has_delayed_delivery:
+            return
+        await transport.declare(queue)
+        not_before = time.time() + 0.5
+        await transport.publish(message(b"delayed"), routing_key=queue, not_before=not_before)
+        await transport.publish(message(b"now"), routing_key=queue)
+        consumer = transport.consume([queue], prefetch=2)
+        first = await next_delivery(consumer)
+        assert first.message.body == b"now"
+        second = await next_delivery(consumer)
+        assert second.message.body == b"delayed"
+        assert time.time() >= not_before, "delivered before not_before"
+        for delivery in (first, second):
+            await delivery.ack()
+
+
+async def _size_is(transport: Transport, queue: str, expected: int) -> bool:
+    return await transport.size(queue) == expected
+
+
+TRANSPORT_CHECKS: tuple[TransportCheck, ...] = (
+    check_round_trip,
+    check_ack_removes,
+    check_reject_requeue_redelivers,
+    check_reject_drops,
+    check_unacked_comes_back,
+    check_prefetch_limit,
+    check_order,
+    check_priority,
+    check_size_and_purge,
+    check_broadcast,
+    check_close,
+    check_cancel,
+    check_add_queue,
+    check_concurrent_acks,
+    check_delayed_delivery,
+)
+
+
+# -- backend checks ----------------------------------------------------------------------------------------
+
+
+def task_meta(task_id: str, status: str, result: Any = None, **extended: Any) -> TaskMeta:
+    """A record as a worker stores it (``date_done`` only for ready states)."""
+    meta = TaskMeta(
+        task_id=task_id,
+        status=status,
+        result=result,
+        traceback=None,
+        children=[],
+        date_done="2026-11-23T19:22:32.474739+00:00" if status in READY_STATES else None,
+    )
+    meta.update(extended)  # type: ignore[typeddict-item]
+    return meta
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def check_missing_is_pending(make: BackendFactory) -> None:
+    async with make() as backend:
+        task_id = _new_id()
+        assert await backend.get_meta(task_id) == pending_meta(task_id)
+
+
+async def check_store_and_get(make: BackendFactory) -> None:
+    """A stored record reads back equal, extended fields included; a later store replaces it."""
+    async with make() as backend:
+        task_id = _new_id()
+        await backend.store(task_meta(task_id, "STARTED", {"pid": 1, "hostname": "w@h"}))
+        assert (await backend.get_meta(task_id))["status"] == "STARTED"
+        stored = task_meta(
+            task_id, "SUCCESS", {"sum": [1, 2.5, "x", None]}, name="t.add", args=[2, 3], kwargs={}, retries=0
+        )
+        await backend.store(stored)
+        assert await backend.get_meta(task_id) == stored
+
+
+async def check_success_not_replaced(make: BackendFactory) -> None:
+    """SUCCESS is final: a later FAILURE or STARTED does not replace it (FAILURE itself can be replaced)."""
+    async with make() as backend:
+        task_id = _new_id()
+        await backend.store(task_meta(task_id, "FAILURE", {"exc_type": "KeyError", "exc_message": ["k"]}))
+        await backend.store(task_meta(task_id, "SUCCESS", 5))
+        await backend.store(task_meta(task_id, "FAILURE", {"exc_type": "KeyError", "exc_message": ["k"]}))
+        await backend.store(task_meta(task_id, "STARTED"))
+        meta = await backend.get_meta(task_id)
+        assert (meta["status"], meta["result"]) == ("SUCCESS", 5)
+
+
+async def check_wait(make: BackendFactory) -> None:
+    """wait returns the ready record stored later through another connection, skipping non-ready states."""
+    async with make() as waiter, make() as worker:
+        task_id = _new_id()
+        waiting = asyncio.ensure_future(waiter.wait(task_id, timeout=TIMEOUT))
+        await worker.store(task_meta(task_id, "STARTED"))
+        assert await is_pending(waiting, 0.1), "wait returned for a non-ready state"
+        await worker.store(task_meta(task_id, "SUCCESS", [1, 2]))
+        meta = await asyncio.wait_for(waiting, TIMEOUT)
+        assert (meta["status"], meta["result"]) == ("SUCCESS", [1, 2])
+        assert (await waiter.wait(task_id, timeout=1.0))["status"] == "SUCCESS"  # already ready: at once
+
+
+async def check_wait_many(make: BackendFactory) -> None:
+    """Concurrent waits on many tasks each get their own record (stored through the same backend)."""
+    async with make() as backend:
+        ids = [_new_id() for _ in range(30)]
+        waits = [asyncio.ensure_future(backend.wait(task_id, timeout=TIMEOUT)) for task_id in ids]
+        await asyncio.gather(*(backend.store(task_meta(t, "SUCCESS", t)) for t in ids))
+        results = await asyncio.wait_for(asyncio.gather(*waits), TIMEOUT)
+        assert [meta["result"] for meta in results] == ids
+
+
+async def check_wait_timeout(make: BackendFactory) -> None:
+    """wait raises celeriac.errors.TimeoutError (also a builtin TimeoutError) when nothing is ready."""
+    async with make() as backend:
+        task_id = _new_id()
+        await backend.store(task_meta(task_id, "STARTED"))
+        started = time.monotonic()
+        with raises(errors.TimeoutError):
+            await backend.wait(task_id, timeout=0.2)
+        assert 0.15 <= time.monotonic() - started < TIMEOUT
+        assert issubclass(errors.TimeoutError, TimeoutError)
+
+
+async def check_forget(make: BackendFactory) -> None:
+    async with make() as backend:
+        task_id = _new_id()
+        await backend.store(task_meta(task_id, "SUCCESS", 1))
+        await backend.forget(task_id)
+        assert (await backend.get_meta(task_id))["status"] == "PENDING"
+        await backend.forget(task_id)  # forgetting nothing is fine
+
+
+async def check_expiry(make: BackendFactory) -> None:
+    """A record stored with ``expires`` reads as PENDING once it expires; a kept one stays."""
+    async with make() as backend:
+        short, kept = _new_id(), _new_id()
+        await backend.store(task_meta(short, "SUCCESS", 1), expires=0.5)
+        await backend.store(task_meta(kept, "SUCCESS", 2))
+        assert (await backend.get_meta(short))["status"] == "SUCCESS"
+
+        async def expired() -> bool:
+            return (await backend.get_meta(short))["status"] == "PENDING"
+
+        await wait_for(expired, what="the record expired")
+        assert (await backend.get_meta(kept))["status"] == "SUCCESS"
+        await backend.store(task_meta(short, "SUCCESS", 3))  # an expired SUCCESS no longer blocks a store
+        assert (await backend.get_meta(short))["result"] == 3
+
+
+async def check_backend_close(make: BackendFactory) -> None:
+    """close may be called twice; a pending wait ends with BackendError; use after close raises it too."""
+    backend = make()
+    await backend.connect()
+    waiting = asyncio.ensure_future(backend.wait(_new_id(), timeout=TIMEOUT))
+    assert await is_pending(waiting, 0.05)
+    await backend.close()
+    await backend.close()
+    with raises(errors.BackendError):
+        await asyncio.wait_for(waiting, TIMEOUT)
+    with raises(errors.BackendError):
+        await backend.store(task_meta(_new_id(), "SUCCESS"))
+    with raises(errors.BackendError):
+        await backend.get_meta(_new_id())
+
+
+BACKEND_CHECKS: tuple[BackendCheck, ...] = (
+    check_missing_is_pending,
+    check_store_and_get,
+    check_success_not_replaced,
+    check_wait,
+    check_wait_many,
+    check_wait_timeout,
+    check_forget,
+    check_expiry,
+    check_backend_close,
+)
+
+
+def check_id(check: Callable[..., Any]) -> str:
+    """A short test id for a check: its name without ``check_``."""
+    return check.__name__.removeprefix("check_")
+
+
+def with_options(make: TransportFactory, **changes: Any) -> TransportFactory:
+    """``make`` whose default options have ``changes`` applied (e.g. ``max_deliveries=2``)."""
+    base = make.make
+    return replace(make, make=lambda options: base(replace(options, **changes)))
+
+
+__all__ = [
+    "BACKEND_CHECKS",
+    "TRANSPORT_CHECKS",
+    "BackendFactory",
+    "TransportFactory",
+    "check_id",
+    "is_pending",
+    "next_broadcast",
+    "next_delivery",
+    "raises",
+    "task_meta",
+    "wait_for",
+    "with_options",
+]

@@ -1,0 +1,206 @@
+"""The one small async interface every broker implements, and the promises each part of it keeps.
+
+A transport moves `Message` objects between producers and workers. Its promises:
+
+* ``publish`` returns only once the broker has the message (SQLite commit, Redis reply, AMQP confirm).
+* ``consume`` yields `Delivery` objects; at most ``prefetch`` of them are un-acked at any moment (``prefetch=0``
+  means no limit). A delivery that is neither acked nor rejected when its consumer dies is delivered again
+  (SQLite lease expiry, Redis visibility timeout, AMQP channel close).
+* ``Delivery.ack`` removes the message for good; ``Delivery.reject(requeue=True)`` makes it deliverable again
+  now, ``reject(requeue=False)`` drops it (or dead-letters it where the transport supports that).
+* ``fanout``/``subscribe`` broadcast to every current subscriber of a channel; a subscriber that is not
+  listening misses the message (as on Celery's brokers).
+* ``close`` may be called twice and always releases everything; any other call after it raises
+  `TransportClosed`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from celeriac.protocol.message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """The transport-level settings (``broker_transport_options`` plus a few broker_* settings).
+
+    Attributes:
+        visibility_timeout: seconds a delivered, un-acked message stays invisible before it is redelivered.
+        polling_interval: longest pause between two looks at an idle queue (transports that poll).
+        max_deliveries: deliveries after which a message is dead-lettered instead (transports that count them).
+        extra: every other ``broker_transport_options`` key, for the transport to interpret.
+    """
+
+    visibility_timeout: float = 3600.0
+    polling_interval: float = 0.05
+    max_deliveries: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Delivery(abc.ABC):
+    """One message handed to one consumer, to be acked or rejected exactly once.
+
+    Attributes:
+        message: the message as published.
+        queue: the queue it came from.
+        exchange: the exchange it was published to ("" for the default exchange).
+        routing_key: the routing key it was published with.
+        redelivered: True when the broker delivered it before and it was not acked.
+        delivery_tag: the transport's handle for it, unique among this consumer's deliveries.
+    """
+
+    message: Message
+    queue: str
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    delivery_tag: str
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Celery's ``delivery_info`` dict for this delivery."""
+        return {
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "priority": self.message.priority,
+            "redelivered": self.redelivered,
+        }
+
+    @abc.abstractmethod
+    async def ack(self) -> None:
+        """Remove the message for good. Acking twice, or after a reject, does nothing."""
+
+    @abc.abstractmethod
+    async def reject(self, requeue: bool = False) -> None:
+        """Give the message up: back to its queue now with ``requeue``, else dropped (or dead-lettered)."""
+
+
+class Consumer(abc.ABC):
+    """An async iterator of deliveries from some queues, with at most ``prefetch`` un-acked.
+
+    ``cancel()`` stops fetching new messages; deliveries already handed out can still be acked or rejected.
+    Iteration ends after ``cancel()`` or when the transport closes; it raises `ConnectionLost` when the
+    link breaks.
+    """
+
+    def __aiter__(self) -> Self:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> Delivery:
+        """The next delivery; waits while the queues are empty or the prefetch window is full."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop fetching; wake a pending ``__anext__`` with StopAsyncIteration."""
+
+    @abc.abstractmethod
+    def set_prefetch(self, prefetch: int) -> None:
+        """Change the prefetch window (0 = unlimited); takes effect on the next fetch."""
+
+    @property
+    @abc.abstractmethod
+    def queues(self) -> tuple[str, ...]:
+        """The queues this consumer reads, in priority order."""
+
+    @abc.abstractmethod
+    async def add_queue(self, queue: str) -> None:
+        """Start consuming one more queue too (declares it)."""
+
+    @abc.abstractmethod
+    async def remove_queue(self, queue: str) -> None:
+        """Stop consuming a queue; its un-acked deliveries stay ackable."""
+
+
+class Subscription(abc.ABC):
+    """An async iterator of the messages broadcast on some channels since it was opened."""
+
+    def __aiter__(self) -> Self:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> tuple[str, Message]:
+        """The next ``(channel, message)``; waits until one is broadcast."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop listening; a pending ``__anext__`` ends with StopAsyncIteration."""
+
+
+class Transport(abc.ABC):
+    """A connection to one broker.
+
+    Constructors store their arguments and do no I/O; ``connect()`` (or ``async with``) opens the link.
+
+    Attributes:
+        url: the broker URL with any password replaced by ``***`` (safe to log).
+        has_broadcast: True when ``fanout``/``subscribe`` work on this broker.
+        has_delayed_delivery: True when ``publish(..., not_before=t)`` keeps the message in the broker,
+            invisible, until ``t`` (so workers need not hold ETA tasks in memory).
+    """
+
+    url: str
+    has_broadcast: bool = True
+    has_delayed_delivery: bool = False
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the link to the broker. Raises `ConnectionLost` when it cannot be reached."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release everything; idempotent. Open consumers and subscriptions end."""
+
+    @abc.abstractmethod
+    async def declare(self, queue: str) -> None:
+        """Make sure ``queue`` exists (bound to the default/direct exchange of the same name)."""
+
+    @abc.abstractmethod
+    async def publish(
+        self,
+        message: Message,
+        routing_key: str,
+        exchange: str = "",
+        *,
+        not_before: float | None = None,
+    ) -> None:
+        """Put ``message`` on the queue ``routing_key`` routes to; returns once the broker has it.
+
+        ``not_before`` (a Unix time) is a hint: transports with ``has_delayed_delivery`` keep the message
+        invisible until then; the others deliver it at once and the worker waits.
+        """
+
+    @abc.abstractmethod
+    def consume(self, queues: Sequence[str], prefetch: int) -> Consumer:
+        """A consumer of ``queues`` (earlier queues first when several have messages)."""
+
+    @abc.abstractmethod
+    async def fanout(self, channel: str, message: Message) -> None:
+        """Broadcast ``message`` to every current subscriber of ``channel``."""
+
+    @abc.abstractmethod
+    async def subscribe(self, channels: Sequence[str]) -> Subscription:
+        """Start listening on ``channels``; messages broadcast after this returns are received."""
+
+    @abc.abstractmethod
+    async def purge(self, queue: str) -> int:
+        """Delete every ready message in ``queue``; return how many."""
+
+    @abc.abstractmethod
+    async def size(self, queue: str) -> int:
+        """How many messages wait in ``queue`` (not counting delivered, un-acked ones)."""
+

@@ -1,0 +1,196 @@
+"""The Redis broker, byte-compatible with kombu's Redis transport (celery-wire.md §2): Celery clients and
+workers, ``celery inspect``/``events`` and Flower share queues, bindings, unacked bookkeeping and fanout
+channels with celeriac.
+
+What celeriac adds on the same bytes (see `redis_consumer` and `redis_restore`):
+
+* the move from a queue into ``unacked`` is one Lua script, so no crash or dropped connection loses a message;
+* an idle consumer blocks (``BLMOVE`` of a list onto itself) instead of polling;
+* live consumers renew their in-flight deliveries, so ``visibility_timeout`` only restores dead consumers'
+  messages (a long task or a far ETA is not run twice);
+* each delivery is counted; past ``max_deliveries`` a message goes to the list ``<queue>.dead`` (itself a
+  queue any kombu or celeriac consumer can read);
+* acks are pipelined, fetches take up to the free prefetch window per round trip.
+
+Fanout mapping: a channel is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; it is published on kombu's
+Redis channel ``/<db>.<channel>`` (after ``global_keyprefix``). So ``fanout("celeryev/worker.heartbeat", m)``
+is what Celery's event dispatcher sends, ``fanout("celery.pidbox", m)`` a remote-control broadcast, and
+``subscribe(["celeryev/*"])`` (or ``"celeryev/#"``) receives every event, ``subscribe(["celery.pidbox"])``
+every control command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from celeriac.errors import TransportClosed
+from celeriac.protocol.message import Message
+from celeriac.transports import redis_envelope
+from celeriac.transports.base import Transport, TransportOptions
+from celeriac.transports.redis_acks import AckBatcher
+from celeriac.transports.redis_connection import database, make_client, raw_connection, redact
+from celeriac.transports.redis_consumer import RedisConsumer
+from celeriac.transports.redis_ops import RedisOps
+from celeriac.transports.redis_pubsub import RedisSubscription
+from celeriac.transports.redis_restore import Restorer
+from celeriac.transports.redis_settings import settings_from
+
+log = logging.getLogger("celeriac.transports.redis")
+
+
+class RedisTransport(Transport):
+    """A connection to one Redis database, speaking kombu's Redis transport protocol.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``redis+socket://`` URL (see `redis_connection`).
+        options: transport options; ``extra`` holds kombu's ``broker_transport_options`` (see
+            `redis_settings.RedisSettings` for every key read).
+
+    Raises:
+        ConfigurationError: a bad URL or option (no I/O happens here).
+    """
+
+    has_broadcast = True
+    has_delayed_delivery = False
+
+    def __init__(self, url: str, options: TransportOptions | None = None) -> None:
+        self.url = redact(url)
+        self.options = options or TransportOptions()
+        extra = self.options.extra
+        self._client = make_client(url, extra)
+        self.settings = settings_from(self.options, database(self._client))
+        # Blocking waits get their own pool, whose read timeout outlasts a wait.
+        socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
+        self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout)
+        self.ops = RedisOps(self._client, self._blocking, self.settings, self.url)
+        self.acks = AckBatcher(self.ops.ack, self.settings.ack_batch)
+        self._restorer: asyncio.Task[None] | None = None
+        self._consumers: set[RedisConsumer] = set()
+        self._subscriptions: set[RedisSubscription] = set()
+        self._closed = False
+
+    def check_open(self) -> None:
+        """Raise `TransportClosed` once `close` was called."""
+        if self._closed:
+            raise TransportClosed(f"the transport for {self.url} is closed")
+
+    async def connect(self) -> None:
+        """Check that Redis answers. Raises `ConnectionLost` when it cannot be reached."""
+        self.check_open()
+        await self.ops.ping()
+
+    async def close(self) -> None:
+        """Restore un-acked deliveries to their queues, end consumers and subscriptions, drop connections.
+
+        Idempotent; the connections are released even when Redis is unreachable.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.acks.close()
+            for consumer in list(self._consumers):
+                await consumer.close()
+            for subscription in list(self._subscriptions):
+                await subscription.close()
+            if self._restorer is not None:
+                self._restorer.cancel()
+                await asyncio.wait([self._restorer], timeout=5.0)
+        finally:
+            self._consumers.clear()
+            self._subscriptions.clear()
+            await self._client.aclose()
+            await self._blocking.aclose()
+
+    # -- queues ------------------------------------------------------------------------------------------------
+
+    async def declare(self, queue: str) -> None:
+        """Bind ``queue`` to the direct exchange of the same name (``_kombu.binding.<queue>``, §2.3).
+
+        Creates no list: Redis creates it with the first message, as kombu's declare does.
+        """
+        self.check_open()
+        await self.ops.declare(queue, exchange=queue, routing_key=queue)
+
+    async def bind(self, queue: str, exchange: str, routing_key: str, pattern: str = "") -> None:
+        """Bind ``queue`` to ``exchange`` for ``routing_key`` (``pattern``: the regex of a topic binding)."""
+        self.check_open()
+        await self.ops.declare(queue, exchange=exchange, routing_key=routing_key, pattern=pattern)
+
+    async def publish(
+        self,
+        message: Message,
+        routing_key: str,
+        exchange: str = "",
+        *,
+        not_before: float | None = None,
+    ) -> None:
+        """LPUSH the envelope to the list of every queue the exchange routes to; returns once Redis has it.
+
+        The anonymous exchange ``""`` routes to the queue named ``routing_key``; a named exchange through its
+        bindings (a message nothing is bound for is dropped, as kombu drops it). ``not_before`` is ignored:
+        Redis has no delayed delivery, the worker holds early messages.
+
+        Raises:
+            TypeError: a header or property has no JSON form.
+            ConnectionLost: the link broke (the message may or may not have been stored).
+        """
+        self.check_open()
+        payload = redis_envelope.encode(message, exchange, routing_key)
+        queues = await self.ops.route(exchange, routing_key)
+        if not queues:
+            log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, routing_key)
+            return
+        await self.ops.push([self.settings.keys.queue(queue, message.priority) for queue in queues], payload)
+
+    def consume(self, queues: Sequence[str], prefetch: int) -> RedisConsumer:
+        """A consumer of ``queues`` (declared when it starts); see `redis_consumer` for how it behaves."""
+        self.check_open()
+        consumer = RedisConsumer(self, queues, prefetch)
+        self._consumers.add(consumer)
+        return consumer
+
+    async def consumer_started(self, consumer: RedisConsumer) -> None:
+        """Declare the consumer's queues and make sure the restorer runs (called on its first fetch)."""
+        for queue in consumer.queues:
+            await self.declare(queue)
+        if self._restorer is None or self._restorer.done():
+            self._restorer = asyncio.create_task(Restorer(self.ops).run(), name="celeriac-redis-restore")
+
+    async def purge(self, queue: str) -> int:
+        """Delete every ready message of ``queue`` (all priority lists); returns how many."""
+        self.check_open()
+        return await self.ops.purge(queue)
+
+    async def size(self, queue: str) -> int:
+        """Ready messages in ``queue`` (all priority lists; delivered, un-acked ones do not count)."""
+        self.check_open()
+        return await self.ops.size(queue)
+
+    @staticmethod
+    def dead_letter_queue(queue: str) -> str:
+        """The name of the queue holding ``queue``'s dead letters (consume or purge it like any queue)."""
+        return f"{queue}.dead"
+
+    # -- broadcast ---------------------------------------------------------------------------------------------
+
+    async def fanout(self, channel: str, message: Message) -> None:
+        """PUBLISH the envelope on the Redis channel of ``channel`` (``exchange`` or ``exchange/routing_key``)."""
+        self.check_open()
+        exchange, _, routing_key = channel.partition("/")
+        payload = redis_envelope.encode(message, exchange, routing_key)
+        await self.ops.publish(self.settings.keys.fanout_channel(channel), payload)
+
+    async def subscribe(self, channels: Sequence[str]) -> RedisSubscription:
+        """Listen on ``channels`` (``#``/``*`` wildcards allowed); returns once Redis confirmed."""
+        self.check_open()
+        subscription = RedisSubscription(raw_connection(self._client), self.settings.keys, self.url)
+        try:
+            await subscription.open(channels)
+        except BaseException:
+            await subscription.close()
+            raise
+        self._subscriptions.add(subscription)
+        return subscription

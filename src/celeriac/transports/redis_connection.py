@@ -1,0 +1,156 @@
+"""Redis URLs, client construction and the translation of redis-py errors; the one place that knows redis-py's
+connection API (the result backend uses it too).
+
+URLs: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS; ``ssl_*`` query parameters or
+options), and kombu's ``redis+socket:///path/to/redis.sock[?virtual_host=db]`` for a Unix socket.
+
+A command that finds its connection broken (killed while idle, server restarted) is sent once more on a
+fresh connection; if that fails too, the caller gets `ConnectionLost`. Nothing else is retried. The price of
+the one retry: a command whose *reply* was lost may have run twice (an LPUSH publishes a duplicate, which
+at-least-once delivery allows; a fetch script's first batch waits in ``unacked`` for the visibility timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_exc
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from celeriac.errors import ConfigurationError, ConnectionLost, TransportError
+
+SCHEMES = ("redis", "rediss", "redis+socket")
+_SECRET_PARAMS = frozenset({"password"})
+
+
+def redact(url: str) -> str:
+    """``url`` with the password (in the user info or a ``password=`` parameter) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else netloc
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(k in _SECRET_PARAMS for k, _ in pairs):
+        query = urlencode([(k, "***" if k in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret: keep the URL exactly as given
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redis_py_url(url: str) -> str:
+    """The URL in a form redis-py parses: ``redis+socket://`` becomes ``unix://`` with ``db`` set."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ConfigurationError(f"not a Redis URL: {redact(url)!r} (expected one of {', '.join(SCHEMES)})")
+    if parts.scheme != "redis+socket":
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    db = next((v for k, v in pairs if k in ("virtual_host", "db")), "0") or "0"
+    rest = [(k, v) for k, v in pairs if k not in ("virtual_host", "db")]
+    return f"unix://{parts.netloc}{parts.path}?{urlencode([('db', db), *rest])}"
+
+
+def client_name(options: dict[str, Any]) -> str:
+    """The ``CLIENT SETNAME`` of our connections: the ``client_name`` option, else ``celeriac-<host>-<pid>``."""
+    name = options.get("client_name")
+    if name:
+        return str(name)
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname())
+    return f"celeriac-{host}-{os.getpid()}"
+
+
+def make_client(url: str, options: dict[str, Any], *, socket_timeout: float | None = None) -> aioredis.Redis:
+    """A client with its own connection pool for ``url``. No I/O.
+
+    ``options`` are transport options; used here: ``client_name``, ``socket_connect_timeout`` (default 10 s),
+    ``socket_timeout`` (default 30 s, overridden by the argument), ``socket_keepalive`` (default on),
+    ``max_connections``, and any ``ssl_*`` key (as Celery's ``broker_use_ssl``/``redis_backend_use_ssl``).
+
+    Raises:
+        ConfigurationError: not a Redis URL, or a parameter redis-py refuses.
+    """
+    kwargs: dict[str, Any] = {
+        "client_name": client_name(options),
+        "socket_connect_timeout": options.get("socket_connect_timeout", 10.0),
+        "socket_timeout": socket_timeout if socket_timeout is not None else options.get("socket_timeout", 30.0),
+        "socket_keepalive": options.get("socket_keepalive", True),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis_exc.ConnectionError,)),
+        "health_check_interval": options.get("health_check_interval", 0),
+        # RESP2, as kombu and Celery speak it: pub/sub messages are plain replies to read_response(), not
+        # RESP3 pushes that redis-py 8 (whose default is RESP3) would route to a push handler instead.
+        "protocol": 2,
+    }
+    if options.get("max_connections"):
+        kwargs["max_connections"] = int(options["max_connections"])
+    if urlsplit(url).scheme == "rediss":
+        ssl = options.get("ssl")
+        tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
+        kwargs.update({k: v for k, v in tls.items() if k.startswith("ssl_")})
+    try:
+        return aioredis.Redis.from_url(_redis_py_url(url), **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"bad Redis URL {redact(url)!r}: {exc}") from exc
+
+
+def database(client: aioredis.Redis) -> int:
+    """The database number the client selects (part of fanout channel names)."""
+    return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+
+
+def raw_connection(client: aioredis.Redis) -> AbstractConnection:
+    """A new connection outside the pool, configured like the pool's but without a read timeout (pub/sub
+    connections wait for messages indefinitely; TCP keepalive notices a dead peer). No I/O."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+    connection: AbstractConnection = pool.connection_class(**kwargs)
+    return connection
+
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    redis_exc.ConnectionError,
+    redis_exc.TimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def redis_errors(
+    where: str, lost: type[Exception] = ConnectionLost, other: type[Exception] = TransportError
+) -> Iterator[None]:
+    """Turn redis-py (and socket) errors into celeriac's: a broken link into ``lost``, the rest into ``other``.
+
+    ``where`` must already be redacted: it goes into the message.
+    """
+    try:
+        yield
+    except redis_exc.AuthenticationError as exc:
+        raise other(f"redis at {where}: authentication failed: {exc}") from exc
+    except CONNECTION_ERRORS as exc:
+        raise lost(f"redis at {where}: {exc or type(exc).__name__}") from exc
+    except redis_exc.RedisError as exc:
+        raise other(f"redis at {where}: {exc}") from exc
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the current task was cancelled but the cancellation was swallowed.
+
+    redis-py 8.1's asyncio client can swallow ``task.cancel()`` when it arrives while a connection is being
+    set up (the command then completes normally). Loops that must stop when cancelled call this at their
+    head; ``Task.cancelling()`` still counts the lost request.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

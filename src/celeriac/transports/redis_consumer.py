@@ -1,0 +1,349 @@
+"""Consuming from Redis lists: the prefetch window, crash-safe fetches, blocking waits, renewal of in-flight
+deliveries, ack/reject.
+
+How a message travels (celery-wire.md §2.2, §2.5):
+
+1. **Fetch.** The script `redis_lua.FETCH` pops up to the free prefetch window from the queue lists, in
+   kombu's BRPOP order, and in the same atomic step records each message in ``unacked``/``unacked_index``
+   and counts the delivery. A message is always in a list, in ``unacked``, or in a dead-letter list; a
+   consumer that crashes, or a connection that drops, between two steps cannot lose it.
+2. **Wait.** When a fetch finds every list empty the consumer blocks, without polling, on one
+   ``BLMOVE key key RIGHT RIGHT`` per list (a rotation of the list onto itself: the list is unchanged, so
+   nothing is taken; it just returns once the list is non-empty). Then it fetches again with the script.
+   No wake-up is lost: a watcher only (re)blocks after a fetch found the lists empty, and BLMOVE returns at
+   once for a list that is already non-empty. A wake-up for a message another consumer takes first only
+   costs one empty fetch. No message is duplicated: only the script takes messages, and it takes each once.
+3. **Renew.** While the consumer lives it re-scores its in-flight deliveries in ``unacked_index`` every
+   ``renew_interval`` (``ZADD XX``), so a task that runs longer than ``visibility_timeout`` is not restored
+   to another worker. When it dies the renewals stop and any live consumer's restorer
+   (`redis_restore.Restorer`) puts the messages back after ``visibility_timeout``.
+4. **Settle.** Acks are batched (`redis_acks.AckBatcher`); reject with requeue LPUSHes the message back on
+   its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
+
+A broken connection raises `ConnectionLost` once from ``__anext__``; iterating again reconnects (the pool
+opens new connections). Un-acked deliveries stay ackable throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+from celeriac.errors import DecodeError, TransportError
+from celeriac.transports import redis_envelope
+from celeriac.transports.base import Consumer, Delivery
+from celeriac.transports.redis_acks import AckBatcher
+from celeriac.transports.redis_connection import raise_if_cancelled
+from celeriac.transports.redis_envelope import Envelope
+from celeriac.transports.redis_ops import Fetched, RedisOps
+
+log = logging.getLogger("celeriac.transports.redis")
+
+
+class ConsumerHost(Protocol):
+    """What a consumer needs from its transport."""
+
+    ops: RedisOps
+    acks: AckBatcher
+
+    def check_open(self) -> None:
+        """Raise TransportClosed once the transport is closed."""
+
+    async def declare(self, queue: str) -> None:
+        """Declare a queue (bind it to the exchange of the same name)."""
+
+    async def consumer_started(self, consumer: RedisConsumer) -> None:
+        """The consumer is about to fetch for the first time (declare its queues, start the restorer)."""
+
+
+def _task_id(raw: str) -> str:
+    """The task id in a raw envelope, for log lines (``?`` when there is none)."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return str(json.loads(raw).get("headers", {}).get("id") or "?")
+    return "?"
+
+
+class RedisDelivery(Delivery):
+    """One message fetched from a Redis list; ack or reject it once.
+
+    Attributes:
+        delivery_count: how many times the message has been fetched (by celeriac) including this time.
+    """
+
+    def __init__(self, consumer: RedisConsumer, envelope: Envelope, fetched: Fetched) -> None:
+        self.message = envelope.message
+        self.queue = fetched.queue
+        self.exchange = envelope.exchange
+        self.routing_key = envelope.routing_key
+        self.delivery_tag = envelope.delivery_tag
+        self.delivery_count = fetched.count
+        self.redelivered = envelope.redelivered or fetched.count > 1
+        self.envelope = envelope
+        self.list_key = fetched.list_key
+        self._consumer = consumer
+        self.settled = False
+        self._settling = False
+
+    async def ack(self) -> None:
+        """Remove the message for good (batched with concurrent acks). A second call does nothing."""
+        await self._consumer.settle(self, requeue=None)
+
+    async def reject(self, requeue: bool = False) -> None:
+        """Requeue: LPUSH back on its list (back of the queue), marked redelivered; else drop (an ack)."""
+        await self._consumer.settle(self, requeue=requeue)
+
+    def begin(self) -> bool:
+        """Claim the right to settle; False when it is settled or being settled."""
+        if self.settled or self._settling:
+            return False
+        self._settling = True
+        return True
+
+    def end(self, done: bool) -> None:
+        """Finish a settle attempt: ``done`` when Redis applied it, else it may be tried again."""
+        self._settling = False
+        self.settled = done
+
+
+class RedisConsumer(Consumer):
+    """Deliveries from some queues with at most ``prefetch`` un-acked; see the module docstring.
+
+    One task iterates a consumer; acks and rejects may come from any task.
+    """
+
+    def __init__(self, host: ConsumerHost, queues: Sequence[str], prefetch: int) -> None:
+        self._host = host
+        self._ops = host.ops
+        self._settings = host.ops.settings
+        self._queues = list(dict.fromkeys(queues))
+        self._prefetch = prefetch
+        self._ready: deque[RedisDelivery] = deque()
+        self._in_flight: dict[str, RedisDelivery] = {}  # fetched, not settled (handed out or still ready)
+        self._signal = asyncio.Event()  # something changed: credit, queues, a list filled, cancel, an error
+        self._idle = asyncio.Event()  # the last fetch found every list empty: watchers may block
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._error: TransportError | None = None
+        self._cancelled = False
+
+    # -- Consumer interface ------------------------------------------------------------------------------------
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(self._queues)
+
+    def set_prefetch(self, prefetch: int) -> None:
+        self._prefetch = prefetch
+        self._signal.set()
+
+    async def add_queue(self, queue: str) -> None:
+        self._host.check_open()
+        await self._host.declare(queue)
+        if queue not in self._queues:
+            self._queues.append(queue)
+            self._signal.set()
+
+    async def remove_queue(self, queue: str) -> None:
+        self._host.check_open()
+        if queue in self._queues:
+            self._queues.remove(queue)
+            self._signal.set()
+
+    async def cancel(self) -> None:
+        """Stop fetching; messages fetched but not yet handed out go back to the front of their queues."""
+        self._cancelled = True
+        self._signal.set()
+        self._stop_watchers()
+        await self._restore(list(self._ready))
+        self._ready.clear()
+
+    async def __anext__(self) -> RedisDelivery:
+        if self._renewer is None and not self._cancelled:
+            self._host.check_open()
+            await self._host.consumer_started(self)
+            self._renewer = asyncio.create_task(self._renew(), name="celeriac-redis-renew")
+        while True:
+            raise_if_cancelled()
+            self._signal.clear()
+            if self._ready:
+                return self._ready.popleft()
+            if self._cancelled:
+                raise StopAsyncIteration
+            self._host.check_open()
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._stop_watchers()
+                raise error
+            credit = self._credit()
+            if credit <= 0 or not self._queues:
+                await self._signal.wait()
+                continue
+            if await self._fetch(credit):
+                continue
+            self._idle.set()
+            self._start_watchers()
+            try:
+                await self._signal.wait()
+            finally:
+                self._idle.clear()
+
+    # -- settling ----------------------------------------------------------------------------------------------
+
+    async def settle(self, delivery: RedisDelivery, requeue: bool | None) -> None:
+        """Ack (``requeue`` None), drop (False) or requeue (True) ``delivery``; repeated calls do nothing."""
+        self._host.check_open()
+        if not delivery.begin():
+            return
+        done = False
+        try:
+            if requeue:
+                payload = redis_envelope.mark_redelivered(delivery.envelope)
+                await self._ops.move_back(
+                    delivery.delivery_tag,
+                    payload,
+                    [delivery.list_key],
+                    front=False,
+                    count=delivery.delivery_count,
+                )
+            else:
+                await self._host.acks.ack(delivery.delivery_tag, delivery.delivery_count)
+            done = True
+        finally:
+            delivery.end(done)
+            if done:
+                self._forget(delivery)
+
+    def _forget(self, delivery: RedisDelivery) -> None:
+        if self._in_flight.get(delivery.delivery_tag) is delivery:
+            del self._in_flight[delivery.delivery_tag]
+        self._signal.set()  # credit freed
+
+    def _credit(self) -> int:
+        limit = self._settings.fetch_limit
+        if not self._prefetch:
+            return limit
+        return min(limit, self._prefetch - len(self._in_flight))
+
+    # -- fetching ----------------------------------------------------------------------------------------------
+
+    async def _fetch(self, credit: int) -> bool:
+        """Move up to ``credit`` messages into the ready buffer; True when any list had a message."""
+        order = self._ops.keys.consume_order(self._queues)
+        delivered, dead = await self._ops.fetch(order, credit)
+        for item in dead:
+            target = self._ops.keys.dead_letter(item.queue)
+            if item.count:
+                log.warning(
+                    "task %s from queue %r moved to dead-letter list %r after %d deliveries (max_deliveries=%d)",
+                    _task_id(item.raw),
+                    item.queue,
+                    target,
+                    item.count - 1,
+                    self._settings.max_deliveries,
+                )
+            else:
+                log.error("message without a delivery tag in queue %r moved to dead-letter list %r", item.queue, target)
+        for item in delivered:
+            try:
+                envelope = redis_envelope.decode(item.raw)
+            except DecodeError as exc:
+                await self._bury_unreadable(item, exc)
+                continue
+            delivery = RedisDelivery(self, envelope, item)
+            self._in_flight[delivery.delivery_tag] = delivery
+            self._ready.append(delivery)
+        return bool(delivered or dead)
+
+    async def _bury_unreadable(self, item: Fetched, exc: DecodeError) -> None:
+        tag = ""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            tag = str(json.loads(item.raw)["properties"]["delivery_tag"])
+        target = self._ops.keys.dead_letter(item.queue)
+        if tag and await self._ops.bury(tag, item.raw, item.queue):
+            log.error("unreadable message in queue %r moved to %r: %s", item.queue, target, exc.reason)
+        else:
+            log.error("unreadable message in queue %r left in unacked: %s", item.queue, exc.reason)
+
+    # -- waiting -----------------------------------------------------------------------------------------------
+
+    def _start_watchers(self) -> None:
+        wanted = {key for _, key in self._ops.keys.consume_order(self._queues)}
+        for key in wanted - self._watchers.keys():
+            self._watchers[key] = asyncio.create_task(self._watch(key), name=f"celeriac-redis-watch {key!r}")
+        for key in self._watchers.keys() - wanted:
+            self._watchers.pop(key).cancel()
+
+    def _stop_watchers(self) -> None:
+        for task in self._watchers.values():
+            task.cancel()
+        self._watchers.clear()
+
+    async def _watch(self, key: str) -> None:
+        """Wake the consumer when ``key`` holds a message; block only while the consumer is idle."""
+        try:
+            while True:
+                raise_if_cancelled()
+                await self._idle.wait()
+                if await self._ops.wait_nonempty(key):
+                    # Not idle any more: the next fetch decides. Clearing here keeps this watcher (and
+                    # the others) from spinning on a list that stays non-empty until that fetch runs.
+                    self._idle.clear()
+                    self._signal.set()
+        except TransportError as exc:
+            self._error = exc
+            self._signal.set()
+        finally:
+            if self._watchers.get(key) is asyncio.current_task():
+                del self._watchers[key]
+
+    # -- renewal and shutdown ----------------------------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        """Keep this consumer's in-flight deliveries from expiring while it lives."""
+        while not (self._cancelled and not self._in_flight):
+            raise_if_cancelled()
+            await asyncio.sleep(self._settings.renew_interval)
+            tags = list(self._in_flight)
+            if not tags:
+                continue
+            try:
+                await self._ops.renew(tags)
+            except TransportError as exc:
+                log.warning("could not renew %d in-flight deliveries: %s", len(tags), exc)
+
+    async def _restore(self, deliveries: Sequence[RedisDelivery]) -> None:
+        """Put unsettled deliveries back at the front of their lists now (kombu restores on close too)."""
+        for delivery in deliveries:
+            if not delivery.begin():
+                continue
+            done = False
+            try:
+                payload = redis_envelope.mark_redelivered(delivery.envelope)
+                await self._ops.move_back(
+                    delivery.delivery_tag, payload, [delivery.list_key], front=True, count=delivery.delivery_count
+                )
+                done = True
+            except TransportError as exc:
+                log.warning(
+                    "could not restore delivery %s now (visibility timeout will): %s", delivery.delivery_tag, exc
+                )
+                return
+            finally:
+                delivery.end(done)
+                if done:
+                    self._forget(delivery)
+
+    async def close(self) -> None:
+        """Stop everything and restore every unsettled delivery (the transport is closing)."""
+        self._cancelled = True
+        self._signal.set()
+        self._stop_watchers()
+        if self._renewer is not None:
+            self._renewer.cancel()
+        await self._restore(list(self._in_flight.values()))
+        self._ready.clear()

@@ -1,0 +1,151 @@
+"""kombu's Redis envelope: a `Message` as the JSON object kombu stores in lists and publishes; no I/O.
+
+The layout is celery-wire.md §2.1, with kombu's key order so the bytes match what kombu writes::
+
+    {"body": <base64>, "content-encoding": ..., "content-type": ..., "headers": {...},
+     "properties": {<other properties>, "delivery_mode": 2, ["expiration": ...,]
+                    "delivery_info": {"exchange": ..., "routing_key": ...}, "priority": 0,
+                    "body_encoding": "base64", "delivery_tag": <uuid4>}}
+
+The unacked hash stores ``[envelope, exchange, routing_key]`` (§2.5).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac.errors import DecodeError
+from celeriac.protocol.message import Message
+from celeriac.protocol.serializers import json_dumps, json_loads
+
+# Properties the transport owns: they describe this hop, not the message, and are rebuilt on every publish.
+_TRANSPORT_PROPERTIES = frozenset({"delivery_info", "body_encoding", "delivery_tag"})
+# kombu writes these after the caller's own properties, in this order (captured from kombu 5.7).
+_TRAILING = ("delivery_mode", "expiration")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded envelope.
+
+    Attributes:
+        message: the message it carries (``properties`` without delivery_info/body_encoding/delivery_tag).
+        exchange: ``delivery_info.exchange`` as published.
+        routing_key: ``delivery_info.routing_key`` as published.
+        delivery_tag: ``properties.delivery_tag``.
+        redelivered: True when a restore marked it (``delivery_info.redelivered`` or header ``redelivered``).
+        fields: the whole JSON object, to re-encode it changed (see `mark_redelivered`).
+    """
+
+    message: Message
+    exchange: str
+    routing_key: str
+    delivery_tag: str
+    redelivered: bool
+    fields: dict[str, Any]
+
+
+def new_tag() -> str:
+    """A fresh delivery tag: a UUID4 string, as kombu makes one per publish."""
+    return str(uuid.uuid4())
+
+
+def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str | None = None) -> str:
+    """The envelope JSON of ``message`` published to ``exchange`` with ``routing_key``.
+
+    Raises:
+        TypeError: a header or property value has no JSON form.
+    """
+    properties: dict[str, Any] = {
+        k: v
+        for k, v in message.properties.items()
+        if k not in _TRANSPORT_PROPERTIES and k not in _TRAILING and k != "priority"
+    }
+    properties["delivery_mode"] = message.properties.get("delivery_mode", 2)
+    if message.properties.get("expiration") is not None:
+        properties["expiration"] = message.properties["expiration"]
+    properties["delivery_info"] = {"exchange": exchange, "routing_key": routing_key}
+    properties["priority"] = message.properties.get("priority", 0)
+    properties["body_encoding"] = "base64"
+    properties["delivery_tag"] = delivery_tag or new_tag()
+    fields = {
+        "body": base64.b64encode(message.body).decode("ascii"),
+        "content-encoding": message.content_encoding,
+        "content-type": message.content_type,
+        "headers": dict(message.headers),
+        "properties": properties,
+    }
+    return json_dumps(fields)
+
+
+def _body(fields: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
+    body = fields.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise DecodeError(f"envelope body must be a string, not {type(body).__name__}")
+    if properties.get("body_encoding") == "base64":
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError(f"envelope body is not valid base64: {exc}") from exc
+    encoding = fields.get("content-encoding") or "utf-8"
+    try:
+        return body.encode("utf-8" if encoding == "binary" else encoding)
+    except (LookupError, UnicodeError) as exc:
+        raise DecodeError(f"cannot encode envelope body as {encoding!r}: {exc}") from exc
+
+
+def decode(raw: str | bytes) -> Envelope:
+    """Read an envelope. Raises DecodeError when it is not one (not JSON, no properties, bad body)."""
+    fields = json_loads(raw)
+    if not isinstance(fields, dict):
+        raise DecodeError("envelope must be a JSON object")
+    properties = fields.get("properties")
+    headers = fields.get("headers") or {}
+    if not isinstance(properties, dict) or not isinstance(headers, dict):
+        raise DecodeError("envelope properties and headers must be objects")
+    info = properties.get("delivery_info")
+    info = info if isinstance(info, dict) else {}
+    message = Message(
+        body=_body(fields, properties),
+        content_type=str(fields.get("content-type") or "application/json"),
+        content_encoding=str(fields.get("content-encoding") or "utf-8"),
+        headers=headers,
+        properties={k: v for k, v in properties.items() if k not in _TRANSPORT_PROPERTIES},
+    )
+    return Envelope(
+        message=message,
+        exchange=str(info.get("exchange") or ""),
+        routing_key=str(info.get("routing_key") or ""),
+        delivery_tag=str(properties.get("delivery_tag") or ""),
+        redelivered=bool(info.get("redelivered") or headers.get("redelivered")),
+        fields=fields,
+    )
+
+
+def mark_redelivered(envelope: Envelope) -> str:
+    """The envelope JSON with ``headers.redelivered`` and ``delivery_info.redelivered`` set, as kombu restores it."""
+    fields = envelope.fields
+    headers = fields.get("headers")
+    properties = fields["properties"]
+    info = properties.get("delivery_info")
+    # kombu sets both only when both exist; a message without them goes back unchanged.
+    if isinstance(headers, dict) and isinstance(info, dict):
+        fields = {**fields, "headers": {**headers, "redelivered": True}}
+        fields["properties"] = {**properties, "delivery_info": {**info, "redelivered": True}}
+    return json_dumps(fields)
+
+
+def unacked_entry(raw: str | bytes) -> tuple[Envelope, str, str]:
+    """Read an ``unacked`` hash value: ``(envelope, exchange, routing_key)``. Raises DecodeError."""
+    value = json_loads(raw)
+    if not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], dict):
+        raise DecodeError("unacked entry must be [envelope, exchange, routing_key]")
+    envelope = decode(json_dumps(value[0]))
+    return envelope, str(value[1] or ""), str(value[2] or "")

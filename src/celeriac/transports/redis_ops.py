@@ -1,0 +1,273 @@
+"""The Redis commands and scripts of the transport, one method per round trip, redis-py errors translated.
+
+Everything that touches the server goes through `RedisOps`, so the flow-control code above it (consumer,
+restorer, transport) never sees a redis-py type or exception: a broken link raises `ConnectionLost`, any
+other server error `TransportError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from celeriac.transports import redis_lua
+from celeriac.transports.redis_connection import redis_errors
+from celeriac.transports.redis_keys import Binding
+from celeriac.transports.redis_settings import RedisSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One message the fetch script moved: from which queue and list, its envelope, its delivery count."""
+
+    queue: str
+    list_key: str
+    raw: str
+    count: int
+
+
+@functools.lru_cache(maxsize=256)
+def _topic(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _matches(binding: Binding, routing_key: str) -> bool:
+    """kombu's routing for an exchange whose type we do not know: a topic pattern if stored, else direct."""
+    if not binding.pattern:
+        return binding.routing_key == routing_key
+    compiled = _topic(binding.pattern)
+    return compiled is not None and compiled.match(routing_key) is not None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+class RedisOps:
+    """The transport's server operations over two clients: ``client`` (commands) and ``blocking`` (waits).
+
+    Args:
+        client: the command client; its socket timeout bounds every non-blocking call.
+        blocking: a client whose socket timeout is longer than ``settings.block_timeout``.
+        settings: names and tunables.
+        where: the redacted URL, for error messages.
+    """
+
+    def __init__(self, client: aioredis.Redis, blocking: aioredis.Redis, settings: RedisSettings, where: str) -> None:
+        self.client = client
+        self.blocking = blocking
+        self.settings = settings
+        self.keys = settings.keys
+        self.where = where
+        self._fetch = client.register_script(redis_lua.FETCH)
+        self._ack = client.register_script(redis_lua.ACK)
+        self._move_back = client.register_script(redis_lua.MOVE_BACK)
+        self._bury = client.register_script(redis_lua.BURY)
+        self._release = client.register_script(redis_lua.RELEASE_MUTEX)
+
+    async def ping(self) -> None:
+        """One round trip, to prove the link works."""
+        with redis_errors(self.where):
+            await self.client.ping()
+
+    # -- queues ------------------------------------------------------------------------------------------------
+
+    async def declare(self, queue: str, exchange: str, routing_key: str, pattern: str = "") -> None:
+        """Bind ``queue`` to ``exchange``: SADD the member to the binding set and to kombu 5.7's permanent set."""
+        member = self.keys.binding_member(Binding(routing_key, pattern, queue))
+        with redis_errors(self.where):
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.keys.binding(exchange), member)
+                pipe.sadd(self.keys.binding_permanent(exchange), member)
+                await pipe.execute()
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str, pattern: str = "") -> None:
+        """Remove a binding from both sets (the routing table is deleted by Redis when it empties)."""
+        member = self.keys.binding_member(Binding(routing_key, pattern, queue))
+        with redis_errors(self.where):
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.srem(self.keys.binding(exchange), member)
+                pipe.srem(self.keys.binding_permanent(exchange), member)
+                await pipe.execute()
+
+    async def route(self, exchange: str, routing_key: str) -> list[str]:
+        """The queues a message published to ``exchange`` with ``routing_key`` goes to (kombu's lookup)."""
+        if not exchange:
+            return [routing_key]
+        with redis_errors(self.where):
+            members = await self.client.smembers(self.keys.binding(exchange))
+        queues: list[str] = []
+        for member in sorted(_text(m) for m in members):
+            binding = self.keys.parse_binding(member)
+            if binding is not None and _matches(binding, routing_key) and binding.queue not in queues:
+                queues.append(binding.queue)
+        return queues
+
+    async def push(self, lists: Sequence[str], payload: str) -> None:
+        """LPUSH ``payload`` onto each list (kombu's publish), in one transaction."""
+        with redis_errors(self.where):
+            if len(lists) == 1:
+                await self.client.lpush(lists[0], payload)
+                return
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in lists:
+                    pipe.lpush(key, payload)
+                await pipe.execute()
+
+    async def size(self, queue: str) -> int:
+        """Messages waiting in ``queue``: the sum of LLEN over its priority lists."""
+        with redis_errors(self.where):
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in self.keys.queue_lists(queue):
+                    pipe.llen(key)
+                lengths: list[int] = await pipe.execute()
+        return sum(lengths)
+
+    async def purge(self, queue: str) -> int:
+        """Delete every priority list of ``queue``; return how many messages they held (atomic)."""
+        lists = self.keys.queue_lists(queue)
+        with redis_errors(self.where):
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in lists:
+                    pipe.llen(key)
+                pipe.delete(*lists)
+                replies: list[int] = await pipe.execute()
+        return sum(replies[: len(lists)])
+
+    async def publish(self, channel: str, payload: str) -> int:
+        """PUBLISH ``payload`` on the Redis ``channel``; returns the number of receivers."""
+        with redis_errors(self.where):
+            receivers: int = await self.client.publish(channel, payload)
+        return receivers
+
+    # -- deliveries --------------------------------------------------------------------------------------------
+
+    async def fetch(self, order: Sequence[tuple[str, str]], count: int) -> tuple[list[Fetched], list[Fetched]]:
+        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `redis_lua.FETCH`).
+
+        Returns ``(delivered, dead_lettered)``.
+        """
+        settings = self.settings
+        keys = [self.keys.unacked, self.keys.unacked_index]
+        keys += [key for _, key in order]
+        keys += [self.keys.dead_letter(queue) for queue, _ in order]
+        args: list[Any] = [
+            count,
+            repr(time.time()),
+            self.keys.delivery_count_prefix,
+            settings.counter_ttl,
+            settings.max_deliveries,
+            settings.dead_letter_ttl,
+        ]
+        with redis_errors(self.where):
+            delivered, dead = await self._fetch(keys=keys, args=args)
+
+        def unpack(flat: list[Any]) -> list[Fetched]:
+            found = []
+            for i in range(0, len(flat), 3):
+                queue, key = order[int(flat[i]) - 1]
+                found.append(Fetched(queue, key, _text(flat[i + 1]), int(flat[i + 2])))
+            return found
+
+        return unpack(delivered), unpack(dead)
+
+    async def wait_nonempty(self, list_key: str) -> bool:
+        """Block until ``list_key`` holds a message or ``block_timeout`` passes; True if it holds one.
+
+        ``BLMOVE key key RIGHT RIGHT`` takes the last element and puts it straight back: the list never
+        changes, no message ever leaves Redis, but the call blocks like BRPOP until the list is non-empty.
+        """
+        with redis_errors(self.where):
+            # redis-py types blmove's timeout as int; Redis takes seconds as a float, so send the command as is.
+            found = await self.blocking.execute_command(  # type: ignore[no-untyped-call]
+                "BLMOVE", list_key, list_key, "RIGHT", "RIGHT", self.settings.block_timeout
+            )
+        return found is not None
+
+    async def ack(self, items: Sequence[tuple[str, int]]) -> None:
+        """Forget the deliveries ``(tag, count)`` in one round trip (script `redis_lua.ACK`)."""
+        args: list[Any] = [self.keys.delivery_count_prefix]
+        for tag, count in items:
+            args += [tag, count]
+        with redis_errors(self.where):
+            await self._ack(keys=[self.keys.unacked, self.keys.unacked_index], args=args)
+
+    async def move_back(
+        self,
+        tag: str,
+        payload: str,
+        lists: Sequence[str],
+        *,
+        front: bool,
+        count: int | None = None,
+        expected: str | None = None,
+        cutoff: float | None = None,
+    ) -> int:
+        """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `redis_lua.MOVE_BACK`).
+
+        ``front`` pushes to the end consumed next (RPUSH, a restore), else to the back (LPUSH, a requeue).
+        The move happens only if the entry still has delivery count ``count``, value ``expected`` and a
+        score <= ``cutoff`` (each when given). Returns the number of lists pushed to, -1 if nothing moved.
+        """
+        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), *lists]
+        args = [
+            tag,
+            payload,
+            "R" if front else "L",
+            "" if count is None else str(count),
+            expected or "",
+            "" if cutoff is None else repr(cutoff),
+        ]
+        with redis_errors(self.where):
+            moved: int = await self._move_back(keys=keys, args=args)
+        return moved
+
+    async def bury(self, tag: str, raw: str, queue: str) -> bool:
+        """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``."""
+        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.keys.dead_letter(queue)]
+        with redis_errors(self.where):
+            buried: int = await self._bury(keys=keys, args=[tag, raw, self.settings.dead_letter_ttl])
+        return bool(buried)
+
+    async def renew(self, tags: Sequence[str]) -> None:
+        """Set the unacked_index score of each still-present tag to now (``ZADD XX``): not yet expired."""
+        now = time.time()
+        with redis_errors(self.where):
+            for start in range(0, len(tags), 1000):
+                await self.client.zadd(self.keys.unacked_index, dict.fromkeys(tags[start : start + 1000], now), xx=True)
+
+    # -- restore -----------------------------------------------------------------------------------------------
+
+    async def expired(self, cutoff: float, limit: int | None) -> list[tuple[str, str | None]]:
+        """Tags whose unacked_index score is <= ``cutoff`` (oldest first), with their unacked values."""
+        with redis_errors(self.where):
+            found = await self.client.zrangebyscore(
+                self.keys.unacked_index, "-inf", repr(cutoff), start=0 if limit else None, num=limit
+            )
+            tags = [tag for tag in found if isinstance(tag, bytes | str)]
+            if not tags:
+                return []
+            values = await self.client.hmget(self.keys.unacked, tags)
+        return [(_text(tag), None if value is None else _text(value)) for tag, value in zip(tags, values, strict=True)]
+
+    async def lock(self, token: str) -> bool:
+        """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu)."""
+        with redis_errors(self.where):
+            taken = await self.client.set(
+                self.keys.unacked_mutex, token, nx=True, px=int(self.settings.mutex_expire * 1000)
+            )
+        return bool(taken)
+
+    async def unlock(self, token: str) -> None:
+        """Release the restore lock if it is still ours."""
+        with redis_errors(self.where):
+            await self._release(keys=[self.keys.unacked_mutex], args=[token])

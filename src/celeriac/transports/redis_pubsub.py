@@ -1,0 +1,122 @@
+"""Listening to fanout channels: one pub/sub connection per `RedisSubscription` (celery-wire.md §2.4).
+
+Channel names are celeriac's (``"celeryev/*"``, ``"celery.pidbox"``), mapped to kombu's Redis channels by
+`RedisKeys.fanout_subscription`; a name with a glob character is PSUBSCRIBEd, others SUBSCRIBEd. Each
+message is a kombu envelope; anything that is not one is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection
+
+from celeriac.errors import DecodeError, TransportError
+from celeriac.protocol.message import Message
+from celeriac.transports import redis_envelope
+from celeriac.transports.base import Subscription
+from celeriac.transports.redis_connection import redis_errors
+from celeriac.transports.redis_keys import RedisKeys
+
+log = logging.getLogger("celeriac.transports.redis")
+
+# What the reader hands to __anext__: a message, the error that broke the link, or None for "no more".
+_Item = tuple[str, Message] | TransportError | None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+class RedisSubscription(Subscription):
+    """Messages broadcast on some channels since `open` returned.
+
+    A broken connection raises `ConnectionLost` once from ``__anext__``; the subscription then ends (messages
+    broadcast while nobody listens are lost anyway, as on Celery's brokers).
+    """
+
+    def __init__(self, connection: AbstractConnection, keys: RedisKeys, where: str) -> None:
+        self._connection = connection
+        self._keys = keys
+        self._where = where
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def open(self, channels: Sequence[str]) -> None:
+        """Connect and subscribe; returns once Redis confirmed every subscription."""
+        exact: list[str] = []
+        patterns: list[str] = []
+        for channel in dict.fromkeys(channels):
+            name, is_pattern = self._keys.fanout_subscription(channel)
+            (patterns if is_pattern else exact).append(name)
+        with redis_errors(self._where):
+            await self._connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            if exact:
+                await self._connection.send_command("SUBSCRIBE", *exact)
+            if patterns:
+                await self._connection.send_command("PSUBSCRIBE", *patterns)
+            pending = len(exact) + len(patterns)
+            while pending:
+                reply = await self._connection.read_response()
+                if isinstance(reply, list) and _text(reply[0]) in ("subscribe", "psubscribe"):
+                    pending -= 1
+                else:
+                    self._accept(reply)
+        self._reader = asyncio.create_task(self._read(), name="celeriac-redis-subscription")
+
+    async def _read(self) -> None:
+        try:
+            with redis_errors(self._where):
+                while True:
+                    self._accept(await self._connection.read_response())
+        except TransportError as exc:
+            if not self._closed:
+                self._inbox.put_nowait(exc)
+        finally:
+            self._inbox.put_nowait(None)
+
+    def _accept(self, reply: Any) -> None:
+        if not isinstance(reply, list) or not reply:
+            return
+        kind = _text(reply[0])
+        if kind == "message" and len(reply) == 3:
+            channel, data = reply[1], reply[2]
+        elif kind == "pmessage" and len(reply) == 4:
+            channel, data = reply[2], reply[3]
+        else:
+            return
+        try:
+            envelope = redis_envelope.decode(data)
+        except DecodeError as exc:
+            log.warning("skipped a broadcast on %r that is not a kombu envelope: %s", _text(channel), exc.reason)
+            return
+        self._inbox.put_nowait((self._keys.channel_name(_text(channel)), envelope.message))
+
+    async def __anext__(self) -> tuple[str, Message]:
+        if self._closed and self._inbox.empty():
+            raise StopAsyncIteration
+        item = await self._inbox.get()
+        if item is None:
+            self._inbox.put_nowait(None)  # every later call ends too
+            raise StopAsyncIteration
+        if isinstance(item, TransportError):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        """Stop listening; a pending ``__anext__`` ends. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        else:
+            self._inbox.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await self._connection.disconnect()

@@ -1,0 +1,144 @@
+-- The embedded broker's SQL, one named block per statement (loaded once by celeriac.transports.sqlite).
+--
+-- A message row is in one of three states, told apart by lease_until and lease_owner:
+--   ready    lease_until IS NULL                                  (in the partial index messages_ready)
+--   leased   lease_owner = a consumer, lease_until = lease expiry (in messages_held)
+--   delayed  lease_owner IS NULL, lease_until = visible_at        (in messages_held)
+-- So "a hold that has ended" (an expired lease of a dead consumer, or a delay that is over) is one indexed
+-- range, lease_until <= now, and leasing walks only ready rows, in delivery order.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, tags unique
+    queue            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,         -- higher first (AMQP's direction)
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,                   -- kombu JSON object
+    properties       TEXT    NOT NULL,                   -- kombu JSON object
+    exchange         TEXT    NOT NULL,
+    routing_key      TEXT    NOT NULL,
+    visible_at       REAL    NOT NULL,                   -- Unix time it may first be delivered
+    lease_owner      TEXT,
+    lease_until      REAL,
+    deliveries       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id) WHERE lease_until IS NULL;
+CREATE INDEX IF NOT EXISTS messages_held ON messages (lease_until) WHERE lease_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id               INTEGER PRIMARY KEY,
+    message_id       INTEGER NOT NULL,
+    queue            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    exchange         TEXT    NOT NULL,
+    routing_key      TEXT    NOT NULL,
+    deliveries       INTEGER NOT NULL,
+    reason           TEXT    NOT NULL,
+    dead_at          REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_age ON dead_letters (dead_at);
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- subscribers read id > last seen: never reuse
+    channel          TEXT    NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT    NOT NULL,
+    content_encoding TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    properties       TEXT    NOT NULL,
+    created_at       REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS broadcasts_age ON broadcasts (created_at);
+
+-- name: data_version
+-- Changes whenever another connection commits (never for this connection's own commits).
+PRAGMA data_version;
+
+-- name: publish
+INSERT INTO messages (queue, priority, body, content_type, content_encoding, headers, properties, exchange,
+                      routing_key, visible_at, lease_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: has_ready
+SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ? AND lease_until IS NULL);
+
+-- name: next_hold_end
+SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL;
+
+-- name: end_holds
+-- Expired leases (their consumer died) and finished delays become ready; deliveries keeps counting.
+UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_until <= :now;
+
+-- name: lease
+-- RETURNING gives no order guarantee: the caller sorts by (priority DESC, id).
+UPDATE messages
+SET lease_owner = :owner, lease_until = :until, deliveries = deliveries + 1
+WHERE id IN (
+    SELECT id FROM messages
+    WHERE queue = :queue AND lease_until IS NULL
+    ORDER BY priority DESC, id
+    LIMIT :limit
+)
+RETURNING id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
+          deliveries;
+
+-- name: ack
+DELETE FROM messages WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: requeue
+UPDATE messages SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: unlease
+-- Give back rows that were leased but never handed to the application: not a delivery, so uncount it.
+UPDATE messages SET lease_owner = NULL, lease_until = NULL, deliveries = deliveries - 1
+WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: renew
+UPDATE messages SET lease_until = :until
+WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: dead_letter
+INSERT INTO dead_letters (message_id, queue, priority, body, content_type, content_encoding, headers, properties,
+                          exchange, routing_key, deliveries, reason, dead_at)
+SELECT id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
+       deliveries, :reason, :now
+FROM messages
+WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: size
+-- Ready rows, plus rows whose hold has ended (delay over, or lease of a dead consumer) but that no consumer
+-- has looked at since.
+SELECT (SELECT COUNT(*) FROM messages WHERE queue = :queue AND lease_until IS NULL)
+     + (SELECT COUNT(*) FROM messages WHERE lease_until <= :now AND queue = :queue);
+
+-- name: purge_ready
+DELETE FROM messages WHERE queue = :queue AND lease_until IS NULL;
+
+-- name: purge_delayed
+DELETE FROM messages WHERE lease_until IS NOT NULL AND lease_owner IS NULL AND queue = :queue;
+
+-- name: fanout
+INSERT INTO broadcasts (channel, body, content_type, content_encoding, headers, properties, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: last_broadcast
+SELECT COALESCE(MAX(id), 0) FROM broadcasts;
+
+-- name: read_broadcasts
+SELECT id, channel, body, content_type, content_encoding, headers, properties
+FROM broadcasts
+WHERE id > :after AND channel IN (SELECT value FROM json_each(:channels))
+ORDER BY id
+LIMIT :limit;
+
+-- name: prune_broadcasts
+DELETE FROM broadcasts WHERE created_at < :before;
+
+-- name: prune_dead_letters
+DELETE FROM dead_letters WHERE dead_at < :before;

@@ -1,0 +1,134 @@
+"""Request: one decoded task message held by the worker, with its delivery handle and timings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from celeriac.app.context import RequestContext
+from celeriac.errors import TransportError
+from celeriac.protocol.message import TaskMessage
+from celeriac.transports.base import Delivery
+
+if TYPE_CHECKING:
+    from celeriac.app.task import Task
+
+log = logging.getLogger(__name__)
+
+
+class Request:
+    """A task message the worker has accepted, from receipt to ack.
+
+    ``acknowledged`` becomes True once the message was acked or rejected; the ack helpers make a second
+    call a no-op, so no code path can ack twice or ack after a reject.
+    """
+
+    def __init__(self, message: TaskMessage, delivery: Delivery, task: Task[Any, Any], hostname: str) -> None:
+        self.message = message
+        self.delivery = delivery
+        self.task = task
+        self.hostname = hostname
+        self.acknowledged = False
+        self.time_received = time.time()
+        self.time_start: float | None = None
+        self.worker_pid: int | None = None
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.message.id
+
+    @property
+    def name(self) -> str:
+        """The task name shown in logs (the shadow name when set)."""
+        return self.message.name
+
+    @property
+    def acks_late(self) -> bool:
+        """Whether the message is acked after the task finishes (task option, else the app setting)."""
+        if self.task.acks_late is not None:
+            return self.task.acks_late
+        return bool(self.task.app.conf.task_acks_late)
+
+    @property
+    def ignore_result(self) -> bool:
+        """Whether no result is stored (message header, else task option, else the app setting)."""
+        if self.message.ignore_result is not None:
+            return self.message.ignore_result
+        if self.task.ignore_result is not None:
+            return self.task.ignore_result
+        return bool(self.task.app.conf.task_ignore_result)
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        """Whether the ``expires`` time has passed."""
+        expires = self.message.expires
+        return expires is not None and (now or dt.datetime.now(dt.UTC)) >= expires
+
+    def eta_delay(self) -> float:
+        """Seconds until the ETA (0 when there is none or it has passed)."""
+        eta = self.message.eta
+        return max(0.0, eta.timestamp() - time.time()) if eta is not None else 0.0
+
+    def context(self) -> RequestContext:
+        """The ``self.request`` a bound task body sees."""
+        m = self.message
+        return RequestContext(
+            id=m.id,
+            task=m.task,
+            args=m.args,
+            kwargs=m.kwargs,
+            retries=m.retries,
+            eta=m.eta.isoformat() if m.eta else None,
+            expires=m.expires.isoformat() if m.expires else None,
+            hostname=self.hostname,
+            delivery_info=self.delivery.delivery_info,
+            headers=m.extra_headers,
+            root_id=m.root_id,
+            parent_id=m.parent_id,
+            group=m.group,
+            group_index=m.group_index,
+            reply_to=m.reply_to,
+            correlation_id=m.correlation_id,
+            priority=m.priority,
+            timelimit=m.timelimit,
+            origin=m.origin,
+            ignore_result=self.ignore_result,
+        )
+
+    async def ack(self) -> None:
+        """Ack the message once; a broker error is logged (the broker will redeliver), not raised."""
+        if self.acknowledged:
+            return
+        self.acknowledged = True
+        try:
+            await self.delivery.ack()
+        except TransportError as exc:
+            log.warning("Could not ack task %s[%s]: %s (it will be redelivered)", self.name, self.id, exc)
+
+    async def reject(self, requeue: bool = False) -> None:
+        """Reject the message once (back to the queue with ``requeue``); broker errors are logged."""
+        if self.acknowledged:
+            return
+        self.acknowledged = True
+        try:
+            await self.delivery.reject(requeue=requeue)
+        except TransportError as exc:
+            log.warning("Could not reject task %s[%s]: %s", self.name, self.id, exc)
+
+    def info(self) -> dict[str, Any]:
+        """The request-info dict of ``inspect active/reserved`` (celery-wire.md §5.5)."""
+        m = self.message
+        return {
+            "id": m.id,
+            "name": m.name,
+            "args": list(m.args),
+            "kwargs": dict(m.kwargs),
+            "type": m.task,
+            "hostname": self.hostname,
+            "time_start": self.time_start,
+            "acknowledged": self.acknowledged,
+            "delivery_info": self.delivery.delivery_info,
+            "worker_pid": self.worker_pid,
+        }

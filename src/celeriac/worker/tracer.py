@@ -1,0 +1,276 @@
+"""Run one request: execute the body, classify the outcome, store the result, tell listeners, ack when safe.
+
+Ack promises (celery-wire.md §8.3): early ack (the default) happens when the body starts; with ``acks_late``
+the ack comes only after the outcome is stored, so a crash at any earlier moment leaves the message for
+redelivery. A retry is acked only after the retry message is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from celeriac.app.current import request_var
+from celeriac.app.states import State
+from celeriac.backends.base import ResultBackend, TaskMeta
+from celeriac.errors import (
+    BackendError,
+    Ignore,
+    Reject,
+    Retry,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TransportError,
+)
+from celeriac.protocol.codec import encode_task
+from celeriac.protocol.failures import exception_to_dict
+from celeriac.worker.listeners import TaskListener
+from celeriac.worker.request import Request
+
+if TYPE_CHECKING:
+    from celeriac.pools.base import Pool
+    from celeriac.worker.state import WorkerState
+
+log = logging.getLogger("celeriac.worker")
+
+
+def make_meta(
+    task_id: str,
+    status: str,
+    result: Any,
+    *,
+    tb: str | None = None,
+    request: Request | None = None,
+    extended: bool = False,
+) -> TaskMeta:
+    """A result record in Celery's format (celery-wire.md §6.2)."""
+    ready = status in (State.SUCCESS, State.FAILURE, State.REVOKED)
+    meta = TaskMeta(
+        status=str(status),
+        result=result,
+        traceback=tb,
+        children=[],
+        date_done=dt.datetime.now(dt.UTC).isoformat() if ready else None,
+        task_id=task_id,
+    )
+    if request is not None:
+        if request.message.group:
+            meta["group_id"] = request.message.group
+        if request.message.parent_id:
+            meta["parent_id"] = request.message.parent_id
+        if extended:
+            meta["name"] = request.message.task
+            meta["args"] = list(request.message.args)
+            meta["kwargs"] = dict(request.message.kwargs)
+            meta["worker"] = request.hostname
+            meta["retries"] = request.message.retries
+            meta["queue"] = request.delivery.routing_key
+    return meta
+
+
+class Tracer:
+    """Runs requests for one worker: everything between "a pool slot is free" and "the message is acked"."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        state: WorkerState,
+        listeners: list[TaskListener],
+        backend: ResultBackend | None,
+        hostname: str,
+    ) -> None:
+        self.pool = pool
+        self.state = state
+        self.listeners = listeners
+        self.backend = backend
+        self.hostname = hostname
+
+    # -- storing and telling ---------------------------------------------------------------------
+    async def store(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
+        """Store a state unless the request ignores results (errors too with store_errors_even_if_ignored)."""
+        if self.backend is None:
+            return
+        conf = request.task.app.conf
+        if request.ignore_result and not (
+            status == State.FAILURE and conf.task_store_errors_even_if_ignored
+        ):
+            return
+        meta = make_meta(request.id, status, result, tb=tb, request=request, extended=conf.result_extended)
+        await self.backend.store(meta)
+
+    def tell(self, event: str, request: Request, **fields: Any) -> None:
+        """Call ``event`` on every listener; a listener's error is logged, never raised."""
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(request, **fields)
+            except Exception:
+                log.exception("Task listener %r failed on %s", listener, event)
+
+    # -- the run ---------------------------------------------------------------------------------
+    async def trace(self, request: Request) -> None:
+        """Run ``request`` to completion (or cancellation) and settle its message."""
+        state = self.state
+        state.reserved.pop(request.id, None)
+        if request.id in state.revoked or request.expired():
+            await self.revoke(request, expired=request.id not in state.revoked)
+            return
+        state.active[request.id] = request
+        request.time_start = time.time()
+        request.worker_pid = os.getpid()
+        try:
+            await self._run(request)
+        finally:
+            state.active.pop(request.id, None)
+            state.processed += 1
+            state.total[request.task.name] += 1
+
+    async def _run(self, request: Request) -> None:
+        task = request.task
+        if not request.acks_late:
+            await request.ack()
+        self.tell("task_started", request)
+        if task.track_started or (task.track_started is None and task.app.conf.task_track_started):
+            await self._store_quietly(request, State.STARTED, {"pid": os.getpid(), "hostname": self.hostname})
+        hard_limit = request.message.timelimit[0] or task.time_limit or task.app.conf.task_time_limit
+        token = request_var().set(request.context())
+        started = time.monotonic()
+        try:
+            value = await self.pool.execute(task, request.message.args, request.message.kwargs, hard_limit)
+        except asyncio.CancelledError:
+            # Cold shutdown: an acks_late message goes back to the queue at once, not after its lease.
+            if request.acks_late:
+                await request.reject(requeue=True)
+            raise
+        except Retry as signal:
+            await self.retry(request, signal)
+        except Ignore:
+            await request.ack()
+        except Reject as signal:
+            await self.reject(request, signal)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                exc = RuntimeError(f"task raised {type(exc).__name__}")
+            auto = task.autoretry(exc, request.message.retries)
+            if auto is not None:
+                await self.retry(request, auto)
+            else:
+                await self.fail(request, exc, traceback.format_exc())
+        else:
+            await self.succeed(request, value, time.monotonic() - started)
+        finally:
+            request_var().reset(token)
+
+    async def succeed(self, request: Request, value: Any, runtime: float) -> None:
+        """Store SUCCESS, tell listeners, ack (late)."""
+        try:
+            await self.store(request, State.SUCCESS, value)
+        except BackendError as exc:
+            # The result cannot be kept: with acks_late the message is left for redelivery.
+            log.error("Task %s[%s] succeeded but its result could not be stored: %s", request.name, request.id, exc)
+            if request.acks_late:
+                await request.reject(requeue=True)
+            return
+        except Exception as exc:  # e.g. a return value the result serializer cannot encode
+            await self.fail(request, exc, traceback.format_exc())
+            return
+        log.info("Task %s[%s] succeeded in %.6fs: %s", request.name, request.id, runtime, _short(value))
+        self.tell("task_succeeded", request, result=value, runtime=runtime)
+        await request.ack()
+
+    async def fail(self, request: Request, exc: BaseException, tb: str) -> None:
+        """Store FAILURE, tell listeners, ack or reject per ``task_acks_on_failure_or_timeout``."""
+        log.error("Task %s[%s] raised unexpected: %r", request.name, request.id, exc)
+        if tb:
+            log.debug("%s", tb)
+        await self._store_quietly(request, State.FAILURE, exception_to_dict(exc), tb)
+        self.tell("task_failed", request, exc=exc, traceback=tb)
+        conf = request.task.app.conf
+        if request.acks_late and not conf.task_acks_on_failure_or_timeout:
+            await request.reject(requeue=isinstance(exc, TimeLimitExceeded))
+        else:
+            await request.ack()
+
+    async def retry(self, request: Request, signal: Retry) -> None:
+        """Publish the retry message, store RETRY, then ack the original."""
+        message = request.message
+        when = signal.when
+        if isinstance(when, dt.datetime):
+            eta = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        else:
+            eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(when or 0))
+        again = dataclasses.replace(
+            message,
+            retries=message.retries + 1,
+            eta=eta,
+            parent_id=message.parent_id or message.id,
+            args=signal.new_args if signal.new_args is not None else message.args,
+            kwargs=signal.new_kwargs if signal.new_kwargs is not None else message.kwargs,
+            argsrepr=None if signal.new_args is not None else message.argsrepr,
+            kwargsrepr=None if signal.new_kwargs is not None else message.kwargsrepr,
+        )
+        app = request.task.app
+        try:
+            transport = await app.atransport()
+            wire = encode_task(again, request.task.serializer or app.conf.task_serializer)
+            await transport.publish(wire, request.delivery.queue, not_before=eta.timestamp())
+        except (TransportError, OSError) as exc:
+            log.error("Could not send retry of %s[%s]: %s", request.name, request.id, exc)
+            if request.acks_late:
+                await request.reject(requeue=True)
+                return
+            await self.fail(request, exc, traceback.format_exc())
+            return
+        reason = signal.exc if signal.exc is not None else signal
+        log.info("Task %s[%s] retry: %s", request.name, request.id, signal)
+        await self._store_quietly(request, State.RETRY, exception_to_dict(reason))
+        self.tell("task_retried", request, exc=reason)
+        await request.ack()
+
+    async def reject(self, request: Request, signal: Reject) -> None:
+        """The body raised Reject: give the message back (requeue) or drop it with a FAILURE record."""
+        log.info("Task %s[%s] rejected (requeue=%s): %s", request.name, request.id, signal.requeue, signal.reason)
+        if not signal.requeue:
+            await self._store_quietly(request, State.FAILURE, exception_to_dict(signal))
+        self.tell("task_rejected", request, requeue=signal.requeue)
+        if request.acknowledged:
+            return
+        await request.reject(requeue=signal.requeue)
+
+    async def revoke(self, request: Request, expired: bool = False, terminated: bool = False) -> None:
+        """Settle a revoked or expired request: REVOKED record, listeners told, message acked."""
+        reason = "expired" if expired else "terminated" if terminated else "revoked"
+        log.info("Discarding %s task %s[%s]", reason, request.name, request.id)
+        await self._store_quietly(request, State.REVOKED, exception_to_dict(TaskRevokedError(reason)))
+        self.tell("task_revoked", request, expired=expired, terminated=terminated)
+        await request.ack()
+
+    async def _store_quietly(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
+        try:
+            await self.store(request, status, result, tb)
+        except Exception as exc:
+            log.error("Could not store %s for %s[%s]: %s", status, request.name, request.id, exc)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class TraceJob:
+    """A pool job: trace one request."""
+
+    __slots__ = ("request", "tracer")
+
+    def __init__(self, tracer: Tracer, request: Request) -> None:
+        self.tracer = tracer
+        self.request = request
+
+    async def run(self) -> None:
+        await self.tracer.trace(self.request)
+

@@ -1,0 +1,212 @@
+"""Worker: the blueprint of worker steps, started in dependency order; signals -> warm or cold shutdown.
+
+SIGTERM or SIGINT once: warm shutdown (stop fetching, return unstarted messages, finish running tasks, exit 0).
+A second one: cold shutdown (cancel running tasks; acks_late messages go back to the queue). SIGQUIT: exit now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+
+from celeriac.app.app import App
+from celeriac.errors import ConfigurationError
+from celeriac.pools.base import Pool
+from celeriac.worker.bootsteps import Blueprint, Step
+from celeriac.worker.listeners import TaskListener
+from celeriac.worker.state import WorkerState
+from celeriac.worker.steps import ConsumerStep, PoolStep, TimerStep
+from celeriac.worker.timer import Timer
+
+log = logging.getLogger("celeriac.worker")
+
+DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, ConsumerStep)
+
+
+def expand_hostname(template: str) -> str:
+    """Expand ``%h`` (host name), ``%n`` (short name), ``%d`` (domain) and ``%%`` in a node name."""
+    fqdn = socket.getfqdn() if "%d" in template else ""
+    host = socket.gethostname()
+    _, _, domain = (fqdn or host).partition(".")
+    expanded = template.replace("%%", "\0").replace("%h", host).replace("%n", host.split(".")[0])
+    expanded = expanded.replace("%d", domain).replace("\0", "%")
+    return expanded if "@" in expanded else f"{expanded}@{host}"
+
+
+class Worker:
+    """A worker for ``app``: consumes ``queues`` and runs tasks in a pool.
+
+    Args:
+        app: the application whose tasks run here.
+        hostname: node name (``-n``); ``%h`` expands; default ``celeriac@<host>``.
+        concurrency: pool size (``-c``); default ``worker_concurrency`` or 8 (1 for solo).
+        pool: ``asyncio``, ``threads`` or ``solo`` (``-P``).
+        queues: queue names (``-Q``); default ``task_default_queue``.
+        prefetch_multiplier: prefetch = concurrency x this (0 = unlimited).
+        send_events: send task events (``-E``).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        hostname: str | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        queues: Sequence[str] | None = None,
+        prefetch_multiplier: int | None = None,
+        send_events: bool | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = expand_hostname(hostname or conf.worker_hostname or "celeriac@%h")
+        self.pool_name = pool or conf.worker_pool
+        default_concurrency = 1 if self.pool_name == "solo" else 8
+        self.concurrency = int(concurrency or conf.worker_concurrency or default_concurrency)
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        self.queues = list(queues or [conf.task_default_queue])
+        multiplier = conf.worker_prefetch_multiplier if prefetch_multiplier is None else prefetch_multiplier
+        if multiplier < 0:
+            raise ConfigurationError(f"prefetch multiplier must be 0 or more, not {multiplier}")
+        self.prefetch_count = self.concurrency * multiplier
+        self.send_events = conf.worker_send_task_events if send_events is None else send_events
+        self.shutdown_timeout = conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        self.state = WorkerState()
+        self.listeners: list[TaskListener] = []
+        self.pid = os.getpid()
+        steps: list[type[Step[Worker]]] = [*DEFAULT_STEPS, *app.steps["worker"]]
+        self.blueprint: Blueprint[Worker] = Blueprint("worker", steps)
+        self._started = asyncio.Event()
+        self._shutdown = asyncio.Event()
+        self._cold = False
+        #: True once a cold shutdown ran: threads may still be running task bodies that cannot be stopped.
+        self.cold_shutdown = False
+        self._signals = 0
+        self.exitcode = 0
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.hostname}>"
+
+    # -- collaborators ---------------------------------------------------------------------------
+    @property
+    def pool(self) -> Pool:
+        """The running pool."""
+        pool = self.blueprint.get(PoolStep).pool
+        if pool is None:
+            raise RuntimeError("the pool is not started")
+        return pool
+
+    @property
+    def timer(self) -> Timer:
+        """The ETA timer."""
+        return self.blueprint.get(TimerStep).timer
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Finalize the app and start every step; raises (after stopping what started) on failure."""
+        self.app.finalize()
+        self.app.set_current()
+        self.blueprint.apply(self)
+        await self.blueprint.start(self)
+        self._started.set()
+
+    async def wait_started(self) -> None:
+        """Wait until every step has started."""
+        await self._started.wait()
+
+    async def stop(self) -> None:
+        """Warm shutdown (bounded by ``shutdown_timeout``; past it, cold)."""
+        try:
+            await asyncio.wait_for(self.blueprint.stop(self), self.shutdown_timeout)
+        except TimeoutError:
+            log.warning("Warm shutdown took longer than %ss: terminating", self.shutdown_timeout)
+            await self.blueprint.stop(self, terminate=True)
+        await self.app.aclose()
+
+    async def terminate(self) -> None:
+        """Cold shutdown: running tasks are cancelled."""
+        await self.blueprint.stop(self, terminate=True)
+        await self.app.aclose()
+
+    async def wait_tasks_done(self) -> None:
+        """Wait until no task body is running (new ones may not start: the consumer has stopped)."""
+        pool = self.pool
+        while pool.running_jobs():
+            await asyncio.sleep(0.01)
+
+    def request_shutdown(self, cold: bool = False) -> None:
+        """Ask `run` to shut down (warm, or cold)."""
+        self._cold = self._cold or cold
+        self._shutdown.set()
+
+    def consumer_finished(self, task: asyncio.Task[None]) -> None:
+        """The consumer's task ended on its own: a fatal connection error; shut the worker down."""
+        if task.cancelled() or self._shutdown.is_set():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("Consumer stopped: %s", exc)
+            self.exitcode = 1
+        self.request_shutdown()
+
+    async def run(self, install_signal_handlers: bool = True) -> int:
+        """Start, serve until shutdown is requested, stop; return the exit code."""
+        if install_signal_handlers:
+            self._install_signal_handlers()
+        starting = asyncio.create_task(self.start())
+        shutdown = asyncio.create_task(self._shutdown.wait())
+        await asyncio.wait({starting, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # asked to stop while still connecting: give up starting
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await self.app.aclose()
+            log.info("%s stopped before it was ready.", self.hostname)
+            return self.exitcode
+        shutdown.cancel()
+        starting.result()  # a start-up error propagates
+        await self._shutdown.wait()
+        if self._cold:
+            self.cold_shutdown = True
+            await self.terminate()
+        else:
+            stopping = asyncio.create_task(self.stop())
+            cold = asyncio.create_task(self._wait_cold())
+            await asyncio.wait({stopping, cold}, return_when=asyncio.FIRST_COMPLETED)
+            if not stopping.done():
+                log.warning("Cold shutdown requested: cancelling running tasks")
+                self.cold_shutdown = True
+                await self.terminate()
+                stopping.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await stopping
+            cold.cancel()
+        log.info("%s stopped.", self.hostname)
+        return self.exitcode
+
+    async def _wait_cold(self) -> None:
+        while not self._cold:
+            await asyncio.sleep(0.05)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_stop_signal(signame: str) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                log.warning("worker: Warm shutdown (%s)", signame)
+                self.request_shutdown()
+            else:
+                log.warning("worker: Cold shutdown (%s)", signame)
+                self.request_shutdown(cold=True)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop_signal, sig.name)
+        loop.add_signal_handler(signal.SIGQUIT, lambda: os._exit(1))

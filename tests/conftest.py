@@ -1,0 +1,74 @@
+"""Service fixtures shared by every test: real brokers, isolated per test run.
+
+A test that needs Redis or RabbitMQ skips when the service is unreachable, unless
+``CELERIAC_REQUIRE_SERVICES=1`` (set by ``.ci/run``), where it fails instead.
+Isolation: each run uses its own Redis database number *and* a unique queue/key prefix,
+so concurrent runs never see each other's messages; nothing ever flushes a shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1"
+RUN_ID = uuid.uuid4().hex[:8]
+# Spread concurrent runs over databases 1..15 (db 0 is left to humans).
+REDIS_DB = int(os.environ.get("CELERIAC_TEST_REDIS_DB", str(1 + int(RUN_ID, 16) % 15)))
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip the test when the service is down, or fail under CI."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (CELERIAC_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test run, for queue names and key prefixes."""
+    return RUN_ID
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL on this run's own database."""
+    host = os.environ.get("CELERIAC_TEST_REDIS_HOST", "127.0.0.1")
+    port = int(os.environ.get("CELERIAC_TEST_REDIS_PORT", "6379"))
+    need_service("Redis", host, port)
+    return f"redis://{host}:{port}/{REDIS_DB}"
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """A RabbitMQ URL (guest/guest on loopback)."""
+    need_service("RabbitMQ", "127.0.0.1", 5672)
+    return "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """An embedded-broker URL on a fresh database file."""
+    return f"sqlite:///{tmp_path / 'celeriac.db'}"
+
+
+@pytest.fixture
+def queue_name(run_id: str) -> Iterator[str]:
+    """A queue name no other test or run uses."""
+    yield f"t{run_id}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,72 @@
+"""Which brokers and result stores the contract suite runs against: add one with one line in a table.
+
+Each entry names the URL fixture of tests/conftest.py (which skips when the service is down). A broker whose
+keys live in a shared namespace also names the transport option that takes a key prefix, and every test
+gets its own prefix there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import pytest
+
+from celeriac.backends import from_url as backend_from_url
+from celeriac.backends.base import BackendOptions, ResultBackend
+from celeriac.testing.contract import BackendFactory, TransportFactory
+from celeriac.transports import from_url as transport_from_url
+from celeriac.transports.base import Transport, TransportOptions
+
+
+@dataclass(frozen=True)
+class Broker:
+    url_fixture: str
+    higher_priority_first: bool = True
+    prefix_option: str | None = None  # transport option taking a per-test key prefix
+
+
+TRANSPORTS = {
+    "sqlite": Broker("sqlite_url"),
+}
+
+BACKENDS = {
+    "sqlite": "sqlite_url",
+}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[TransportFactory]:
+    """Makes unconnected transports to the broker under test; any left open are closed afterwards."""
+    broker = TRANSPORTS[request.param]
+    url: str = request.getfixturevalue(broker.url_fixture)
+    made: list[Transport] = []
+    prefix = f"contract-{uuid.uuid4().hex[:8]}:"
+
+    def make(options: TransportOptions) -> Transport:
+        if broker.prefix_option is not None:
+            options = replace(options, extra={broker.prefix_option: prefix, **options.extra})
+        transport = transport_from_url(url, options)
+        made.append(transport)
+        return transport
+
+    yield TransportFactory(make, higher_priority_first=broker.higher_priority_first)
+    for transport in made:
+        await transport.close()
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
+    """Makes unconnected result backends of the kind under test; any left open are closed afterwards."""
+    url: str = request.getfixturevalue(BACKENDS[request.param])
+    made: list[ResultBackend] = []
+
+    def make(options: BackendOptions) -> ResultBackend:
+        backend = backend_from_url(url, options)
+        made.append(backend)
+        return backend
+
+    yield BackendFactory(make)
+    for backend in made:
+        await backend.close()

@@ -1,0 +1,68 @@
+"""Run real ``celeriac`` worker processes for tests, reading their logs as they come."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class WorkerProcess:
+    """A ``celeriac -A taskapp worker`` subprocess whose stderr is collected in ``output``."""
+
+    def __init__(self, broker_url: str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, "CELERIAC_BROKER_URL": broker_url, "PYTHONPATH": str(HERE), **(env or {})}
+        full_env.pop("CELERIAC_RESULT_BACKEND", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celeriac", "-A", "taskapp", "worker", "-l", "info", *args],
+            cwd=HERE,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.output = ""
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._lock:
+                self.output += line
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        """Block until ``text`` appears in the log; AssertionError (with the log) on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if text in self.output:
+                    return
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=2)
+                if text in self.output:
+                    return
+                raise AssertionError(f"worker exited ({self.proc.returncode}) before {text!r}:\n{self.output}")
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not seen within {timeout}s:\n{self.output}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)

@@ -1,0 +1,115 @@
+"""Small worker parts: routing, revoked set, Lamport clock, node names, retry decisions, message building."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from celeriac import App
+from celeriac.app.routing import Router
+from celeriac.errors import ConfigurationError, MaxRetriesExceededError, Retry
+from celeriac.pools import by_name
+from celeriac.worker.clock import LamportClock
+from celeriac.worker.state import RevokedSet
+from celeriac.worker.worker import expand_hostname
+
+
+def test_router_matches_names_and_globs_in_order() -> None:
+    router = Router([{"reports.*": {"queue": "reports"}}, {"mail.send": "mail"}], "celery")
+    assert router.queue_for("reports.daily") == "reports"
+    assert router.queue_for("mail.send") == "mail"
+    assert router.queue_for("other", task_queue="own") == "own"
+    assert router.queue_for("other") == "celery"
+    with pytest.raises(ConfigurationError):
+        Router({"x": {"exchange": "e"}}, "celery").queue_for("x")
+
+
+def test_revoked_set_is_bounded_and_expires() -> None:
+    revoked = RevokedSet(maxlen=3, expires=100)
+    for i in range(5):
+        revoked.add(f"id{i}")
+    assert len(revoked) == 3 and "id0" not in revoked and "id4" in revoked
+    revoked.add("old", at=0.0)  # revoked long ago: expired
+    assert "old" not in revoked
+
+
+def test_lamport_clock() -> None:
+    clock = LamportClock()
+    assert clock.forward() == 1
+    assert clock.adjust(10) == 11
+    assert clock.adjust(3) == 12
+
+
+def test_hostname_expansion() -> None:
+    import socket
+
+    host = socket.gethostname()
+    assert expand_hostname("w1@%h") == f"w1@{host}"
+    assert expand_hostname("w1") == f"w1@{host}"
+    assert expand_hostname("100%%@x") == "100%@x"
+
+
+def test_unknown_pool_is_one_line_with_suggestion() -> None:
+    with pytest.raises(ConfigurationError, match="unknown pool 'thread'; did you mean 'threads'"):
+        by_name("thread")
+
+
+def test_build_message_fills_protocol_2_headers() -> None:
+    app = App("msg", broker="sqlite:///unused.db")
+
+    @app.task(queue="q1", time_limit=30)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    before = dt.datetime.now(dt.UTC)
+    message = app.build_message(add.name, (2, 3), {"z": 1}, task=add, countdown=10, expires=60, priority=5)
+    assert message.task == "test_worker_parts.add" or message.task.endswith(".add")
+    assert message.args == (2, 3) and message.kwargs == {"z": 1}
+    assert message.eta is not None and message.eta >= before + dt.timedelta(seconds=10)
+    assert message.expires is not None and message.expires >= before + dt.timedelta(seconds=60)
+    assert message.root_id == message.id == message.correlation_id
+    assert message.timelimit == (30, None)
+    assert message.priority == 5
+    assert message.origin is not None and message.origin.startswith("gen")
+    with pytest.raises(TypeError):
+        app.build_message("x", "not a list")  # type: ignore[arg-type]
+
+
+def test_retry_raises_retry_then_max_retries() -> None:
+    app = App("retry", broker="sqlite:///unused.db")
+
+    @app.task(bind=True, max_retries=2)
+    def job(self) -> None:  # type: ignore[no-untyped-def]
+        self.retry(countdown=5)
+
+    with pytest.raises(Retry) as info:
+        job()
+    assert info.value.when == 5 and info.value.max_retries == 2
+
+    from celeriac.app.context import RequestContext
+    from celeriac.app.current import request_var
+
+    token = request_var().set(RequestContext(id="x", retries=2))
+    try:
+        with pytest.raises(MaxRetriesExceededError):
+            job()
+    finally:
+        request_var().reset(token)
+
+
+def test_autoretry_backoff_is_capped_and_stops_after_max() -> None:
+    app = App("auto", broker="sqlite:///unused.db")
+
+    @app.task(autoretry_for=(ConnectionError,), retry_backoff=True, retry_backoff_max=5, retry_jitter=False,
+              max_retries=3)
+    def job() -> None:
+        raise ConnectionError
+
+    delays = [job.autoretry(ConnectionError(), retries) for retries in range(4)]
+    assert [d.when for d in delays[:3] if d] == [1, 2, 4]
+    assert delays[3] is None
+    assert job.autoretry(ValueError(), 0) is None
+    capped = job.autoretry(ConnectionError(), 2)
+    assert capped is not None
+    app.conf  # noqa: B018 - the app stays usable
