@@ -29,10 +29,12 @@ class Broker:
 
 TRANSPORTS = {
     "sqlite": Broker("sqlite_url"),
+    "redis": Broker("redis_url", higher_priority_first=False, prefix_option="global_keyprefix"),
 }
 
 BACKENDS = {
     "sqlite": "sqlite_url",
+    "redis": "redis_url",
 }
 
 

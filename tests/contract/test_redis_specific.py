@@ -78,7 +78,8 @@ async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def make(redis_url: str, prefix: str, client_name: str) -> Callable[..., RedisTransport]:
+def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
+    # (depends on ``raw`` so the key clean-up runs after every transport made here has closed)
     def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:
         options = TransportOptions(
             visibility_timeout=visibility_timeout,
@@ -101,7 +102,7 @@ async def kill_clients(raw: aioredis.Redis, name: str, kind: str = "normal") -> 
     killed = 0
     for entry in await raw.client_list(_type=kind):
         if entry.get("name") == name:
-            killed += await raw.execute_command("CLIENT", "KILL", "ID", entry["id"])
+            killed += await raw.client_kill_filter(_id=entry["id"])
     return killed
 
 
@@ -371,7 +372,7 @@ async def test_long_running_delivery_is_not_restored(
         peer_consumer = peer.consume([queue_name], prefetch=1)
         stolen = asyncio.ensure_future(anext(peer_consumer))  # its restorer sweeps every 0.1 s
         started = time.time()
-        scores = []
+        scores: list[float] = []
 
         async def renewed_for_three_timeouts() -> bool:
             score = await raw.zscore(keys.unacked_index, delivery.delivery_tag)
@@ -388,6 +389,32 @@ async def test_long_running_delivery_is_not_restored(
         await peer_consumer.cancel()
 
 
+async def test_expired_delivery_is_routed_again_through_its_exchange(
+    make: Callable[..., RedisTransport], raw: aioredis.Redis, queue_name: str
+) -> None:
+    # A consumer that never renews (as if its process froze) loses its delivery to the restore, which routes
+    # the message again with the exchange and routing key it was published with (kombu's restore).
+    async with (
+        make(visibility_timeout=1.0, renew_interval=3600) as frozen,
+        make(visibility_timeout=1.0, unacked_restore_interval=0.1) as live,
+    ):
+        await frozen.bind(queue_name, "ex", "rk")
+        await frozen.publish(message(1, priority=5), "rk", exchange="ex")
+        stuck = await anext(frozen.consume([queue_name], prefetch=1))
+        assert (stuck.exchange, stuck.routing_key) == ("ex", "rk")
+        consumer = live.consume([queue_name], prefetch=1)
+        delivery = await asyncio.wait_for(anext(consumer), 10)
+        assert delivery.delivery_tag == stuck.delivery_tag and delivery.redelivered
+        assert delivery.message.priority == 5 and delivery.message.headers["redelivered"] is True
+        await stuck.ack()  # too late: the newer delivery keeps its bookkeeping (the counts differ)
+        assert await raw.hexists(live.settings.keys.unacked, delivery.delivery_tag)
+        await delivery.ack()
+        assert not await raw.hexists(live.settings.keys.unacked, delivery.delivery_tag)
+        await consumer.cancel()
+
+
+# The child may be killed in the middle of its start-up restore sweep, holding the restore lock: a 1 s lock
+# life keeps that from blocking the restore this test waits for.
 CONSUMER_SCRIPT = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
@@ -395,7 +422,10 @@ from celeriac.transports.redis import RedisTransport
 
 async def main():
     url, prefix, queue = sys.argv[1:4]
-    options = TransportOptions(visibility_timeout=1.0, extra={"global_keyprefix": prefix, "renew_interval": 0.2})
+    options = TransportOptions(
+        visibility_timeout=1.0,
+        extra={"global_keyprefix": prefix, "renew_interval": 0.2, "unacked_mutex_expire": 1},
+    )
     transport = RedisTransport(url, options)
     await transport.connect()
     delivery = await anext(transport.consume([queue], prefetch=1))
@@ -450,16 +480,16 @@ async def test_killed_connections_are_replaced(
 
 
 async def test_outage_raises_connection_lost_then_reconnects(
-    redis_url: str, prefix: str, raw: aioredis.Redis, queue_name: str
+    redis_url: str, prefix: str, raw: aioredis.Redis, client_name: str, queue_name: str
 ) -> None:
     target = aioredis.Redis.from_url(redis_url).connection_pool.connection_kwargs
     async with TcpProxy(target["host"], target["port"]) as proxy:
         url = f"redis://127.0.0.1:{proxy.port}/{target.get('db', 0)}"
-        options = TransportOptions(extra={"global_keyprefix": prefix, "block_timeout": 0.5})
+        options = TransportOptions(extra={"global_keyprefix": prefix, "client_name": client_name})
         async with RedisTransport(url, options) as transport:
             consumer = transport.consume([queue_name], prefetch=1)
             pending = asyncio.ensure_future(anext(consumer))
-            await eventually(lambda: proxy.connections >= 2)
+            await eventually(lambda: _blocked(raw, client_name, count=4))  # one wait per priority list
             await proxy.stop()  # Redis "goes away": live links cut, new ones refused
             with pytest.raises(ConnectionLost):
                 await asyncio.wait_for(pending, 5)
@@ -481,7 +511,6 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
-        self.connections = 0
 
     async def __aenter__(self) -> TcpProxy:
         await self.start()
@@ -504,8 +533,11 @@ class TcpProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        if self._server is None:  # stopped while this link was being set up
+            writer.transport.abort()
+            upstream_writer.transport.abort()
+            return
         self._writers |= {writer, upstream_writer}
-        self.connections += 1
 
         async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
@@ -521,8 +553,10 @@ class TcpProxy:
         await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
 
 
-async def _blocked(raw: aioredis.Redis, name: str) -> bool:
-    return any(c.get("name") == name and c.get("cmd") == "blmove" for c in await raw.client_list())
+async def _blocked(raw: aioredis.Redis, name: str, count: int = 1) -> bool:
+    """True once ``count`` connections named ``name`` are blocked in BLMOVE (the consumer is idle)."""
+    clients = await raw.client_list()
+    return sum(c.get("name") == name and c.get("cmd") == "blmove" for c in clients) >= count
 
 
 # -- fanout --------------------------------------------------------------------------------------------------
@@ -552,7 +586,7 @@ def meta(task_id: str, status: str, result: Any = None) -> TaskMeta:
 
 
 @pytest.fixture
-async def backend(redis_url: str, prefix: str, client_name: str) -> AsyncIterator[RedisBackend]:
+async def backend(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> AsyncIterator[RedisBackend]:
     options = BackendOptions(expires=60, extra={"global_keyprefix": prefix, "client_name": client_name})
     async with RedisBackend(redis_url, options) as b:
         yield b

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac.errors import ConfigurationError
+from celeriac.errors import ConfigurationError, ConnectionLost
 from celeriac.protocol.message import Message
 from celeriac.testing.contract import is_pending, next_delivery
 from celeriac.transports.base import Delivery, TransportOptions
@@ -194,6 +194,21 @@ async def test_idle_consumer_uses_little_cpu_and_wakes_fast(
     # An idle poll backs off to polling_interval (50 ms): a message from elsewhere waits at most about that.
     assert time.monotonic() - sent < 0.5
     await delivery.ack()
+
+
+async def test_a_database_locked_too_long_is_connection_lost(sqlite_url: str, queue_name: str) -> None:
+    options = TransportOptions(extra={"busy_timeout": 0.2})
+    async with SQLiteTransport(sqlite_url, options) as transport:
+        other = sqlite3.connect(database_path(sqlite_url), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        try:
+            with pytest.raises(ConnectionLost, match=r"locked for more than 0\.2 s"):
+                await transport.publish(Message(b"blocked"), queue_name)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await transport.publish(Message(b"later"), queue_name)  # usable again once the lock is gone
+        assert await transport.size(queue_name) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,5 @@
+# kombu and Celery have no type hints; calling them is the point of this module.
+# mypy: disallow-untyped-calls=False
 """celeriac's Redis transport and result backend against real kombu and Celery, in the same Redis database.
 
 Both sides use the same ``global_keyprefix`` (unique per test), so the tests see only their own keys; all keys
@@ -20,8 +22,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from celery import Celery
-from kombu import Connection, Exchange, Producer, Queue
+from celery import Celery  # type: ignore[import-untyped]
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis import RedisBackend
@@ -63,7 +67,8 @@ async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def make(redis_url: str, prefix: str) -> Callable[..., RedisTransport]:
+def make(redis_url: str, prefix: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
+    # (every fixture that writes depends on ``raw``, so the key clean-up runs after they have all closed)
     def factory(visibility_timeout: float = 3600.0, **extra: Any) -> RedisTransport:
         options = TransportOptions(visibility_timeout=visibility_timeout, extra={"global_keyprefix": prefix, **extra})
         return RedisTransport(redis_url, options)
@@ -78,13 +83,13 @@ async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisT
 
 
 @pytest.fixture
-def kombu(redis_url: str, prefix: str) -> Iterator[Connection]:
+def kombu(redis_url: str, prefix: str, raw: aioredis.Redis) -> Iterator[Connection]:
     with Connection(redis_url, transport_options={"global_keyprefix": prefix}) as connection:
         yield connection
 
 
 @pytest.fixture
-def celery_app(redis_url: str, prefix: str) -> Iterator[Celery]:
+def celery_app(redis_url: str, prefix: str, raw: aioredis.Redis) -> Iterator[Celery]:
     app = Celery(
         "interop",
         broker=redis_url,
@@ -243,6 +248,8 @@ async def test_unacked_entry_is_what_kombu_writes(
     assert await raw.hlen(keys.unacked) == 0 and await raw.zcard(keys.unacked_index) == 0
 
 
+# The child may be killed in the middle of its start-up restore sweep, holding the restore lock: a 1 s lock
+# life keeps that from blocking the restore this test waits for.
 CONSUMER_SCRIPT = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
@@ -250,7 +257,7 @@ from celeriac.transports.redis import RedisTransport
 
 async def main():
     url, prefix, queue = sys.argv[1:4]
-    options = TransportOptions(extra={"global_keyprefix": prefix})
+    options = TransportOptions(extra={"global_keyprefix": prefix, "unacked_mutex_expire": 1})
     transport = RedisTransport(url, options)
     await transport.connect()
     delivery = await anext(transport.consume([queue], prefetch=1))
@@ -282,7 +289,7 @@ async def test_kombu_restores_a_dead_celeriac_consumers_message(
 
         def restored() -> bool:
             channel.qos.restore_visible(interval=1)
-            return channel.client.llen(f"{queue_name}") == 1
+            return bool(channel.client.llen(queue_name) == 1)
 
         await eventually(restored)
         got = connection.SimpleQueue(queue_name).get(timeout=5)
@@ -356,7 +363,7 @@ async def test_fanout_channels_are_kombus(
 
 
 @pytest.fixture
-async def backend(redis_url: str, prefix: str) -> AsyncIterator[RedisBackend]:
+async def backend(redis_url: str, prefix: str, raw: aioredis.Redis) -> AsyncIterator[RedisBackend]:
     async with RedisBackend(redis_url, BackendOptions(extra={"global_keyprefix": prefix})) as b:
         yield b
 

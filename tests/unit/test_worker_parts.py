@@ -10,7 +10,7 @@ from celeriac import App
 from celeriac.app.routing import Router
 from celeriac.errors import ConfigurationError, MaxRetriesExceededError, Retry
 from celeriac.pools import by_name
-from celeriac.worker.clock import LamportClock
+from celeriac.protocol.clock import LamportClock
 from celeriac.worker.state import RevokedSet
 from celeriac.worker.worker import expand_hostname
 

@@ -20,6 +20,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpa
 from celeriac._portal import portal
 from celeriac.app.current import register_default, set_current_app
 from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.result import AsyncResult
 from celeriac.app.routing import Router
@@ -88,12 +89,14 @@ class App:
         self.conf.apply_environment()
         self.tasks = TaskRegistry()
         self.steps: dict[str, list[type[Any]]] = {"worker": [], "consumer": []}
-        self._transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Transport] = (
+        # Per event loop: a future of the connected producer transport / result backend.
+        self._transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]] = (
             weakref.WeakKeyDictionary()
         )
-        self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultBackend] = (
+        self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]] = (
             weakref.WeakKeyDictionary()
         )
+        self._producers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Producer] = weakref.WeakKeyDictionary()
         self._router: Router | None = None
         self.origin = anon_nodename()
         register_default(self)
@@ -213,42 +216,52 @@ class App:
         return backend_from_url(url, self.backend_options())
 
     async def atransport(self) -> Transport:
-        """This loop's shared producer transport, connected on first use."""
-        loop = asyncio.get_running_loop()
-        transport = self._transports.get(loop)
-        if transport is None:
-            transport = self.make_transport()
-            self._transports[loop] = transport
-            try:
-                await transport.connect()
-            except BaseException:
-                del self._transports[loop]
-                raise
+        """This loop's shared producer transport, connected on first use (concurrent callers share it)."""
+        transport: Transport = await self._shared(self._transports, self.make_transport)
         return transport
 
-    async def abackend(self) -> ResultBackend:
-        """This loop's shared result backend, connected on first use."""
+    async def aproducer(self) -> Producer:
+        """This loop's producer (on the shared transport)."""
         loop = asyncio.get_running_loop()
-        backend = self._backends.get(loop)
-        if backend is None:
-            backend = self.make_backend()
-            self._backends[loop] = backend
-            try:
-                await backend.connect()
-            except BaseException:
-                del self._backends[loop]
-                raise
+        transport = await self.atransport()
+        producer = self._producers.get(loop)
+        if producer is None or producer.transport is not transport:
+            producer = Producer(transport, declare=self.conf.task_create_missing_queues)
+            self._producers[loop] = producer
+        return producer
+
+    async def abackend(self) -> ResultBackend:
+        """This loop's shared result backend, connected on first use (concurrent callers share it)."""
+        backend: ResultBackend = await self._shared(self._backends, self.make_backend)
         return backend
+
+    @staticmethod
+    async def _shared(
+        cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]], make: Callable[[], Any]
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        future = cache.get(loop)
+        if future is None:
+            future = loop.create_future()
+            cache[loop] = future
+            resource = make()
+            try:
+                await resource.connect()
+            except BaseException as exc:
+                del cache[loop]
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: concurrent waiters (if any) get it too
+                raise
+            future.set_result(resource)
+        return await asyncio.shield(future)
 
     async def aclose(self) -> None:
         """Close this loop's shared transport and backend (they reopen on next use)."""
         loop = asyncio.get_running_loop()
-        transport = self._transports.pop(loop, None)
-        backend = self._backends.pop(loop, None)
-        if transport is not None:
-            await transport.close()
-        if backend is not None:
-            await backend.close()
+        for cache in (self._transports, self._backends):
+            future = cache.pop(loop, None)
+            if future is not None and future.done() and not future.exception():
+                await future.result().close()
 
     def close(self) -> None:
         """Close the connections the sync facades opened."""
@@ -286,11 +299,9 @@ class App:
         routing_key = options.get("routing_key") or queue
         serializer = options.get("serializer") or (task.serializer if task else None) or self.conf.task_serializer
         wire = encode_task(message, serializer, options.get("compression") or self.conf.task_compression)
-        transport = await self.atransport()
-        if self.conf.task_create_missing_queues:
-            await transport.declare(queue)
+        producer = await self.aproducer()
         not_before = message.eta.timestamp() if message.eta else None
-        await transport.publish(wire, routing_key, options.get("exchange", ""), not_before=not_before)
+        await producer.publish(wire, queue, routing_key, options.get("exchange", ""), not_before=not_before)
         return AsyncResult(message.id, app=self)
 
     def build_message(

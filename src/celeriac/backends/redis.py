@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import redis.exceptions as redis_exc
@@ -71,7 +72,8 @@ class RedisBackend(ResultBackend):
         try:
             await self._listener.close()
         finally:
-            await self._client.aclose()
+            with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
+                await self._client.aclose()
 
     async def store(self, meta: TaskMeta, expires: float | None = None) -> None:
         """Save and announce ``meta`` unless a SUCCESS is stored already.

@@ -148,9 +148,11 @@ class SQLiteBackend(ResultBackend):
             celeriac.errors.TimeoutError: not ready after ``timeout`` seconds.
             BackendError: the store failed, or the backend was closed while waiting.
         """
-        self._check_open()
+        meta = await self.get_meta(task_id)
+        if meta["status"] in READY_STATES:
+            return meta
         future: asyncio.Future[TaskMeta] = asyncio.get_running_loop().create_future()
-        # Register before the first read (the poller's), so a result stored meanwhile cannot be missed.
+        # The poller reads again right after registration, so a result stored since get_meta is not missed.
         self._waiting.setdefault(task_id, []).append(future)
         self._poke.set()
         if self._poller is None:

@@ -306,6 +306,41 @@ async def check_broadcast(make: TransportFactory, queue: str) -> None:
         await late.close()
 
 
+async def check_wildcard_subscription(make: TransportFactory, queue: str) -> None:
+    """A subscribed name with ``*`` (or ``#``) receives every channel it matches, and only those."""
+    exchange = f"{queue}ev"
+    async with make() as sender, make() as receiver:
+        star = await receiver.subscribe([f"{exchange}/worker.*"])
+        hash_ = await receiver.subscribe([f"{exchange}/#"])
+        await sender.fanout(f"{exchange}/task.multi", message(b"task"))
+        await sender.fanout(f"{exchange}/worker.heartbeat", message(b"beat"))
+        got_channel, got = await next_broadcast(star)
+        assert (got_channel, got.body) == (f"{exchange}/worker.heartbeat", b"beat")
+        assert [(await next_broadcast(hash_))[1].body for _ in range(2)] == [b"task", b"beat"]
+
+
+async def check_bindings(make: TransportFactory, queue: str) -> None:
+    """A named exchange routes through its bindings (none: the message is dropped); delete removes the queue."""
+    reply_queue, exchange = f"{queue}.reply", f"{queue}.replies"
+    async with make() as transport, make() as publisher:
+        await transport.bind(reply_queue, exchange, "key-1")
+        await transport.bind(reply_queue, exchange, "key-1")  # binding twice is binding once
+        await publisher.publish(message(b"routed"), "key-1", exchange)
+        await publisher.publish(message(b"unroutable"), "key-2", exchange)
+        delivery = await next_delivery(transport.consume([reply_queue], prefetch=0))
+        assert delivery.message.body == b"routed" and delivery.queue == reply_queue
+        assert (delivery.exchange, delivery.routing_key) == (exchange, "key-1")
+        await delivery.ack()
+        assert await transport.size("key-2") == 0 and await transport.size(reply_queue) == 0
+        await publisher.publish(message(b"left over"), "key-1", exchange)
+        await wait_for(lambda: _size_is(transport, reply_queue, 1), what="one message waiting")
+        await transport.delete(reply_queue)
+        assert await transport.size(reply_queue) == 0
+        await publisher.publish(message(b"after delete"), "key-1", exchange)  # no binding left: dropped
+        assert await transport.size(reply_queue) == 0
+        await transport.delete(reply_queue)  # deleting twice does nothing
+
+
 async def check_close(make: TransportFactory, queue: str) -> None:
     """close ends consumers and subscriptions, may be called twice; any use after it raises."""
     transport = make()
@@ -424,6 +459,8 @@ TRANSPORT_CHECKS: tuple[TransportCheck, ...] = (
     check_priority,
     check_size_and_purge,
     check_broadcast,
+    check_wildcard_subscription,
+    check_bindings,
     check_close,
     check_cancel,
     check_add_queue,

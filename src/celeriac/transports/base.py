@@ -8,8 +8,12 @@ A transport moves `Message` objects between producers and workers. Its promises:
   (SQLite lease expiry, Redis visibility timeout, AMQP channel close).
 * ``Delivery.ack`` removes the message for good; ``Delivery.reject(requeue=True)`` makes it deliverable again
   now, ``reject(requeue=False)`` drops it (or dead-letters it where the transport supports that).
+* ``publish`` to the anonymous exchange ``""`` goes to the queue named by the routing key; to a named exchange,
+  to every queue bound to it (``declare`` binds a queue to the exchange of its own name, ``bind`` adds
+  more) with that routing key, and nowhere when none is (kombu's direct routing).
 * ``fanout``/``subscribe`` broadcast to every current subscriber of a channel; a subscriber that is not
-  listening misses the message (as on Celery's brokers).
+  listening misses the message (as on Celery's brokers). Subscribed channel names may use ``*`` (and ``#``,
+  its AMQP spelling) as a wildcard: ``"celeryev/*"`` receives ``"celeryev/worker.heartbeat"``.
 * ``close`` may be called twice and always releases everything; any other call after it raises
   `TransportClosed`.
 """
@@ -170,6 +174,21 @@ class Transport(abc.ABC):
         """Make sure ``queue`` exists (bound to the default/direct exchange of the same name)."""
 
     @abc.abstractmethod
+    async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Also route messages published to ``exchange`` with ``routing_key`` to ``queue`` (a direct binding).
+
+        Bindings live in the broker: every process publishing to ``exchange`` honours them. Binding twice is
+        the same as binding once.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, queue: str) -> None:
+        """Remove ``queue``: its bindings (at least those this transport made) and its waiting messages.
+
+        For short-lived queues (remote-control replies). Deleting a queue that does not exist does nothing.
+        """
+
+    @abc.abstractmethod
     async def publish(
         self,
         message: Message,
@@ -178,7 +197,10 @@ class Transport(abc.ABC):
         *,
         not_before: float | None = None,
     ) -> None:
-        """Put ``message`` on the queue ``routing_key`` routes to; returns once the broker has it.
+        """Put ``message`` on the queues ``exchange`` routes ``routing_key`` to; returns once the broker has it.
+
+        ``exchange=""`` (the default exchange) means the queue named ``routing_key``; a named exchange routes
+        through its bindings, and a message no queue is bound for is dropped.
 
         ``not_before`` (a Unix time) is a hint: transports with ``has_delayed_delivery`` keep the message
         invisible until then; the others deliver it at once and the worker waits.

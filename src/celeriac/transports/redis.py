@@ -10,18 +10,26 @@ What celeriac adds on the same bytes (see `redis_consumer` and `redis_restore`):
   messages (a long task or a far ETA is not run twice);
 * each delivery is counted; past ``max_deliveries`` a message goes to the list ``<queue>.dead`` (itself a
   queue any kombu or celeriac consumer can read);
-* acks are pipelined, fetches take up to the free prefetch window per round trip.
+* concurrent acks, and concurrent publishes, share round trips; a fetch takes up to the free prefetch window.
 
 Fanout mapping: a channel is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; it is published on kombu's
 Redis channel ``/<db>.<channel>`` (after ``global_keyprefix``). So ``fanout("celeryev/worker.heartbeat", m)``
 is what Celery's event dispatcher sends, ``fanout("celery.pidbox", m)`` a remote-control broadcast, and
 ``subscribe(["celeryev/*"])`` (or ``"celeryev/#"``) receives every event, ``subscribe(["celery.pidbox"])``
-every control command.
+every control command. Control *replies* are not fanout: they are list messages routed through bindings,
+``publish(reply, routing_key=<oid>, exchange="reply.celery.pidbox")``, into the queue a client bound with
+``bind(f"{oid}.reply.celery.pidbox", "reply.celery.pidbox", oid)`` (celery-wire.md §5.3).
+
+The parts, one module each: `redis_keys` (names), `redis_lua` (scripts), `redis_envelope` (the JSON),
+`redis_connection` (URLs, clients, error translation), `redis_settings` (options), `redis_ops` (every server
+call), `redis_consumer` (fetch, wait, renew, settle), `redis_restore` (visibility-timeout restore),
+`redis_batch` (shared round trips), `redis_pubsub` (subscriptions).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -29,7 +37,7 @@ from celeriac.errors import TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports import redis_envelope
 from celeriac.transports.base import Transport, TransportOptions
-from celeriac.transports.redis_acks import AckBatcher
+from celeriac.transports.redis_batch import Batcher
 from celeriac.transports.redis_connection import database, make_client, raw_connection, redact
 from celeriac.transports.redis_consumer import RedisConsumer
 from celeriac.transports.redis_ops import RedisOps
@@ -65,10 +73,14 @@ class RedisTransport(Transport):
         socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
         self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout)
         self.ops = RedisOps(self._client, self._blocking, self.settings, self.url)
-        self.acks = AckBatcher(self.ops.ack, self.settings.ack_batch)
+        self.acks: Batcher[tuple[str, int]] = Batcher(self.ops.ack, self.settings.ack_batch, "celeriac-redis-acks")
+        self._pushes: Batcher[tuple[Sequence[str], str]] = Batcher(
+            self.ops.push, self.settings.ack_batch, "celeriac-redis-publish"
+        )
         self._restorer: asyncio.Task[None] | None = None
         self._consumers: set[RedisConsumer] = set()
         self._subscriptions: set[RedisSubscription] = set()
+        self._bindings: dict[str, set[tuple[str, str, str]]] = {}  # queue -> what we bound it to, for `delete`
         self._closed = False
 
     def check_open(self) -> None:
@@ -90,6 +102,7 @@ class RedisTransport(Transport):
             return
         self._closed = True
         try:
+            await self._pushes.close()
             await self.acks.close()
             for consumer in list(self._consumers):
                 await consumer.close()
@@ -101,8 +114,9 @@ class RedisTransport(Transport):
         finally:
             self._consumers.clear()
             self._subscriptions.clear()
-            await self._client.aclose()
-            await self._blocking.aclose()
+            for client in (self._client, self._blocking):
+                with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
+                    await client.aclose()
 
     # -- queues ------------------------------------------------------------------------------------------------
 
@@ -113,11 +127,20 @@ class RedisTransport(Transport):
         """
         self.check_open()
         await self.ops.declare(queue, exchange=queue, routing_key=queue)
+        self._bindings.setdefault(queue, set()).add((queue, queue, ""))
 
     async def bind(self, queue: str, exchange: str, routing_key: str, pattern: str = "") -> None:
         """Bind ``queue`` to ``exchange`` for ``routing_key`` (``pattern``: the regex of a topic binding)."""
         self.check_open()
         await self.ops.declare(queue, exchange=exchange, routing_key=routing_key, pattern=pattern)
+        self._bindings.setdefault(queue, set()).add((exchange, routing_key, pattern))
+
+    async def delete(self, queue: str) -> None:
+        """Remove the bindings this transport made for ``queue`` and DEL its lists (kombu's queue delete)."""
+        self.check_open()
+        for exchange, routing_key, pattern in self._bindings.pop(queue, set()):
+            await self.ops.unbind(queue, exchange, routing_key, pattern)
+        await self.ops.purge(queue)
 
     async def publish(
         self,
@@ -143,21 +166,28 @@ class RedisTransport(Transport):
         if not queues:
             log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, routing_key)
             return
-        await self.ops.push([self.settings.keys.queue(queue, message.priority) for queue in queues], payload)
+        lists = [self.settings.keys.queue(queue, message.priority) for queue in queues]
+        await self._pushes.submit((lists, payload))  # shares a round trip with concurrent publishes
 
     def consume(self, queues: Sequence[str], prefetch: int) -> RedisConsumer:
-        """A consumer of ``queues`` (declared when it starts); see `redis_consumer` for how it behaves."""
+        """A consumer of ``queues``; see `redis_consumer` for how it behaves.
+
+        Consuming needs no declaration on Redis (a queue is just its lists); `declare` binds a queue for
+        publishers that route through its exchange.
+        """
         self.check_open()
         consumer = RedisConsumer(self, queues, prefetch)
         self._consumers.add(consumer)
         return consumer
 
-    async def consumer_started(self, consumer: RedisConsumer) -> None:
-        """Declare the consumer's queues and make sure the restorer runs (called on its first fetch)."""
-        for queue in consumer.queues:
-            await self.declare(queue)
+    def consumer_started(self, consumer: RedisConsumer) -> None:
+        """Make sure the restorer runs while anyone consumes (called on a consumer's first fetch)."""
         if self._restorer is None or self._restorer.done():
             self._restorer = asyncio.create_task(Restorer(self.ops).run(), name="celeriac-redis-restore")
+
+    def consumer_finished(self, consumer: RedisConsumer) -> None:
+        """Forget a consumer that is cancelled and holds no un-acked delivery (nothing left to restore)."""
+        self._consumers.discard(consumer)
 
     async def purge(self, queue: str) -> int:
         """Delete every ready message of ``queue`` (all priority lists); returns how many."""
@@ -186,7 +216,9 @@ class RedisTransport(Transport):
     async def subscribe(self, channels: Sequence[str]) -> RedisSubscription:
         """Listen on ``channels`` (``#``/``*`` wildcards allowed); returns once Redis confirmed."""
         self.check_open()
-        subscription = RedisSubscription(raw_connection(self._client), self.settings.keys, self.url)
+        subscription = RedisSubscription(
+            raw_connection(self._client), self.settings.keys, self.url, on_close=self._subscriptions.discard
+        )
         try:
             await subscription.open(channels)
         except BaseException:

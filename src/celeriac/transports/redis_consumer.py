@@ -17,27 +17,30 @@ How a message travels (celery-wire.md §2.2, §2.5):
    ``renew_interval`` (``ZADD XX``), so a task that runs longer than ``visibility_timeout`` is not restored
    to another worker. When it dies the renewals stop and any live consumer's restorer
    (`redis_restore.Restorer`) puts the messages back after ``visibility_timeout``.
-4. **Settle.** Acks are batched (`redis_acks.AckBatcher`); reject with requeue LPUSHes the message back on
+4. **Settle.** Acks are batched (`redis_batch.Batcher`); reject with requeue LPUSHes the message back on
    its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
 
-A broken connection raises `ConnectionLost` once from ``__anext__``; iterating again reconnects (the pool
-opens new connections). Un-acked deliveries stay ackable throughout.
+Connection loss: a command that finds its connection broken is retried once on a fresh one
+(`redis_connection`), so a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__``
+raises `ConnectionLost` once; iterating again reconnects. Un-acked deliveries stay ackable throughout, and
+are restored to their queues when the transport closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports import redis_envelope
 from celeriac.transports.base import Consumer, Delivery
-from celeriac.transports.redis_acks import AckBatcher
+from celeriac.transports.redis_batch import Batcher
 from celeriac.transports.redis_connection import raise_if_cancelled
 from celeriac.transports.redis_envelope import Envelope
 from celeriac.transports.redis_ops import Fetched, RedisOps
@@ -49,7 +52,7 @@ class ConsumerHost(Protocol):
     """What a consumer needs from its transport."""
 
     ops: RedisOps
-    acks: AckBatcher
+    acks: Batcher[tuple[str, int]]
 
     def check_open(self) -> None:
         """Raise TransportClosed once the transport is closed."""
@@ -57,8 +60,11 @@ class ConsumerHost(Protocol):
     async def declare(self, queue: str) -> None:
         """Declare a queue (bind it to the exchange of the same name)."""
 
-    async def consumer_started(self, consumer: RedisConsumer) -> None:
-        """The consumer is about to fetch for the first time (declare its queues, start the restorer)."""
+    def consumer_started(self, consumer: RedisConsumer) -> None:
+        """The consumer is about to fetch for the first time (start the restorer)."""
+
+    def consumer_finished(self, consumer: RedisConsumer) -> None:
+        """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
 
 
 def _task_id(raw: str) -> str:
@@ -128,6 +134,7 @@ class RedisConsumer(Consumer):
         self._idle = asyncio.Event()  # the last fetch found every list empty: watchers may block
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._fetching: asyncio.Task[bool] | None = None
         self._error: TransportError | None = None
         self._cancelled = False
 
@@ -161,11 +168,13 @@ class RedisConsumer(Consumer):
         self._stop_watchers()
         await self._restore(list(self._ready))
         self._ready.clear()
+        if not self._in_flight:
+            self._host.consumer_finished(self)
 
     async def __anext__(self) -> RedisDelivery:
         if self._renewer is None and not self._cancelled:
             self._host.check_open()
-            await self._host.consumer_started(self)
+            self._host.consumer_started(self)
             self._renewer = asyncio.create_task(self._renew(), name="celeriac-redis-renew")
         while True:
             raise_if_cancelled()
@@ -183,7 +192,18 @@ class RedisConsumer(Consumer):
             if credit <= 0 or not self._queues:
                 await self._signal.wait()
                 continue
-            if await self._fetch(credit):
+            # The fetch runs as a task of its own: if this call is cancelled (a wait_for around anext), the
+            # messages the script already moved still reach the ready buffer instead of waiting in unacked
+            # for the visibility timeout. The next call picks up the same task.
+            if self._fetching is None:
+                self._fetching = asyncio.create_task(self._fetch(credit), name="celeriac-redis-fetch")
+            fetching = self._fetching
+            try:
+                found = await asyncio.shield(fetching)
+            finally:
+                if fetching.done():
+                    self._fetching = None
+            if found:
                 continue
             self._idle.set()
             self._start_watchers()
@@ -195,33 +215,43 @@ class RedisConsumer(Consumer):
     # -- settling ----------------------------------------------------------------------------------------------
 
     async def settle(self, delivery: RedisDelivery, requeue: bool | None) -> None:
-        """Ack (``requeue`` None), drop (False) or requeue (True) ``delivery``; repeated calls do nothing."""
+        """Ack (``requeue`` None), drop (False) or requeue (True) ``delivery``; repeated calls do nothing.
+
+        The server call runs to its end even if the caller is cancelled meanwhile, and its outcome (not the
+        caller's) decides whether the delivery is settled: the prefetch window never leaks a slot.
+        """
         self._host.check_open()
         if not delivery.begin():
             return
-        done = False
-        try:
-            if requeue:
-                payload = redis_envelope.mark_redelivered(delivery.envelope)
-                await self._ops.move_back(
-                    delivery.delivery_tag,
-                    payload,
-                    [delivery.list_key],
-                    front=False,
-                    count=delivery.delivery_count,
+        operation: asyncio.Future[Any]
+        if requeue:
+            payload = redis_envelope.mark_redelivered(delivery.envelope)
+            operation = asyncio.ensure_future(
+                self._ops.move_back(
+                    delivery.delivery_tag, payload, [delivery.list_key], front=False, count=delivery.delivery_count
                 )
-            else:
-                await self._host.acks.ack(delivery.delivery_tag, delivery.delivery_count)
-            done = True
-        finally:
-            delivery.end(done)
-            if done:
-                self._forget(delivery)
+            )
+        else:
+            try:
+                operation = self._host.acks.enqueue((delivery.delivery_tag, delivery.delivery_count))
+            except BaseException:
+                delivery.end(False)
+                raise
+        operation.add_done_callback(functools.partial(self._settled, delivery))
+        await asyncio.shield(operation)
+
+    def _settled(self, delivery: RedisDelivery, operation: asyncio.Future[Any]) -> None:
+        done = not operation.cancelled() and operation.exception() is None
+        delivery.end(done)
+        if done:
+            self._forget(delivery)
 
     def _forget(self, delivery: RedisDelivery) -> None:
         if self._in_flight.get(delivery.delivery_tag) is delivery:
             del self._in_flight[delivery.delivery_tag]
         self._signal.set()  # credit freed
+        if self._cancelled and not self._in_flight:
+            self._host.consumer_finished(self)
 
     def _credit(self) -> int:
         limit = self._settings.fetch_limit
@@ -345,5 +375,7 @@ class RedisConsumer(Consumer):
         self._stop_watchers()
         if self._renewer is not None:
             self._renewer.cancel()
+        if self._fetching is not None:  # let a fetch on the wire land, so its messages are restored too
+            await asyncio.wait([self._fetching], timeout=5.0)
         await self._restore(list(self._in_flight.values()))
         self._ready.clear()

@@ -112,15 +112,20 @@ class RedisOps:
                 queues.append(binding.queue)
         return queues
 
-    async def push(self, lists: Sequence[str], payload: str) -> None:
-        """LPUSH ``payload`` onto each list (kombu's publish), in one transaction."""
+    async def push(self, batch: Sequence[tuple[Sequence[str], str]]) -> None:
+        """LPUSH each ``(lists, payload)`` onto each of its lists (kombu's publish), all in one round trip.
+
+        Not a transaction, as kombu's own multi-queue publish is not: an error fails the whole batch, though
+        some pushes may have been applied.
+        """
         with redis_errors(self.where):
-            if len(lists) == 1:
-                await self.client.lpush(lists[0], payload)
+            if len(batch) == 1 and len(batch[0][0]) == 1:
+                await self.client.lpush(batch[0][0][0], batch[0][1])
                 return
-            async with self.client.pipeline(transaction=True) as pipe:
-                for key in lists:
-                    pipe.lpush(key, payload)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for lists, payload in batch:
+                    for key in lists:
+                        pipe.lpush(key, payload)
                 await pipe.execute()
 
     async def size(self, queue: str) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
@@ -39,7 +39,14 @@ class RedisSubscription(Subscription):
     broadcast while nobody listens are lost anyway, as on Celery's brokers).
     """
 
-    def __init__(self, connection: AbstractConnection, keys: RedisKeys, where: str) -> None:
+    def __init__(
+        self,
+        connection: AbstractConnection,
+        keys: RedisKeys,
+        where: str,
+        on_close: Callable[[RedisSubscription], None] | None = None,
+    ) -> None:
+        self._on_close = on_close
         self._connection = connection
         self._keys = keys
         self._where = where
@@ -113,6 +120,8 @@ class RedisSubscription(Subscription):
         if self._closed:
             return
         self._closed = True
+        if self._on_close is not None:
+            self._on_close(self)
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS broadcasts (
     created_at       REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS broadcasts_age ON broadcasts (created_at);
+CREATE TABLE IF NOT EXISTS bindings (                    -- routing tables of named exchanges (direct)
+    exchange         TEXT    NOT NULL,
+    routing_key      TEXT    NOT NULL,
+    queue            TEXT    NOT NULL,
+    PRIMARY KEY (exchange, routing_key, queue)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bindings_queue ON bindings (queue);
 
 -- name: data_version
 -- Changes whenever another connection commits (never for this connection's own commits).
@@ -131,9 +138,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?);
 SELECT COALESCE(MAX(id), 0) FROM broadcasts;
 
 -- name: read_broadcasts
+-- :channels are exact names, :patterns GLOB patterns (the subscription's names with a wildcard).
 SELECT id, channel, body, content_type, content_encoding, headers, properties
 FROM broadcasts
-WHERE id > :after AND channel IN (SELECT value FROM json_each(:channels))
+WHERE id > :after
+  AND (channel IN (SELECT value FROM json_each(:channels))
+       OR EXISTS (SELECT 1 FROM json_each(:patterns) AS p WHERE broadcasts.channel GLOB p.value))
 ORDER BY id
 LIMIT :limit;
 
@@ -142,3 +152,15 @@ DELETE FROM broadcasts WHERE created_at < :before;
 
 -- name: prune_dead_letters
 DELETE FROM dead_letters WHERE dead_at < :before;
+
+-- name: bind
+INSERT OR IGNORE INTO bindings (exchange, routing_key, queue) VALUES (:exchange, :routing_key, :queue);
+
+-- name: route
+SELECT queue FROM bindings WHERE exchange = :exchange AND routing_key = :routing_key ORDER BY queue;
+
+-- name: unbind_queue
+DELETE FROM bindings WHERE queue = :queue;
+
+-- name: delete_queue
+DELETE FROM messages WHERE queue = :queue;

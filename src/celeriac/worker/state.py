@@ -7,7 +7,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from celeriac.worker.clock import LamportClock
+from celeriac.protocol.clock import LamportClock
 
 if TYPE_CHECKING:
     from celeriac.worker.request import Request

@@ -216,9 +216,9 @@ class Tracer:
         )
         app = request.task.app
         try:
-            transport = await app.atransport()
+            producer = await app.aproducer()
             wire = encode_task(again, request.task.serializer or app.conf.task_serializer)
-            await transport.publish(wire, request.delivery.queue, not_before=eta.timestamp())
+            await producer.publish(wire, request.delivery.queue, not_before=eta.timestamp())
         except (TransportError, OSError) as exc:
             log.error("Could not send retry of %s[%s]: %s", request.name, request.id, exc)
             if request.acks_late:

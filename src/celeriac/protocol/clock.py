@@ -1,10 +1,10 @@
-"""Lamport clock: a counter every worker keeps and forwards when it hears a larger one."""
+"""Lamport clock: the logical counter events and remote-control messages carry (celery-wire.md §4.7); no I/O."""
 
 from __future__ import annotations
 
 
 class LamportClock:
-    """A logical clock (celery-wire.md §4.7): ``forward()`` on send, ``adjust(other)`` on receive."""
+    """A logical clock: ``forward()`` on send, ``adjust(other)`` on receive (kombu's LamportClock semantics)."""
 
     def __init__(self, initial: int = 0) -> None:
         self.value = initial

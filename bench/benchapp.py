@@ -1,0 +1,58 @@
+"""The celeriac app the benchmarks drive: two no-op tasks (results ignored) and a ``sentinel`` with a result.
+
+The worker loads it with ``-A benchapp``; its broker comes from the environment:
+
+* ``BENCH_BROKER_URL``: the broker (and result store) URL, default the SQLite file ``./bench.db``;
+* ``BENCH_KEYPREFIX``: a Redis ``global_keyprefix`` for broker and results, so a run touches only keys under
+  its own prefix (empty: no prefix).
+
+The benchmark scripts build their own client apps with `create_app` (one per broker they measure); the task
+names match `celeryapp`, so either client can drive either worker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from celeriac import App, Task
+
+NOOP_ASYNC = "bench.noop_async"
+NOOP_SYNC = "bench.noop_sync"
+SENTINEL = "bench.sentinel"
+
+
+@dataclass(frozen=True)
+class BenchApp:
+    """A celeriac app with the benchmark tasks registered on it."""
+
+    app: App
+    noop_async: Task[[], None]
+    noop_sync: Task[[], None]
+    sentinel: Task[[int], int]
+
+
+def create_app(broker_url: str, keyprefix: str = "") -> BenchApp:
+    """A new app on ``broker_url`` (results in the same store), every Redis key under ``keyprefix``."""
+    app = App("benchapp", broker=broker_url)
+    if keyprefix:
+        app.conf.broker_transport_options = {"global_keyprefix": keyprefix}
+        app.conf.result_backend_transport_options = {"global_keyprefix": keyprefix}
+
+    @app.task(name=NOOP_ASYNC, ignore_result=True)
+    async def noop_async() -> None:
+        """Nothing, on the worker's event loop (-P asyncio)."""
+
+    @app.task(name=NOOP_SYNC, ignore_result=True)
+    def noop_sync() -> None:
+        """Nothing, in a pool thread."""
+
+    @app.task(name=SENTINEL)
+    async def sentinel(value: int = 0) -> int:
+        """Return ``value``: a task whose result a client can wait for."""
+        return value
+
+    return BenchApp(app, noop_async, noop_sync, sentinel)
+
+
+bench = create_app(os.environ.get("BENCH_BROKER_URL", "sqlite:///bench.db"), os.environ.get("BENCH_KEYPREFIX", ""))
+app = bench.app

@@ -1,0 +1,153 @@
+"""Processes the benchmarks start, and what /proc says about them (CPU time, peak RSS).
+
+Every process is started in its own session, so a Ctrl-C at the terminal reaches only the benchmark script,
+which then stops its processes itself: `Managed.stop` sends SIGTERM (a warm shutdown for both workers), waits,
+and kills the process group if it did not exit. Used as a context manager, a `Managed` process is stopped
+however the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Managed:
+    """A child process we own: started on construction, its output in ``log_path``, stopped by `stop`."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        stdin: int | None = subprocess.DEVNULL,
+        stdout_pipe: bool = False,
+    ) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=stdin,
+            stdout=subprocess.PIPE if stdout_pipe else self._log,
+            stderr=self._log,
+            start_new_session=True,
+            text=stdout_pipe,
+        )
+        self.pid = self.proc.pid
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def stdin(self) -> IO[str]:
+        assert self.proc.stdin is not None
+        return self.proc.stdin  # type: ignore[return-value]
+
+    @property
+    def stdout(self) -> IO[str]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout  # type: ignore[return-value]
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the process's output (for error messages)."""
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL the whole process group; return the exit code.
+
+        Idempotent. Children the process left behind in its group (a prefork pool) are killed too.
+        """
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # our own session's group: leftovers only
+        code = self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._log.close()
+        return code
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a prefork worker's pool children), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """utime + stime of the processes ``pids`` (from /proc/<pid>/stat), in seconds; gone processes count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return total / CLOCK_TICKS
+
+
+def peak_rss(pids: Sequence[int]) -> int:
+    """The sum of VmHWM (peak resident set) over ``pids``, in bytes."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its descendants."""
+    return cpu_seconds(descendants(pid))
+
+
+def tree_peak_rss(pid: int) -> int:
+    """Peak RSS bytes of ``pid`` plus its descendants (summed: an upper bound for a prefork pool)."""
+    return peak_rss(descendants(pid))

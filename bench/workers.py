@@ -1,0 +1,68 @@
+"""Start one worker process, celeriac's or Celery's, on a benchmark place.
+
+The command lines are the documented ones, nothing tuned:
+
+* celeriac: ``python -m celeriac -A benchapp worker -P <pool> -c <c> -l warning`` (this interpreter);
+* Celery: ``celery -A celeryapp worker -P <pool> -c <c> -l warning`` from ``bench/.venv-celery``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import celeryenv
+from brokers import Place
+from procs import Managed
+
+HERE = Path(__file__).resolve().parent
+IMPLS = ("celeriac", "celery")
+POOLS = {"celeriac": ("asyncio", "threads", "solo"), "celery": ("prefork", "threads", "solo")}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Which worker to run: implementation, pool and concurrency."""
+
+    impl: str
+    pool: str
+    concurrency: int
+
+    def __post_init__(self) -> None:
+        if self.impl not in IMPLS:
+            raise ValueError(f"--impl must be one of {IMPLS}, not {self.impl!r}")
+        if self.pool not in POOLS[self.impl]:
+            raise ValueError(f"{self.impl} has no pool {self.pool!r} (pools: {', '.join(POOLS[self.impl])})")
+
+    @property
+    def label(self) -> str:
+        """``celeriac asyncio c=8``."""
+        return f"{self.impl} {self.pool} c={self.concurrency}"
+
+    def argv(self) -> list[str]:
+        """The worker's command line."""
+        common = ["worker", "-P", self.pool, "-c", str(self.concurrency), "-l", "warning"]
+        if self.impl == "celeriac":
+            return [sys.executable, "-m", "celeriac", "-A", "benchapp", *common]
+        return [str(celeryenv.celery()), "-A", "celeryapp", *common]
+
+
+def clean_env(place: Place) -> dict[str, str]:
+    """This environment, minus anything that would redirect the apps, plus the place's variables."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CELERIAC_", "CELERY_"))}
+    env.pop("VIRTUAL_ENV", None)
+    env.update(place.env())
+    env["PYTHONPATH"] = str(HERE)
+    return env
+
+
+def start_worker(spec: WorkerSpec, place: Place) -> Managed:
+    """Start the worker (its output goes to ``<workdir>/<impl>-worker.log``); the caller stops it."""
+    if spec.impl == "celery":
+        celeryenv.ensure()
+        if place.kind != "redis":
+            raise ValueError("the Celery worker runs on Redis only (Celery has no SQLite broker)")
+    log = place.workdir / f"{spec.impl}-{spec.pool}-worker.log"
+    return Managed(spec.argv(), env=clean_env(place), cwd=HERE, log_path=log)
