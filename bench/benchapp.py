@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
 from celeriac import App, Task
 
 NOOP_ASYNC = "bench.noop_async"

@@ -15,7 +15,7 @@ import socket
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from celeriac._portal import portal
 from celeriac.app.current import register_default, set_current_app
@@ -35,6 +35,9 @@ from celeriac.settings import Settings
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports import redact_url
 from celeriac.transports.base import Transport, TransportOptions
+
+if TYPE_CHECKING:
+    from celeriac.control.client import Control
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,6 +101,7 @@ class App:
         )
         self._producers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Producer] = weakref.WeakKeyDictionary()
         self._router: Router | None = None
+        self._control: Control | None = None
         self.origin = anon_nodename()
         register_default(self)
 
@@ -266,6 +270,16 @@ class App:
     def close(self) -> None:
         """Close the connections the sync facades opened."""
         portal.run(self.aclose())
+
+    @property
+    def control(self) -> Control:
+        """Remote control of this app's workers: ``app.control.inspect().ping()``, ``app.control.revoke(id)``."""
+        if self._control is None:
+            # The one reference upwards: Celery's API puts `control` on the app; the code lives in celeriac.control.
+            from celeriac.control.client import Control
+
+            self._control = Control(self)
+        return self._control
 
     def redacted_broker_url(self) -> str:
         """The broker URL with its password hidden (safe to log and print)."""

@@ -35,3 +35,7 @@ class RequestContext:
     origin: str | None = None
     ignore_result: bool = False
     called_directly: bool = False
+
+    def context(self) -> RequestContext:
+        """Itself: a RequestContext can stand wherever a source of one is expected."""
+        return self

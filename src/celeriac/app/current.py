@@ -7,7 +7,7 @@ own value. ``current_app`` falls back to the most recently created app, as Celer
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from celeriac.errors import ConfigurationError
 
@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
 _app: ContextVar[App | None] = ContextVar("celeriac_current_app", default=None)
 _default: list[App] = []  # the last App created; a list so no `global` statement is needed
-_request: ContextVar[RequestContext | None] = ContextVar("celeriac_current_request", default=None)
+_request: ContextVar[ContextSource | None] = ContextVar("celeriac_current_request", default=None)
+
+
+class ContextSource(Protocol):
+    """Something that can produce the running task's RequestContext (the worker's Request does, lazily)."""
+
+    def context(self) -> RequestContext: ...
 
 
 def get_current_app() -> App:
@@ -40,9 +46,10 @@ def register_default(app: App) -> None:
 
 def current_request() -> RequestContext | None:
     """The request of the task running in this context, if any."""
-    return _request.get()
+    source = _request.get()
+    return source.context() if source is not None else None
 
 
-def request_var() -> ContextVar[RequestContext | None]:
+def request_var() -> ContextVar[ContextSource | None]:
     """The ContextVar the worker sets around each task body."""
     return _request

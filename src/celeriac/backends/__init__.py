@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from celeriac._schemes import SchemeEntry, redact_url, scheme_of
 from celeriac.backends.base import BackendOptions, ResultBackend
-from celeriac.transports import SchemeEntry, redact_url, scheme_of
 
 _REDIS = SchemeEntry("celeriac.backends.redis", "RedisBackend", extra="redis")
 

@@ -25,20 +25,15 @@ import time
 from typing import Any
 
 from celeriac import errors
+from celeriac._sqlite.commit import GroupCommit
+from celeriac._sqlite.config import database_path, option_number
+from celeriac._sqlite.connection import configure_connection, read_data_version, write_transaction
+from celeriac._sqlite.errors import ErrorMap
+from celeriac._sqlite.sql import load_queries
+from celeriac._sqlite.thread import SQLiteThread
+from celeriac._sqlite.watch import ChangeWatcher
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.errors import BackendError, CeleriacError
-from celeriac.transports.sqlite import (
-    ChangeWatcher,
-    ErrorMap,
-    GroupCommit,
-    SQLiteThread,
-    configure_connection,
-    database_path,
-    load_queries,
-    option_number,
-    read_data_version,
-    write_transaction,
-)
 
 SQL = load_queries(__package__ or "celeriac.backends", "sqlite.sql")
 _READY = json.dumps(sorted(READY_STATES))

@@ -13,11 +13,20 @@ from typing import Any, NoReturn
 
 from celeriac import __version__
 from celeriac.app.app import App
-from celeriac.cli import call, purge, result, worker
+from celeriac.cli import call, events, purge, remote, result, status, worker
 from celeriac.cli.loader import load_app
 from celeriac.errors import CeleriacError, ConfigurationError
 
-VERBS = (worker, call, result, purge)
+VERBS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
+    worker.add_parser,
+    call.add_parser,
+    result.add_parser,
+    purge.add_parser,
+    remote.add_parser,
+    remote.add_control_parser,
+    status.add_parser,
+    events.add_parser,
+)
 
 
 class UsageError(Exception):
@@ -45,8 +54,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"celeriac {__version__}")
     common_options(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
-    for verb in VERBS:
-        sub = verb.add_parser(verbs)
+    for add_parser in VERBS:
+        sub = add_parser(verbs)
         common_options(sub, suppress=True)
     return parser
 

@@ -34,6 +34,11 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("-n", "--hostname", help="node name, e.g. w1@%%h")
     parser.add_argument("-E", "--task-events", action="store_true", default=None, help="send task events")
     parser.add_argument("--prefetch-multiplier", type=int, help="prefetch = concurrency x this (0: no limit)")
+    parser.add_argument("--without-mingle", action="store_true", help="do not sync with other workers at start")
+    parser.add_argument("--without-gossip", action="store_true", help="do not follow other workers' events")
+    parser.add_argument("--without-heartbeat", action="store_true", help="send no worker-heartbeat events")
+    parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 2)")
+    parser.add_argument("--statedb", help="file keeping revoked task ids across restarts")
     parser.set_defaults(run=run)
     return parser
 
@@ -90,6 +95,8 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         by_name(args.pool)  # a bad -P is a one-line error before anything starts
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigurationError(f"-c/--concurrency must be at least 1, not {args.concurrency}")
+    if args.heartbeat_interval is not None and args.heartbeat_interval <= 0:
+        raise ConfigurationError(f"--heartbeat-interval must be more than 0, not {args.heartbeat_interval}")
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
     if app.backend_url:
@@ -114,6 +121,11 @@ async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None) -
         queues=queues,
         prefetch_multiplier=args.prefetch_multiplier,
         send_events=args.task_events,
+        heartbeat_interval=args.heartbeat_interval,
+        without_mingle=args.without_mingle,
+        without_gossip=args.without_gossip,
+        without_heartbeat=args.without_heartbeat,
+        statedb=args.statedb,
     )
     Console(stderr=True).print(banner(app, worker))
     return worker, await worker.run()

@@ -24,6 +24,17 @@ class AsyncioPool(Pool):
         super().__init__(concurrency)
         self._executor: ThreadPoolExecutor | None = None
 
+    def cancellable(self, task: Task[Any, Any]) -> bool:
+        """Async bodies run on the worker's loop: cancelling their task stops them."""
+        return task.is_async
+
+    def grow(self, n: int = 1) -> None:
+        """Add runners; the thread executor was sized for the old concurrency, so later bodies get a new one."""
+        super().grow(n)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # bodies running in it finish there
+            self._executor = None
+
     async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if task.is_async:
             return await task(*args, **kwargs)

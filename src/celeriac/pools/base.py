@@ -56,6 +56,7 @@ class Pool(abc.ABC):
         self._runners: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], Job] = {}
         self._completed = 0
+        self._retiring = 0  # runners to stop when their current job ends (shrink of a busy pool)
 
     async def start(self) -> None:
         """Start the runners."""
@@ -79,6 +80,10 @@ class Pool(abc.ABC):
             finally:
                 self._running.pop(current, None)
                 self._completed += 1
+            if self._retiring:
+                self._retiring -= 1
+                self._runners.remove(current)
+                return
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; it starts when a runner is free."""
@@ -126,6 +131,33 @@ class Pool(abc.ABC):
         for _ in range(n):
             self._runners.append(asyncio.create_task(self._runner(), name="pool-runner"))
         self.concurrency += n
+
+    def shrink(self, n: int = 1) -> None:
+        """Remove ``n`` runners (never the last): idle ones stop now, busy ones when their job ends.
+
+        Raises:
+            ValueError: the pool would have no runner left.
+        """
+        if n < 1 or n >= self.concurrency:
+            raise ValueError(f"cannot shrink a pool of {self.concurrency} by {n}")
+        self.concurrency -= n
+        idle = [runner for runner in self._runners if runner not in self._running]
+        for runner in idle[:n]:
+            runner.cancel()
+            self._runners.remove(runner)
+        self._retiring += n - min(n, len(idle))
+
+    def cancellable(self, task: Task[Any, Any]) -> bool:
+        """Whether `cancel` can stop a running body of ``task`` (async bodies on the worker's loop)."""
+        return False
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel the running ``job`` (its `run` sees CancelledError); False when it is not running."""
+        for runner, running in self._running.items():
+            if running is job:
+                runner.cancel()
+                return True
+        return False
 
     def statistics(self) -> PoolStatistics:
         """A snapshot for ``inspect stats``."""

@@ -19,6 +19,10 @@ class SoloPool(Pool):
     def __init__(self, concurrency: int = 1) -> None:
         super().__init__(1)
 
+    def cancellable(self, task: Task[Any, Any]) -> bool:
+        """Async bodies run on the worker's loop: cancelling their task stops them."""
+        return task.is_async
+
     async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if task.is_async:
             return await task(*args, **kwargs)

@@ -41,6 +41,13 @@ class ThreadPool(Pool):
             self._loops.append(loop)
         return loop.run_until_complete(task(*args, **kwargs))
 
+    def grow(self, n: int = 1) -> None:
+        """Add runners; the thread executor was sized for the old concurrency, so later bodies get a new one."""
+        super().grow(n)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # bodies running in it finish there
+            self._executor = None
+
     async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="celeriac-thread")

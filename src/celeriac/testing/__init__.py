@@ -38,7 +38,13 @@ async def wait_for(
 
 @contextlib.asynccontextmanager
 async def start_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
-    """Run a `Worker` for ``app`` on the current loop for the ``async with`` block, then stop it warmly."""
+    """Run a `Worker` for ``app`` on the current loop for the ``async with`` block, then stop it warmly.
+
+    As Celery's test worker, it starts without mingle, gossip and heartbeats (no 1 s hello round, no events
+    between test workers) unless the options say otherwise (``without_mingle=False``...).
+    """
+    for quiet in ("without_mingle", "without_gossip", "without_heartbeat"):
+        options.setdefault(quiet, True)
     worker = Worker(app, **options)
     runner = asyncio.create_task(worker.run(install_signal_handlers=False))
     started = asyncio.create_task(worker.wait_started())

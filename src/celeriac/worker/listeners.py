@@ -30,8 +30,8 @@ class TaskListener:
     def task_retried(self, request: Request, exc: BaseException) -> None:
         """A retry message was sent."""
 
-    def task_revoked(self, request: Request, expired: bool, terminated: bool) -> None:
-        """The request was revoked, expired or terminated and will not run."""
+    def task_revoked(self, request: Request, expired: bool, terminated: bool, signum: int | None = None) -> None:
+        """The request was revoked, expired or terminated (by signal ``signum``) and will not run (on)."""
 
     def task_rejected(self, request: Request, requeue: bool) -> None:
         """The body raised Reject."""

@@ -11,6 +11,7 @@ from celeriac.app.context import RequestContext
 from celeriac.errors import TransportError
 from celeriac.protocol.message import TaskMessage
 from celeriac.transports.base import Delivery
+from celeriac.worker.policy import TaskPolicy
 
 if TYPE_CHECKING:
     from celeriac.app.task import Task
@@ -25,11 +26,15 @@ class Request:
     call a no-op, so no code path can ack twice or ack after a reject.
     """
 
-    def __init__(self, message: TaskMessage, delivery: Delivery, task: Task[Any, Any], hostname: str) -> None:
+    def __init__(
+        self, message: TaskMessage, delivery: Delivery, task: Task[Any, Any], hostname: str, policy: TaskPolicy
+    ) -> None:
         self.message = message
         self.delivery = delivery
         self.task = task
         self.hostname = hostname
+        self.policy = policy
+        self._context: RequestContext | None = None
         self.acknowledged = False
         self.time_received = time.time()
         self.time_start: float | None = None
@@ -48,18 +53,13 @@ class Request:
     @property
     def acks_late(self) -> bool:
         """Whether the message is acked after the task finishes (task option, else the app setting)."""
-        if self.task.acks_late is not None:
-            return self.task.acks_late
-        return bool(self.task.app.conf.task_acks_late)
+        return self.policy.acks_late
 
     @property
     def ignore_result(self) -> bool:
         """Whether no result is stored (message header, else task option, else the app setting)."""
-        if self.message.ignore_result is not None:
-            return self.message.ignore_result
-        if self.task.ignore_result is not None:
-            return self.task.ignore_result
-        return bool(self.task.app.conf.task_ignore_result)
+        ignore = self.message.ignore_result
+        return self.policy.ignore_result if ignore is None else ignore
 
     def expired(self, now: dt.datetime | None = None) -> bool:
         """Whether the ``expires`` time has passed."""
@@ -72,7 +72,12 @@ class Request:
         return max(0.0, eta.timestamp() - time.time()) if eta is not None else 0.0
 
     def context(self) -> RequestContext:
-        """The ``self.request`` a bound task body sees."""
+        """The ``self.request`` a bound task body sees (built on first use: most bodies never ask)."""
+        if self._context is None:
+            self._context = self._make_context()
+        return self._context
+
+    def _make_context(self) -> RequestContext:
         m = self.message
         return RequestContext(
             id=m.id,

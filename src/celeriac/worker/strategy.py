@@ -2,8 +2,9 @@
 
 Undecodable / disallowed / unknown-task messages are logged once with the reason and the message id and
 rejected without requeue (the worker keeps going); then: revoked? -> drop; expired? -> REVOKED; ETA in the
-future? -> hold on the timer (the message stays un-acked, the prefetch window grows by one); else reserve it
-in the pool.
+future? -> hold on the timer; rate limit reached? -> hold in the `RateLimiter`; else reserve it in the pool.
+A held message stays un-acked and widens the prefetch window by one, so it never blocks the messages behind
+it; `revoke_held` drops held requests that get revoked.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.states import State
@@ -19,6 +21,8 @@ from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
 from celeriac.protocol.codec import decode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.transports.base import Delivery
+from celeriac.worker.policy import PolicyCache
+from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.request import Request
 from celeriac.worker.tracer import TraceJob, Tracer, make_meta
 
@@ -48,7 +52,10 @@ class Strategy:
         self.hostname = hostname
         self.prefetch = 0  # the base window; ETA holds widen it
         self._held = 0
+        self._eta_handles: dict[str, asyncio.TimerHandle] = {}
+        self.limiter = RateLimiter(timer, self._rate_released, app.conf.task_default_rate_limit)
         self._accept = app.accept
+        self.policies = PolicyCache()
         self._tz = dt.UTC
 
     async def handle(self, delivery: Delivery) -> None:
@@ -75,7 +82,7 @@ class Strategy:
                     log.error("Could not store failure of %s: %s", message.id, exc)
             await _reject_quietly(delivery)
             return
-        request = Request(message, delivery, task, self.hostname)
+        request = Request(message, delivery, task, self.hostname, self.policies.get(task))
         state = self.tracer.state
         if request.id in state.revoked:
             await self.tracer.revoke(request)
@@ -88,7 +95,19 @@ class Strategy:
         if request.eta_delay() > 0:
             self.hold(request)
         else:
+            self.admit(request)
+
+    def admit(self, request: Request) -> None:
+        """Reserve the request, or hold it while its task's rate limit is reached."""
+        if self.limiter.admit(request):
             self.reserve(request)
+            return
+        self.tracer.state.reserved[request.id] = request
+        self._set_held(self._held + 1)
+
+    def _rate_released(self, request: Request) -> None:
+        self._set_held(self._held - 1)
+        self.reserve(request)
 
     def reserve(self, request: Request) -> None:
         """Queue the request in the pool."""
@@ -103,13 +122,37 @@ class Strategy:
         log.info("Task %s[%s] scheduled for %s", request.name, request.id, request.message.eta)
 
         def due() -> None:
+            self._eta_handles.pop(request.id, None)
             if state.scheduled.pop(request.id, None) is None:
                 return
             self._set_held(self._held - 1)
-            self.reserve(request)
+            self.admit(request)
 
         assert request.message.eta is not None
-        self.timer.call_at(max(request.message.eta.timestamp(), time.time()), due)
+        self._eta_handles[request.id] = self.timer.call_at(max(request.message.eta.timestamp(), time.time()), due)
+
+    def revoke_held(self, ids: Sequence[str]) -> list[Request]:
+        """Take the held (ETA or rate-limited) requests with these ids out of the worker and return them."""
+        state = self.tracer.state
+        taken: list[Request] = []
+        for task_id in ids:
+            request = state.scheduled.pop(task_id, None)
+            handle = self._eta_handles.pop(task_id, None)
+            if handle is not None:
+                self.timer.cancel(handle)
+            if request is not None:
+                taken.append(request)
+        taken += self.limiter.take(ids)
+        for request in taken:
+            state.reserved.pop(request.id, None)
+        if taken:
+            self._set_held(self._held - len(taken))
+        return taken
+
+    def resize(self, prefetch: int) -> None:
+        """A new base prefetch window (the pool grew or shrank); held messages still widen it."""
+        self.prefetch = prefetch
+        self._set_held(self._held)
 
     def _set_held(self, held: int) -> None:
         self._held = held
@@ -119,9 +162,12 @@ class Strategy:
     async def release_held(self) -> None:
         """Give every held (ETA) and reserved-but-unstarted request back to the broker (warm shutdown)."""
         self.timer.cancel_all()
+        self._eta_handles.clear()
         state = self.tracer.state
-        returned = [*state.scheduled.values()]
+        returned = [*state.scheduled.values(), *self.limiter.take()]
         state.scheduled.clear()
+        for request in returned:
+            state.reserved.pop(request.id, None)
         for job in self.tracer.pool.take_pending():
             if isinstance(job, TraceJob):
                 returned.append(job.request)

@@ -90,18 +90,17 @@ class Tracer:
         self.listeners = listeners
         self.backend = backend
         self.hostname = hostname
+        self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
 
     # -- storing and telling ---------------------------------------------------------------------
     async def store(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
         """Store a state unless the request ignores results (errors too with store_errors_even_if_ignored)."""
         if self.backend is None:
             return
-        conf = request.task.app.conf
-        if request.ignore_result and not (
-            status == State.FAILURE and conf.task_store_errors_even_if_ignored
-        ):
+        policy = request.policy
+        if request.ignore_result and not (status == State.FAILURE and policy.store_errors_even_if_ignored):
             return
-        meta = make_meta(request.id, status, result, tb=tb, request=request, extended=conf.result_extended)
+        meta = make_meta(request.id, status, result, tb=tb, request=request, extended=policy.result_extended)
         await self.backend.store(meta)
 
     def tell(self, event: str, request: Request, **fields: Any) -> None:
@@ -135,14 +134,20 @@ class Tracer:
         if not request.acks_late:
             await request.ack()
         self.tell("task_started", request)
-        if task.track_started or (task.track_started is None and task.app.conf.task_track_started):
+        if request.policy.track_started:
             await self._store_quietly(request, State.STARTED, {"pid": os.getpid(), "hostname": self.hostname})
-        hard_limit = request.message.timelimit[0] or task.time_limit or task.app.conf.task_time_limit
-        token = request_var().set(request.context())
+        hard_limit = request.message.timelimit[0] or request.policy.time_limit
+        token = request_var().set(request)
         started = time.monotonic()
         try:
             value = await self.pool.execute(task, request.message.args, request.message.kwargs, hard_limit)
         except asyncio.CancelledError:
+            signum = self.terminating.pop(request.id, None)
+            current = asyncio.current_task()
+            if signum is not None and current is not None and current.uncancel() == 0:
+                # `revoke --terminate` cancelled this body alone (no shutdown): settle it as revoked.
+                await self.revoke(request, terminated=True, signum=signum)
+                return
             # Cold shutdown: an acks_late message goes back to the queue at once, not after its lease.
             if request.acks_late:
                 await request.reject(requeue=True)
@@ -179,7 +184,8 @@ class Tracer:
         except Exception as exc:  # e.g. a return value the result serializer cannot encode
             await self.fail(request, exc, traceback.format_exc())
             return
-        log.info("Task %s[%s] succeeded in %.6fs: %s", request.name, request.id, runtime, _short(value))
+        if log.isEnabledFor(logging.INFO):  # the repr of a large result is not free
+            log.info("Task %s[%s] succeeded in %.6fs: %s", request.name, request.id, runtime, _short(value))
         self.tell("task_succeeded", request, result=value, runtime=runtime)
         await request.ack()
 
@@ -190,8 +196,7 @@ class Tracer:
             log.debug("%s", tb)
         await self._store_quietly(request, State.FAILURE, exception_to_dict(exc), tb)
         self.tell("task_failed", request, exc=exc, traceback=tb)
-        conf = request.task.app.conf
-        if request.acks_late and not conf.task_acks_on_failure_or_timeout:
+        if request.acks_late and not request.policy.acks_on_failure_or_timeout:
             await request.reject(requeue=isinstance(exc, TimeLimitExceeded))
         else:
             await request.ack()
@@ -217,7 +222,7 @@ class Tracer:
         app = request.task.app
         try:
             producer = await app.aproducer()
-            wire = encode_task(again, request.task.serializer or app.conf.task_serializer)
+            wire = encode_task(again, request.policy.serializer)
             await producer.publish(wire, request.delivery.queue, not_before=eta.timestamp())
         except (TransportError, OSError) as exc:
             log.error("Could not send retry of %s[%s]: %s", request.name, request.id, exc)
@@ -242,13 +247,29 @@ class Tracer:
             return
         await request.reject(requeue=signal.requeue)
 
-    async def revoke(self, request: Request, expired: bool = False, terminated: bool = False) -> None:
+    async def revoke(
+        self, request: Request, expired: bool = False, terminated: bool = False, signum: int | None = None
+    ) -> None:
         """Settle a revoked or expired request: REVOKED record, listeners told, message acked."""
         reason = "expired" if expired else "terminated" if terminated else "revoked"
         log.info("Discarding %s task %s[%s]", reason, request.name, request.id)
         await self._store_quietly(request, State.REVOKED, exception_to_dict(TaskRevokedError(reason)))
-        self.tell("task_revoked", request, expired=expired, terminated=terminated)
+        self.tell("task_revoked", request, expired=expired, terminated=terminated, signum=signum)
         await request.ack()
+
+    def terminate(self, task_id: str, signum: int) -> bool:
+        """Stop the running body of ``task_id`` if the pool can (async bodies on the loop); True if asked to.
+
+        The run then ends as revoked (``terminated``, with ``signum`` in the event). A body in a thread cannot
+        be stopped: it runs to its end (its id is in the revoked set all the same).
+        """
+        for job in self.pool.running_jobs():
+            if isinstance(job, TraceJob) and job.request.id == task_id and self.pool.cancellable(job.request.task):
+                self.terminating[task_id] = signum
+                if self.pool.cancel(job):
+                    return True
+                del self.terminating[task_id]
+        return False
 
     async def _store_quietly(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
         try:

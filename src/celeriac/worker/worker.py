@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Sequence
 
 from celeriac.app.app import App
@@ -20,12 +21,13 @@ from celeriac.pools.base import Pool
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.state import WorkerState
+from celeriac.worker.statedb import StateDB
 from celeriac.worker.steps import ConsumerStep, PoolStep, TimerStep
 from celeriac.worker.timer import Timer
 
 log = logging.getLogger("celeriac.worker")
 
-DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, ConsumerStep)
+DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, StateDB, ConsumerStep)
 
 
 def expand_hostname(template: str) -> str:
@@ -49,6 +51,12 @@ class Worker:
         queues: queue names (``-Q``); default ``task_default_queue``.
         prefetch_multiplier: prefetch = concurrency x this (0 = unlimited).
         send_events: send task events (``-E``).
+        shutdown_timeout: seconds a warm shutdown may take before it turns cold.
+        heartbeat_interval: seconds between worker-heartbeat events (``worker_heartbeat_interval``, 2 s).
+        without_mingle: skip the start-up sync with other workers (``--without-mingle``).
+        without_gossip: do not follow other workers' events (``--without-gossip``).
+        without_heartbeat: send no worker events (``--without-heartbeat``).
+        statedb: file keeping revoked ids and the clock across restarts (``--statedb``, ``worker_state_db``).
     """
 
     def __init__(
@@ -62,6 +70,11 @@ class Worker:
         prefetch_multiplier: int | None = None,
         send_events: bool | None = None,
         shutdown_timeout: float | None = None,
+        heartbeat_interval: float | None = None,
+        without_mingle: bool = False,
+        without_gossip: bool = False,
+        without_heartbeat: bool = False,
+        statedb: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -75,9 +88,19 @@ class Worker:
         multiplier = conf.worker_prefetch_multiplier if prefetch_multiplier is None else prefetch_multiplier
         if multiplier < 0:
             raise ConfigurationError(f"prefetch multiplier must be 0 or more, not {multiplier}")
+        self.prefetch_multiplier = multiplier
         self.prefetch_count = self.concurrency * multiplier
         self.send_events = conf.worker_send_task_events if send_events is None else send_events
         self.shutdown_timeout = conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        interval = conf.worker_heartbeat_interval if heartbeat_interval is None else heartbeat_interval
+        if interval <= 0:
+            raise ConfigurationError(f"heartbeat interval must be more than 0, not {interval}")
+        self.heartbeat_interval = float(interval)
+        self.without_mingle = without_mingle
+        self.without_gossip = without_gossip
+        self.without_heartbeat = without_heartbeat
+        self.statedb: str | None = statedb or conf.worker_state_db
+        self.started_at = time.monotonic()
         self.state = WorkerState()
         self.listeners: list[TaskListener] = []
         self.pid = os.getpid()
@@ -107,6 +130,11 @@ class Worker:
     def timer(self) -> Timer:
         """The ETA timer."""
         return self.blueprint.get(TimerStep).timer
+
+    def resize(self, concurrency: int) -> None:
+        """The pool now has ``concurrency`` slots (``pool_grow``/``pool_shrink``): the prefetch window follows."""
+        self.concurrency = concurrency
+        self.prefetch_count = concurrency * self.prefetch_multiplier
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:

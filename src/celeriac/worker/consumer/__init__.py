@@ -1,1 +1,1 @@
-"""The consumer and its steps: Connection -> Tasks -> Loop (Events, Mingle, Gossip, Control, Heart slot in)."""
+"""The consumer and its steps: Connection -> Events -> Mingle -> Gossip -> Tasks -> Control -> Heart -> Loop."""

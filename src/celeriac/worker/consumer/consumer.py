@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 from celeriac.errors import ConnectionLost, TransportError
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.connection import Connection
+from celeriac.worker.consumer.control import Control
+from celeriac.worker.consumer.events import Events
+from celeriac.worker.consumer.gossip import Gossip
+from celeriac.worker.consumer.heart import Heart
 from celeriac.worker.consumer.loop import Loop
+from celeriac.worker.consumer.mingle import Mingle
 from celeriac.worker.consumer.tasks import Tasks
 
 if TYPE_CHECKING:
@@ -24,7 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("celeriac.worker")
 
-DEFAULT_STEPS: tuple[type[Step[Consumer]], ...] = (Connection, Tasks, Loop)
+# Each step requires only what it uses, so --without-mingle/-gossip/-heartbeat can leave steps out; the order
+# here (kept by the blueprint where requires allow) is Celery's: Connection -> Events -> Mingle -> Gossip ->
+# Tasks -> Control -> Heart -> Loop.
+DEFAULT_STEPS: tuple[type[Step[Consumer]], ...] = (Connection, Events, Mingle, Gossip, Tasks, Control, Heart, Loop)
 
 
 class Consumer:
@@ -40,6 +48,11 @@ class Consumer:
         self._lost: asyncio.Event = asyncio.Event()
         self._lost_reason: BaseException | None = None
         self.connection_errors = 0
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop` was called (steps stopping now are not coming back, unlike on a reconnect)."""
+        return self._stop.is_set()
 
     def connection_lost(self, reason: BaseException) -> None:
         """Called by a step when the broker link broke: the run loop restarts the steps."""

@@ -1,0 +1,89 @@
+"""Waking waiters when the database may have changed: ``PRAGMA data_version`` polled with a backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from celeriac._sqlite.connection import read_data_version
+from celeriac._sqlite.thread import SQLiteThread
+from celeriac.errors import CeleriacError
+
+MIN_POLL = 0.001  # first pause of an idle poll
+# Each idle poll waits 25% longer than the last, up to the polling interval: reaching 50 ms takes ~200 ms of
+# quiet (~17 polls), so intermittent traffic keeps ~1-6 ms latency (doubling gave 14 ms after a 20 ms gap).
+POLL_GROWTH = 1.25
+IDLE_RECHECK = 1.0  # an idle waiter looks again at least this often, even if nothing announced a change
+
+
+class ChangeWatcher:
+    """Wakes waiters when the database may have changed.
+
+    Another connection's commit shows as a new ``PRAGMA data_version``; it is polled only while someone waits,
+    every 1 ms at first, each pause 25% longer while nothing changes, up to ``max_interval``. A commit on this
+    very connection does not change the version, so local writers call `notify`, which sets every listening
+    event (listening is permanent, so a notify that comes while the listener is busy reading is not lost).
+    """
+
+    def __init__(self, thread: SQLiteThread, max_interval: float) -> None:
+        self._thread = thread
+        self._max_interval = max(max_interval, MIN_POLL)
+        self._listeners: set[asyncio.Event] = set()
+        self._waiters: dict[asyncio.Event, int] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    def listen(self, event: asyncio.Event) -> None:
+        """Have `notify` set ``event`` from now on."""
+        self._listeners.add(event)
+
+    def unlisten(self, event: asyncio.Event) -> None:
+        self._listeners.discard(event)
+
+    def notify(self) -> None:
+        """Wake every listener: this connection just committed something they may want."""
+        for event in self._listeners:
+            event.set()
+
+    async def wait(self, event: asyncio.Event, baseline: int, timeout: float | None) -> None:
+        """Wait until ``event`` is set (by `notify`, by a data_version other than ``baseline``, or by the
+        caller's own wakers), or ``timeout`` seconds pass. ``baseline`` is the version read before the
+        caller last looked at the data, so a change made since then wakes it at once."""
+        if event.is_set():
+            return
+        self._waiters[event] = baseline
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll())
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.pop(event, None)
+
+    async def close(self) -> None:
+        """Stop polling and wake every listener and waiter."""
+        self.notify()
+        for event in self._waiters:
+            event.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _poll(self) -> None:
+        interval, last = MIN_POLL, None
+        try:
+            while self._waiters:
+                version = await self._thread.run(read_data_version)
+                for event, baseline in self._waiters.items():
+                    if baseline != version:
+                        event.set()
+                interval = MIN_POLL if version != last else min(interval * POLL_GROWTH, self._max_interval)
+                last = version
+                await asyncio.sleep(interval)
+        except CeleriacError:
+            for event in self._waiters:  # their own next call meets the error and reports it
+                event.set()
+        finally:
+            self._poller = None

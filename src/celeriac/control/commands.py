@@ -1,0 +1,202 @@
+"""The registry of remote-control commands: each has a name, typed arguments and a documented reply shape.
+
+A handler is ``async def handler(node, **arguments) -> reply``; `CommandRegistry.dispatch` runs the one a
+request names with the request's ``arguments`` coerced to the declared types (undeclared ones are ignored,
+as Celery's handlers ignore extra keywords), and turns trouble into Celery's error replies: an unknown
+command gives ``{"error": "KeyError('x')"}``, a handler exception ``{"error": repr(exc)}`` (celery-wire.md
+§5.2). The same declarations convert command-line words (``celeriac control rate_limit tasks.add 10/m``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+log = logging.getLogger("celeriac.control")
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+class Kind(StrEnum):
+    """Inspect commands only read; control commands change something."""
+
+    INSPECT = "inspect"
+    CONTROL = "control"
+
+
+class NoReply:
+    """The type of `NO_REPLY`: a handler result meaning "send no reply" (``shutdown``)."""
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY: Final = NoReply()
+
+
+def as_str(value: Any) -> str:
+    """A text argument."""
+    return str(value)
+
+
+def as_int(value: Any) -> int:
+    """An integer argument (``"3"`` and ``3.0`` too). Raises ValueError."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return int(value)
+
+
+def as_float(value: Any) -> float:
+    """A number argument. Raises ValueError."""
+    return float(value)
+
+
+def as_bool(value: Any) -> bool:
+    """A flag: JSON true/false, 0/1 (Flower sends those) or the words true/false/yes/no/1/0/on/off."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "on", "y"):
+            return True
+        if word in ("0", "false", "no", "off", "n", ""):
+            return False
+        raise ValueError(f"not a true/false value: {value!r}")
+    return bool(value)
+
+
+def as_str_list(value: Any) -> list[str]:
+    """One id or a list of them (``revoke`` accepts both)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence | set | frozenset):
+        return [str(item) for item in value]
+    raise ValueError(f"expected a string or a list of strings, not {type(value).__name__}")
+
+
+def optional(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``coerce``, letting None (and the word ``none``) through."""
+
+    def convert(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(value)
+
+    return convert
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One declared argument: its name, how a value is coerced, whether it takes every remaining CLI word
+    (then ``coerce`` gets the list of words)."""
+
+    name: str
+    coerce: Callable[[Any], Any] = as_str
+    variadic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A registered command.
+
+    Attributes:
+        name: the ``method`` of the request.
+        handler: ``async def handler(node, **arguments)``.
+        kind: inspect or control.
+        args: the declared arguments, in command-line order.
+        aliases: other method names for it (``dump_active``...).
+        reply: the reply shape, for help texts and docs.
+        visible: False for commands only workers send (``hello``).
+    """
+
+    name: str
+    handler: Handler
+    kind: Kind
+    args: tuple[Arg, ...] = ()
+    aliases: tuple[str, ...] = ()
+    reply: str = ""
+    visible: bool = True
+
+    def coerce(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The declared ``arguments``, coerced; others dropped. Raises ValueError/TypeError on a bad value."""
+        declared = {arg.name: arg for arg in self.args}
+        coerced: dict[str, Any] = {}
+        for name, value in arguments.items():
+            arg = declared.get(name)
+            if arg is None:
+                log.debug("control %s: ignoring undeclared argument %r", self.name, name)
+                continue
+            coerced[name] = arg.coerce(value)
+        return coerced
+
+    def from_words(self, words: Sequence[str]) -> dict[str, Any]:
+        """Arguments from command-line words, in declaration order. Raises ValueError naming the problem."""
+        arguments: dict[str, Any] = {}
+        rest = list(words)
+        for arg in self.args:
+            if not rest:
+                break
+            taken: Any = rest if arg.variadic else rest[0]
+            rest = [] if arg.variadic else rest[1:]
+            try:
+                arguments[arg.name] = arg.coerce(taken)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{self.name}: bad value {taken!r} for {arg.name}: {exc}") from None
+        if rest:
+            raise ValueError(f"{self.name}: too many arguments: {' '.join(rest)}")
+        return arguments
+
+
+class CommandRegistry:
+    """Command name (or alias) -> `Command`."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(
+        self,
+        kind: Kind,
+        *args: Arg,
+        name: str | None = None,
+        aliases: Sequence[str] = (),
+        reply: str = "",
+        visible: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: register ``async def <name>(node, **arguments)`` as a command."""
+
+        def add(handler: Handler) -> Handler:
+            command = Command(
+                name or handler.__name__.rstrip("_"), handler, kind, tuple(args), tuple(aliases), reply, visible
+            )
+            self._commands[command.name] = command
+            for alias in command.aliases:
+                self._aliases[alias] = command.name
+            return handler
+
+        return add
+
+    def get(self, name: str) -> Command | None:
+        """The command called ``name`` (or with that alias), or None."""
+        return self._commands.get(self._aliases.get(name, name))
+
+    def __iter__(self) -> Iterator[Command]:
+        return iter(sorted(self._commands.values(), key=lambda c: c.name))
+
+    def names(self, kind: Kind | None = None, visible_only: bool = True) -> list[str]:
+        """The command names (of one kind), sorted."""
+        return [c.name for c in self if (kind is None or c.kind is kind) and (c.visible or not visible_only)]
+
+    async def dispatch(self, node: Any, method: str, arguments: Mapping[str, Any]) -> Any:
+        """Run ``method`` for ``node``; returns the reply value (an error dict on any failure, or NO_REPLY)."""
+        command = self.get(method)
+        if command is None:
+            return {"error": repr(KeyError(method))}
+        try:
+            return await command.handler(node, **command.coerce(arguments))
+        except Exception as exc:
+            log.warning("control command %s failed: %r", method, exc)
+            return {"error": repr(exc)}

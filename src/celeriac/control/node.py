@@ -1,0 +1,115 @@
+"""What remote-control commands see of a worker: the `ControlNode` protocol the built-in handlers are written
+against (the worker implements it), and `TaskRequest`, the view of one request they report on.
+
+Keeping the handlers on this protocol keeps ``celeriac.control`` below ``celeriac.worker``: the worker provides
+an object with these members; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from celeriac.app.app import App
+    from celeriac.protocol.clock import LamportClock
+    from celeriac.protocol.message import TaskMessage
+    from celeriac.transports.base import Delivery
+
+RequestKind = Literal["active", "reserved", "scheduled"]
+
+
+class TaskRequest(Protocol):
+    """One task message a worker holds (its ``Request``)."""
+
+    message: TaskMessage
+    delivery: Delivery
+    hostname: str
+    time_start: float | None
+    acknowledged: bool
+    worker_pid: int | None
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class ControlNode(Protocol):
+    """A worker as the command handlers drive it. Methods do not block unless they are ``async``."""
+
+    @property
+    def hostname(self) -> str:
+        """The node name (the key of every reply)."""
+        ...
+
+    @property
+    def app(self) -> App:
+        """The worker's app (tasks and settings)."""
+        ...
+
+    @property
+    def clock(self) -> LamportClock:
+        """The worker's (app) Lamport clock."""
+        ...
+
+    def requests(self, kind: RequestKind) -> list[TaskRequest]:
+        """Requests running (active), waiting for a pool slot or a rate limit (reserved), or for their ETA."""
+        ...
+
+    def revoked(self) -> list[str]:
+        """Revoked task ids, oldest first."""
+        ...
+
+    def merge_revoked(self, ids: Iterable[str]) -> None:
+        """Add ids another node knows as revoked."""
+        ...
+
+    async def revoke(self, ids: Sequence[str], terminate: bool, signum: int) -> list[str]:
+        """Revoke ``ids`` (dropping held ones); with ``terminate`` stop running ones. Returns those stopped."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """The ``stats`` reply (celery-wire.md §5.6)."""
+        ...
+
+    def queues(self) -> list[str]:
+        """The queues consumed now."""
+        ...
+
+    async def add_consumer(self, queue: str) -> None:
+        """Start consuming ``queue`` too."""
+        ...
+
+    async def cancel_consumer(self, queue: str) -> None:
+        """Stop consuming ``queue``."""
+        ...
+
+    def set_rate_limit(self, task_name: str, rate: str | None) -> None:
+        """Change a task's rate limit (None or "0": none). Raises ValueError on a bad rate string."""
+        ...
+
+    def set_time_limit(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        """Change a task's soft and hard time limits (seconds; None: none)."""
+        ...
+
+    def set_task_events(self, enabled: bool) -> bool | None:
+        """Turn task events on or off; True if that changed something, None without a dispatcher."""
+        ...
+
+    def send_heartbeat(self) -> None:
+        """Send one worker-heartbeat event now."""
+        ...
+
+    def election(self, election_id: str, topic: str, action: Any) -> None:
+        """Take part in election ``election_id`` (celery-wire.md §7.3)."""
+        ...
+
+    def resize_pool(self, delta: int) -> None:
+        """Grow (delta > 0) or shrink the pool. Raises ValueError when it cannot."""
+        ...
+
+    def shutdown(self, reason: str | None) -> None:
+        """Begin a warm shutdown."""
+        ...

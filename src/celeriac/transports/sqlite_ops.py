@@ -1,0 +1,178 @@
+"""What runs on the SQLite broker's thread: one function per operation, each given the connection first.
+
+The transport and its consumers hand these to `SQLiteThread.run`; every write is one `write_transaction`.
+The SQL itself is in ``sqlite.sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from celeriac._sqlite.connection import configure_connection, read_data_version, write_transaction
+from celeriac._sqlite.sql import load_queries
+
+Row = tuple[Any, ...]
+
+SQL = load_queries("celeriac.transports", "sqlite.sql")
+
+
+class LeasedRow(NamedTuple):
+    """A row as the ``lease`` query returns it."""
+
+    id: int
+    queue: str
+    priority: int
+    body: bytes
+    content_type: str
+    content_encoding: str
+    headers: str
+    properties: str
+    exchange: str
+    routing_key: str
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    rows: list[LeasedRow]  # in delivery order
+    dead: list[LeasedRow]  # moved to dead_letters instead: past max_deliveries
+    version: int  # data_version read before looking
+    next_hold_end: float | None  # when a lease or delay ends next: worth looking again then
+
+
+def setup(conn: sqlite3.Connection) -> None:
+    configure_connection(conn)
+    conn.executescript(SQL["schema"])
+
+
+def _next_hold_end(conn: sqlite3.Connection) -> float | None:
+    value = conn.execute(SQL["next_hold_end"]).fetchone()[0]
+    return float(value) if value is not None else None
+
+
+def lease(
+    conn: sqlite3.Connection,
+    queues: tuple[str, ...],
+    limit: int,
+    owner: str,
+    visibility_timeout: float,
+    max_deliveries: int,
+) -> Leased:
+    version = read_data_version(conn)
+    hold_end = _next_hold_end(conn)
+    holds_ended = hold_end is not None and hold_end <= time.time()
+    # Reads first: an idle consumer woken by some unrelated commit must not take the write lock.
+    if not holds_ended and not any(conn.execute(SQL["has_ready"], (q,)).fetchone()[0] for q in queues):
+        return Leased([], [], version, hold_end)
+    rows: list[LeasedRow] = []
+    dead: list[LeasedRow] = []
+    with write_transaction(conn):
+        now = time.time()
+        if holds_ended:
+            conn.execute(SQL["end_holds"], {"now": now})
+        for name in queues:
+            wanted = limit - len(rows)
+            if wanted <= 0:
+                break
+            params = {"owner": owner, "until": now + visibility_timeout, "queue": name, "limit": wanted}
+            batch = [LeasedRow._make(row) for row in conn.execute(SQL["lease"], params)]
+            batch.sort(key=lambda row: (-row.priority, row.id))
+            rows.extend(batch)
+        if max_deliveries > 0:
+            dead = [row for row in rows if row.deliveries > max_deliveries]
+        if dead:
+            ids = json.dumps([row.id for row in dead])
+            reason = f"delivered more than max_deliveries={max_deliveries} times"
+            conn.execute(SQL["dead_letter"], {"owner": owner, "ids": ids, "reason": reason, "now": now})
+            conn.execute(SQL["ack"], {"owner": owner, "ids": ids})
+            rows = [row for row in rows if row.deliveries <= max_deliveries]
+    return Leased(rows, dead, version, _next_hold_end(conn))
+
+
+def ack_batch(conn: sqlite3.Connection, acks: list[tuple[str, int]]) -> None:
+    by_owner: dict[str, list[int]] = {}
+    for owner, row_id in acks:
+        by_owner.setdefault(owner, []).append(row_id)
+    with write_transaction(conn):
+        for owner, ids in by_owner.items():
+            conn.execute(SQL["ack"], {"owner": owner, "ids": json.dumps(ids)})
+
+
+def dead_letter(conn: sqlite3.Connection, owner: str, row_id: int, reason: str) -> None:
+    params = {"owner": owner, "ids": json.dumps([row_id]), "reason": reason, "now": time.time()}
+    with write_transaction(conn):
+        conn.execute(SQL["dead_letter"], params)
+        conn.execute(SQL["ack"], params)
+
+
+def release(conn: sqlite3.Connection, releases: list[tuple[str, list[int], list[int]]]) -> None:
+    """Give leases back: (owner, handed-out ids to requeue, never-handed-out ids to unlease)."""
+    with write_transaction(conn):
+        for owner, handed_out, unseen in releases:
+            conn.execute(SQL["requeue"], {"owner": owner, "ids": json.dumps(handed_out)})
+            conn.execute(SQL["unlease"], {"owner": owner, "ids": json.dumps(unseen)})
+
+
+def renew(conn: sqlite3.Connection, leases: list[tuple[str, list[int]]], until: float) -> None:
+    with write_transaction(conn):
+        for owner, ids in leases:
+            conn.execute(SQL["renew"], {"owner": owner, "ids": json.dumps(ids), "until": until})
+
+
+def _insert(conn: sqlite3.Connection, sql: str, rows: list[Row]) -> None:
+    with write_transaction(conn):
+        conn.executemany(sql, rows)
+
+
+def publish_batch(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    _insert(conn, SQL["publish"], rows)
+
+
+def fanout_batch(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    _insert(conn, SQL["fanout"], rows)
+
+
+def read_broadcasts(
+    conn: sqlite3.Connection, channels: str, patterns: str, after: int, limit: int
+) -> tuple[list[Row], int]:
+    version = read_data_version(conn)
+    params = {"channels": channels, "patterns": patterns, "after": after, "limit": limit}
+    return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+
+
+def bind(conn: sqlite3.Connection, exchange: str, routing_key: str, queue: str) -> None:
+    with write_transaction(conn):
+        conn.execute(SQL["bind"], {"exchange": exchange, "routing_key": routing_key, "queue": queue})
+
+
+def route(conn: sqlite3.Connection, exchange: str, routing_key: str) -> list[str]:
+    rows = conn.execute(SQL["route"], {"exchange": exchange, "routing_key": routing_key}).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def delete_queue(conn: sqlite3.Connection, queue: str) -> None:
+    with write_transaction(conn):
+        conn.execute(SQL["unbind_queue"], {"queue": queue})
+        conn.execute(SQL["delete_queue"], {"queue": queue})
+
+
+def scalar(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> int:
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def purge(conn: sqlite3.Connection, name: str) -> int:
+    with write_transaction(conn):
+        ready = conn.execute(SQL["purge_ready"], {"queue": name}).rowcount
+        delayed = conn.execute(SQL["purge_delayed"], {"queue": name}).rowcount
+    return ready + delayed
+
+
+def prune(conn: sqlite3.Connection, broadcasts_before: float, dead_before: float | None) -> None:
+    with write_transaction(conn):
+        conn.execute(SQL["prune_broadcasts"], {"before": broadcasts_before})
+        if dead_before is not None:
+            conn.execute(SQL["prune_dead_letters"], {"before": dead_before})

@@ -1,0 +1,109 @@
+"""Control step: answer remote-control commands broadcast on ``celery.pidbox`` (celery-wire.md §5.2, §5.3).
+
+It runs on the worker's loop, so commands are answered while every pool slot is busy (sync bodies run in
+threads). A malformed request is logged and dropped; a failing command becomes an error reply; neither ever
+stops the step. ``worker_enable_remote_control=False`` leaves the step out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from celeriac.control.builtin import BUILTIN
+from celeriac.control.commands import NO_REPLY, CommandRegistry
+from celeriac.control.pidbox import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
+from celeriac.control.shapes import json_safe
+from celeriac.errors import CeleriacError, TransportError
+from celeriac.protocol.clock import LamportClock
+from celeriac.protocol.message import Message
+from celeriac.transports.base import Subscription, Transport
+from celeriac.worker.bootsteps import Step
+from celeriac.worker.consumer.connection import Connection
+from celeriac.worker.consumer.tasks import Tasks
+from celeriac.worker.node import WorkerNode
+
+if TYPE_CHECKING:
+    from celeriac.worker.consumer.consumer import Consumer
+
+log = logging.getLogger("celeriac.worker")
+
+
+class Control(Step["Consumer"]):
+    """Subscribes to the mailbox, runs the commands meant for this node, replies to ``reply_to``."""
+
+    requires = (Tasks,)
+    connection_bound = True
+
+    def __init__(self, registry: CommandRegistry = BUILTIN) -> None:
+        self.registry = registry
+        self.clock = LamportClock()  # the mailbox clock (reply headers), apart from the worker's app clock
+        self.handled = 0
+        self._subscription: Subscription | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def include_if(self, consumer: Consumer) -> bool:
+        return bool(consumer.app.conf.worker_enable_remote_control)
+
+    async def start(self, consumer: Consumer) -> None:
+        transport = consumer.blueprint.get(Connection).transport
+        assert transport is not None
+        self._subscription = await transport.subscribe([EXCHANGE])
+        node = WorkerNode(consumer)
+        self._reader = asyncio.create_task(self._serve(consumer, transport, node, self._subscription), name="control")
+
+    async def stop(self, consumer: Consumer) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._subscription is not None:
+            with contextlib.suppress(TransportError):
+                await self._subscription.close()
+            self._subscription = None
+
+    async def _serve(self, consumer: Consumer, transport: Transport, node: WorkerNode, sub: Subscription) -> None:
+        try:
+            async for _, message in sub:
+                try:
+                    await self.handle(message, transport, node)
+                except (asyncio.CancelledError, TransportError):
+                    raise
+                except Exception:  # a bug in one command must not end remote control
+                    log.exception("control: error while handling a command")
+        except TransportError as exc:
+            consumer.connection_lost(exc)
+
+    async def handle(self, message: Message, transport: Transport, node: WorkerNode) -> None:
+        """Run one request if it is meant for this node, and reply when asked to."""
+        try:
+            request = parse_request(message, node.app.accept)
+        except CeleriacError as exc:
+            log.warning("control: dropped a malformed command: %s", exc)
+            return
+        if request.clock is not None:
+            self.clock.adjust(request.clock)
+        if not request.selects(node.hostname):
+            return
+        node.clock.forward()
+        log.debug("control: %s %s", request.method, dict(request.arguments))
+        value = await self.registry.dispatch(node, request.method, request.arguments)
+        self.handled += 1
+        if value is NO_REPLY or not request.wants_reply:
+            return
+        await self.reply(transport, node.hostname, request, value)
+
+    async def reply(self, transport: Transport, hostname: str, request: ControlRequest, value: object) -> None:
+        """Publish ``{hostname: value}`` to the request's reply exchange and routing key."""
+        assert request.ticket is not None and request.reply_routing_key is not None
+        try:
+            message = reply_message(hostname, value, request.ticket, self.clock.forward())
+        except (TypeError, ValueError):
+            message = reply_message(hostname, json_safe(value), request.ticket, self.clock.forward())
+        try:
+            await transport.publish(message, request.reply_routing_key, request.reply_exchange or REPLY_EXCHANGE)
+        except TransportError as exc:
+            log.warning("control: could not reply to %s: %s", request.method, exc)

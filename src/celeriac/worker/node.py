@@ -1,0 +1,161 @@
+"""WorkerNode: the worker as remote-control commands see it — the `ControlNode` the built-in handlers drive.
+
+It reaches the worker's parts through the consumer's steps (Tasks for the strategy and queue consumer, Events
+for the dispatcher, Heart and Gossip when included), so a command never reaches for a global.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac.control.node import RequestKind, TaskRequest
+from celeriac.worker.consumer.events import Events
+from celeriac.worker.consumer.gossip import Gossip
+from celeriac.worker.consumer.heart import Heart
+from celeriac.worker.consumer.tasks import Tasks
+from celeriac.worker.policy import PolicyCache
+from celeriac.worker.ratelimit import parse_rate
+from celeriac.worker.stats import worker_stats
+
+if TYPE_CHECKING:
+    from celeriac.app.app import App
+    from celeriac.protocol.clock import LamportClock
+    from celeriac.worker.consumer.consumer import Consumer
+    from celeriac.worker.strategy import Strategy
+
+log = logging.getLogger("celeriac.worker")
+
+
+class WorkerNode:
+    """Implements `celeriac.control.node.ControlNode` for one consumer (and its worker)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.worker = consumer.worker
+
+    @property
+    def hostname(self) -> str:
+        return self.worker.hostname
+
+    @property
+    def app(self) -> App:
+        return self.worker.app
+
+    @property
+    def clock(self) -> LamportClock:
+        return self.worker.state.clock
+
+    def _strategy(self) -> Strategy | None:
+        blueprint = self.consumer.blueprint
+        return blueprint.get(Tasks).strategy if blueprint.has(Tasks) else None
+
+    # -- reading ---------------------------------------------------------------------------------
+    def requests(self, kind: RequestKind) -> list[TaskRequest]:
+        state = self.worker.state
+        held = {"active": state.active, "reserved": state.reserved, "scheduled": state.scheduled}[kind]
+        return list(held.values())
+
+    def revoked(self) -> list[str]:
+        revoked = self.worker.state.revoked
+        revoked.purge()
+        return [task_id for task_id, _ in revoked.items()]
+
+    def merge_revoked(self, ids: Iterable[str]) -> None:
+        revoked = self.worker.state.revoked
+        for task_id in ids:
+            if task_id not in revoked:
+                revoked.add(task_id)
+
+    def stats(self) -> dict[str, Any]:
+        return worker_stats(self.worker)
+
+    def queues(self) -> list[str]:
+        return list(self.worker.queues)
+
+    # -- changing --------------------------------------------------------------------------------
+    async def revoke(self, ids: Sequence[str], terminate: bool, signum: int) -> list[str]:
+        for task_id in ids:
+            self.worker.state.revoked.add(task_id)
+        if ids:
+            log.info("Tasks flagged as revoked: %s", ", ".join(ids))
+        strategy = self._strategy()
+        if strategy is None:
+            return []
+        for request in strategy.revoke_held(ids):  # ETA and rate-limited ones leave now
+            await strategy.tracer.revoke(request)
+        stopped: list[str] = []
+        if terminate:
+            for task_id in ids:
+                if task_id not in self.worker.state.active:
+                    continue
+                if strategy.tracer.terminate(task_id, signum):
+                    stopped.append(task_id)
+                else:
+                    log.warning("Task %s runs in a thread and cannot be stopped; it is flagged revoked", task_id)
+        return stopped
+
+    async def add_consumer(self, queue: str) -> None:
+        tasks = self.consumer.blueprint.get(Tasks)
+        if tasks.queue_consumer is not None and queue not in tasks.queue_consumer.queues:
+            await tasks.queue_consumer.add_queue(queue)
+        if queue not in self.worker.queues:
+            self.worker.queues.append(queue)
+        log.info("Started consuming from %s", queue)
+
+    async def cancel_consumer(self, queue: str) -> None:
+        tasks = self.consumer.blueprint.get(Tasks)
+        if tasks.queue_consumer is not None:
+            await tasks.queue_consumer.remove_queue(queue)
+        if queue in self.worker.queues:
+            self.worker.queues.remove(queue)
+        log.info("No longer consuming from %s", queue)
+
+    def set_rate_limit(self, task_name: str, rate: str | None) -> None:
+        parse_rate(rate)  # ValueError before anything changes
+        self.app.tasks[task_name].rate_limit = rate or None
+        strategy = self._strategy()
+        if strategy is not None:
+            strategy.limiter.reset(task_name)
+        log.info("New rate limit for %s: %s", task_name, rate or "none")
+
+    def set_time_limit(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        task = self.app.tasks[task_name]
+        task.soft_time_limit, task.time_limit = soft, hard
+        strategy = self._strategy()
+        if strategy is not None:
+            strategy.policies = PolicyCache()  # policies merge the limits once: forget them
+        log.info("New time limits for %s: soft=%s hard=%s", task_name, soft, hard)
+
+    def set_task_events(self, enabled: bool) -> bool | None:
+        dispatcher = self.consumer.blueprint.get(Events).dispatcher if self.consumer.blueprint.has(Events) else None
+        if dispatcher is None:
+            return None
+        changed = dispatcher.enable("task") if enabled else dispatcher.disable("task")
+        if changed:
+            log.info("Task events %s", "enabled" if enabled else "disabled")
+        return changed
+
+    def send_heartbeat(self) -> None:
+        if self.consumer.blueprint.has(Heart):
+            self.consumer.blueprint.get(Heart).send()
+
+    def election(self, election_id: str, topic: str, action: Any) -> None:
+        if self.consumer.blueprint.has(Gossip):
+            self.consumer.blueprint.get(Gossip).election(election_id, topic, action)
+
+    def resize_pool(self, delta: int) -> None:
+        pool = self.worker.pool
+        if delta > 0:
+            pool.grow(delta)
+        elif delta < 0:
+            pool.shrink(-delta)
+        self.worker.resize(pool.concurrency)
+        strategy = self._strategy()
+        if strategy is not None:
+            strategy.resize(self.worker.prefetch_count)
+
+    def shutdown(self, reason: str | None) -> None:
+        log.warning("Got shutdown from remote%s", f": {reason}" if reason else "")
+        self.worker.request_shutdown()

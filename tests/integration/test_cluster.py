@@ -1,0 +1,173 @@
+"""Workers in a cluster, in this process, over SQLite and Redis: inspect, control, revoke, mingle, gossip, events,
+rate limits and the state file."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import App
+from celeriac.events.receiver import EventReceiver
+from celeriac.protocol.message import Message
+from celeriac.testing import start_worker, wait_for
+from celeriac.worker.consumer.gossip import Gossip
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import CLUSTER, Broker, broker, reply_of  # noqa: F401  (broker is a fixture)
+
+
+async def test_inspect_ping_stats_registered_active(broker: Broker) -> None:
+    app = broker.app()
+    release = asyncio.Event()
+
+    @app.task
+    async def hold(tag: str) -> str:
+        await release.wait()
+        return tag
+
+    async with start_worker(app, hostname="w1@itest"), start_worker(app, hostname="w2@itest", concurrency=3):
+        inspect = app.control.inspect(destination=["w1@itest", "w2@itest"], timeout=5)
+        assert await inspect.aping() == {"w1@itest": {"ok": "pong"}, "w2@itest": {"ok": "pong"}}
+        stats = reply_of(await inspect.astats(), "w2@itest")
+        assert stats["pool"]["max-concurrency"] == 3 and stats["prefetch_count"] == 12
+        assert isinstance(stats["clock"], str) and stats["broker"]["transport"] == broker.kind
+        assert reply_of(await inspect.aregistered(), "w1@itest") == [hold.name]
+        result = await hold.adelay("x")
+        active: dict[str, Any] = {}
+
+        async def running() -> bool:
+            active.update(await inspect.aactive())
+            return any(active.values())
+
+        await wait_for(running, timeout=10)
+        (info,) = [entry for entries in active.values() for entry in entries]
+        assert info["id"] == result.id and info["args"] == ["x"] and info["acknowledged"] is True
+        assert info["delivery_info"]["routing_key"] == "celery" and info["time_start"] is not None
+        where = await app.control.inspect(timeout=5, destination=["w1@itest", "w2@itest"]).aquery_task(result.id)
+        assert [value[result.id][0] for value in where.values() if value] == ["active"]
+        release.set()
+        assert await result.aget(timeout=10) == "x"
+    await app.aclose()
+
+
+async def test_commands_are_answered_while_every_pool_slot_is_busy(broker: Broker) -> None:
+    app = broker.app()
+    gate = threading.Event()
+
+    @app.task
+    def block() -> str:  # a sync body: it runs in a pool thread and never yields to the loop
+        gate.wait(30)
+        return "done"
+
+    async with start_worker(app, hostname="busy@itest", concurrency=2) as worker:
+        results = [await block.adelay() for _ in range(3)]
+        await wait_for(lambda: len(worker.state.active) == 2 and len(worker.state.reserved) == 1)
+        inspect = app.control.inspect(destination=["busy@itest"], timeout=5)
+        started = time.monotonic()
+        assert await inspect.aping() == {"busy@itest": {"ok": "pong"}}
+        assert time.monotonic() - started < 2.0
+        assert len(reply_of(await inspect.aactive(), "busy@itest")) == 2
+        assert [r["id"] for r in reply_of(await inspect.areserved(), "busy@itest")] == [results[2].id]
+        gate.set()
+        assert [await r.aget(timeout=10) for r in results] == ["done"] * 3
+    await app.aclose()
+
+
+async def test_revoke_drops_a_queued_task_and_an_eta_task(broker: Broker) -> None:
+    app = broker.app()
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    @app.task
+    async def first() -> None:
+        await release.wait()
+
+    @app.task
+    def record(tag: str) -> str:
+        ran.append(tag)
+        return tag
+
+    async with start_worker(app, hostname="rev@itest", concurrency=1, prefetch_multiplier=1) as worker:
+        blocker = await first.adelay()
+        await wait_for(lambda: blocker.id in worker.state.active)
+        queued = await record.adelay("queued")
+        eta = await record.aapply_async(("eta",), countdown=0.8)
+        kept = await record.adelay("kept")
+        if broker.kind == "redis":  # Redis has no delayed delivery: the worker holds ETA tasks itself
+            await wait_for(lambda: eta.id in worker.state.scheduled)
+        await app.control.arevoke([queued.id, eta.id])
+        await wait_for(lambda: queued.id in worker.state.revoked and eta.id in worker.state.revoked)
+        assert eta.id not in worker.state.scheduled
+        release.set()
+        assert await kept.aget(timeout=10) == "kept"
+        assert await queued.astate() == "REVOKED"
+        await wait_for(lambda: eta.astate(), timeout=0.1) if False else None
+        deadline = time.monotonic() + 10
+        while await eta.astate() != "REVOKED":
+            assert time.monotonic() < deadline, "the ETA task was not revoked"
+            await asyncio.sleep(0.05)
+        assert ran == ["kept"]
+    await app.aclose()
+
+
+async def test_revoke_terminate_cancels_a_running_async_task(broker: Broker) -> None:
+    app = broker.app(worker_send_task_events=True)
+
+    @app.task
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    transport = app.make_transport()
+    async with transport, EventReceiver(transport) as events:
+        async with start_worker(app, hostname="term@itest") as worker:
+            result = await forever.adelay()
+            await wait_for(lambda: result.id in worker.state.active)
+            replies = await app.control.arevoke(result.id, terminate=True, reply=True, timeout=5,
+                                                destination=["term@itest"])
+            assert replies == [{"term@itest": {"ok": f"terminate: {result.id}"}}]
+            assert await result.astate() in ("REVOKED", "PENDING")
+            await wait_for(lambda: result.id not in worker.state.active)
+            assert await result.astate() == "REVOKED"
+            async for event in events:
+                if event["type"] == "task-revoked":
+                    assert (event["uuid"], event["terminated"], event["signum"], event["expired"]) == (
+                        result.id, True, 15, False)
+                    break
+    await app.aclose()
+
+
+async def test_mingle_merges_revoked_ids_and_clock(broker: Broker) -> None:
+    app = broker.app()
+    async with start_worker(app, hostname="old@itest") as old:
+        await app.control.arevoke("revoked-before", destination=["old@itest"], reply=True, timeout=5)
+        assert "revoked-before" in old.state.revoked
+        old.state.clock.adjust(500)
+        async with start_worker(app, hostname="new@itest", without_mingle=False) as new:
+            assert "revoked-before" in new.state.revoked
+            assert new.state.clock.value > 500
+    await app.aclose()
+
+
+async def test_gossip_sees_peers_join_leave_and_get_lost(broker: Broker) -> None:
+    app = broker.app()
+    seen: list[tuple[str, str]] = []
+    async with start_worker(app, hostname="g1@itest", **CLUSTER) as g1:
+        gossip = g1.blueprint.get(type(g1.blueprint.steps[-1])).consumer.blueprint.get(Gossip)  # type: ignore[attr-defined]
+        gossip.join_callbacks.append(lambda info: seen.append(("join", info.hostname)))
+        gossip.leave_callbacks.append(lambda info: seen.append(("leave", info.hostname)))
+        gossip.lost_callbacks.append(lambda info: seen.append(("lost", info.hostname)))
+        async with start_worker(app, hostname="g2@itest", **CLUSTER):
+            await wait_for(lambda: ("join", "g2@itest") in seen)
+            assert "g2@itest" in gossip.peers
+        await wait_for(lambda: ("leave", "g2@itest") in seen)
+        async with start_worker(app, hostname="g3@itest", **CLUSTER):
+            await wait_for(lambda: "g3@itest" in gossip.peers)
+            gossip.check_lost(now=time.time() + 10)  # as if g3's heartbeats had stopped 10 s ago
+            assert ("lost", "g3@itest") in seen and "g3@itest" not in gossip.peers
+    await app.aclose()
