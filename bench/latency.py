@@ -211,11 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     uses_redis = any(kind_of(c.broker) == "redis" for c in cases)
     machine = results.machine(args.redis if uses_redis else None)
     rows: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     try:
         for case in cases:
             if args.wait_quiet is not None:
                 wait_for_quiet(args.wait_quiet, max_wait=180.0)
-            rows += measure(case, args.count, args.warmup)
+            try:
+                rows += measure(case, args.count, args.warmup)
+            except Exception as exc:  # one broken worker must not lose the other cases: report it and go on
+                failures.append({"worker": case.worker.label, "broker": kind_of(case.broker), "error": str(exc)})
+                console.print(f"[red]{kind_of(case.broker)} / {case.worker.label} failed:[/red] {exc}")
     except KeyboardInterrupt:
         print("interrupted; every process this run started has been stopped", file=sys.stderr)
         return 130
@@ -227,9 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine["loadavg_at_end"] = list(os.getloadavg())
         command = "python bench/latency.py " + " ".join(sys.argv[1:] if argv is None else argv)
         payload = {"command": command, "machine": machine, "count": args.count, "results": rows, "targets": checks}
+        payload["failures"] = failures
         path = results.save("latency", payload)
         console.print(f"results written to {path.relative_to(HERE.parent)}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

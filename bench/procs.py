@@ -67,12 +67,12 @@ class Managed:
     @property
     def stdin(self) -> IO[str]:
         assert self.proc.stdin is not None
-        return self.proc.stdin  # type: ignore[return-value]
+        return self.proc.stdin
 
     @property
     def stdout(self) -> IO[str]:
         assert self.proc.stdout is not None
-        return self.proc.stdout  # type: ignore[return-value]
+        return self.proc.stdout
 
     def alive(self) -> bool:
         """Whether the process is still running."""

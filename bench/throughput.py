@@ -411,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     uses_redis = any(kind_of(c.broker) == "redis" for c in configs)
     machine = results.machine(args.redis if uses_redis else None)
     runs: dict[Config, list[Run]] = {c: [] for c in configs}
+    failures: list[dict[str, Any]] = []
     try:
         for repetition in range(args.runs):  # round-robin, so slow drifts in machine load spread over all configs
             for config in configs:
@@ -421,7 +422,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     profile = args.profile / f"{kind_of(config.broker)}-{w.impl}-{w.pool}-c{w.concurrency}.txt"
                 if args.wait_quiet is not None:
                     wait_for_quiet(args.wait_quiet, max_wait=180.0)
-                run = asyncio.run(measure(config, args.tasks, profile))
+                try:
+                    run = asyncio.run(measure(config, args.tasks, profile))
+                except Exception as exc:  # one broken run must not lose the others: report it and go on
+                    failures.append({"config": config.label, "run": repetition + 1, "error": str(exc)})
+                    console.print(f"[red]run {repetition + 1}/{args.runs} {config.label} failed:[/red] {exc}")
+                    continue
                 runs[config].append(run)
                 console.print(
                     f"run {repetition + 1}/{args.runs} {config.label}: [bold]{run.rate:,.0f}[/bold] tasks/s, "
@@ -431,19 +437,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; every process this run started has been stopped", file=sys.stderr)
         return 130
-    rows = [summarize(config, done) for config, done in runs.items()]
+    rows = [summarize(config, done) for config, done in runs.items() if done]
     console.print(table(rows, args.tasks))
     checks = targets(rows) if args.compare else []
     for text, met in checks:
         console.print(f"  {'[green]met[/green] ' if met else '[red]MISS[/red]'}  {text}")
+    for failure in failures:
+        console.print(f"  [red]failed[/red]  run {failure['run']} of {failure['config']} (see above)")
     if args.compare:
         machine["loadavg_at_end"] = list(os.getloadavg())
         command = "python bench/throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        payload = {"command": command, "machine": machine, "tasks": args.tasks, "results": rows}
+        payload = {"command": command, "machine": machine, "tasks": args.tasks, "results": rows, "failures": failures}
         payload["targets"] = [{"target": text, "met": met} for text, met in checks]
         path = results.save("throughput", payload)
         console.print(f"results written to {Path(path).relative_to(HERE.parent)}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

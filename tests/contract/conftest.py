@@ -56,6 +56,21 @@ async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transp
     yield TransportFactory(make, higher_priority_first=broker.higher_priority_first)
     for transport in made:
         await transport.close()
+    if broker.prefix_option is not None:
+        await delete_prefixed(url, prefix)
+
+
+async def delete_prefixed(url: str, prefix: str) -> None:
+    """Delete the keys this test created under its own prefix (never anything else on the shared server)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(params=list(BACKENDS))

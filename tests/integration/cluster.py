@@ -3,17 +3,15 @@ own so fanout channels and keys never meet another test's), and workers that tal
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-import redis.asyncio as aioredis
-
 from celeriac import App
 
-# A worker that takes part in the cluster (start_worker leaves these off by default), with quick heartbeats.
-CLUSTER = {"without_mingle": False, "without_gossip": False, "without_heartbeat": False, "heartbeat_interval": 0.2}
+# A worker that gossips and sends heartbeats (start_worker leaves them off by default), quickly; no mingle (its
+# hello round takes a second), except where a test asks for it.
+CLUSTER = {"without_gossip": False, "without_heartbeat": False, "heartbeat_interval": 0.2}
 
 
 @dataclass
@@ -33,21 +31,6 @@ class Broker:
             result_backend_transport_options=backend_options,
             **settings,
         )
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def broker(request: pytest.FixtureRequest, queue_name: str) -> AsyncIterator[Broker]:
-    """A broker for the test; on Redis every key (and channel) is under a prefix deleted afterwards."""
-    if request.param == "sqlite":
-        yield Broker("sqlite", request.getfixturevalue("sqlite_url"), {"polling_interval": 0.02})
-        return
-    url: str = request.getfixturevalue("redis_url")
-    prefix = f"{queue_name}:"
-    yield Broker("redis", url, {"global_keyprefix": prefix})
-    client = aioredis.Redis.from_url(url)
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
 
 
 def reply_of(replies: dict[str, Any], node: str) -> Any:

@@ -72,3 +72,34 @@ def fail(message: str) -> None:
 @app.task
 def refuse() -> None:
     raise Reject("no thanks", requeue=False)
+
+
+# -- Added for tests/integration/test_redis_reliability.py and tests/interop/test_celery_interop.py -------------
+# TEST_KEYPREFIX puts every broker and result key of the worker under one prefix (the test deletes them after);
+# TEST_RENEW_INTERVAL and TEST_MUTEX_EXPIRE set those broker_transport_options, TEST_MAX_DELIVERIES sets
+# broker_max_deliveries.
+_transport_options = dict(app.conf.broker_transport_options)
+if os.environ.get("TEST_KEYPREFIX"):
+    _transport_options["global_keyprefix"] = os.environ["TEST_KEYPREFIX"]
+    app.conf.result_backend_transport_options = {"global_keyprefix": os.environ["TEST_KEYPREFIX"]}
+if os.environ.get("TEST_RENEW_INTERVAL"):
+    _transport_options["renew_interval"] = float(os.environ["TEST_RENEW_INTERVAL"])
+if os.environ.get("TEST_MUTEX_EXPIRE"):
+    _transport_options["unacked_mutex_expire"] = float(os.environ["TEST_MUTEX_EXPIRE"])
+if os.environ.get("TEST_MAX_DELIVERIES"):
+    app.conf.broker_max_deliveries = int(os.environ["TEST_MAX_DELIVERIES"])
+app.conf.broker_transport_options = _transport_options
+
+
+@app.task
+def mark(tag: str) -> str:
+    """Record one run of ``tag`` as ``<tag> celeriac`` (its Celery twin in tests/interop writes ``<tag> celery``)."""
+    record(f"{tag} celeriac")
+    return tag
+
+
+@app.task(acks_late=True)
+def poison() -> None:
+    """Kill the worker that runs it, every time (as an out-of-memory kill would): its message is never acked."""
+    record("start poison")
+    os.kill(os.getpid(), 9)  # SIGKILL

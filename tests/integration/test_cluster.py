@@ -10,16 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from celeriac import App
 from celeriac.events.receiver import EventReceiver
-from celeriac.protocol.message import Message
 from celeriac.testing import start_worker, wait_for
 from celeriac.worker.consumer.gossip import Gossip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import CLUSTER, Broker, broker, reply_of  # noqa: F401  (broker is a fixture)
+from cluster import CLUSTER, Broker, reply_of
 
 
 async def test_inspect_ping_stats_registered_active(broker: Broker) -> None:
@@ -93,52 +89,70 @@ async def test_revoke_drops_a_queued_task_and_an_eta_task(broker: Broker) -> Non
         ran.append(tag)
         return tag
 
-    async with start_worker(app, hostname="rev@itest", concurrency=1, prefetch_multiplier=1) as worker:
-        blocker = await first.adelay()
-        await wait_for(lambda: blocker.id in worker.state.active)
-        queued = await record.adelay("queued")
-        eta = await record.aapply_async(("eta",), countdown=0.8)
-        kept = await record.adelay("kept")
-        if broker.kind == "redis":  # Redis has no delayed delivery: the worker holds ETA tasks itself
-            await wait_for(lambda: eta.id in worker.state.scheduled)
-        await app.control.arevoke([queued.id, eta.id])
-        await wait_for(lambda: queued.id in worker.state.revoked and eta.id in worker.state.revoked)
-        assert eta.id not in worker.state.scheduled
-        release.set()
+    async with start_worker(app, hostname="rev@itest", concurrency=1) as worker:
+        try:
+            blocker = await first.adelay()
+            await wait_for(lambda: blocker.id in worker.state.active)
+            queued = await record.adelay("queued")  # waits behind the blocker for the only pool slot
+            eta = await record.aapply_async(("eta",), countdown=0.8)
+            kept = await record.adelay("kept")
+            await wait_for(lambda: queued.id in worker.state.reserved)
+            if broker.kind == "redis":  # Redis has no delayed delivery: the worker holds ETA tasks itself
+                await wait_for(lambda: eta.id in worker.state.scheduled)
+                inspect = app.control.inspect(destination=["rev@itest"], timeout=5)
+                (entry,) = reply_of(await inspect.ascheduled(), "rev@itest")
+                assert entry["priority"] == 6 and entry["request"]["id"] == eta.id and entry["eta"]
+            await app.control.arevoke([queued.id, eta.id])
+            await wait_for(lambda: queued.id in worker.state.revoked and eta.id in worker.state.revoked)
+            assert eta.id not in worker.state.scheduled  # a held ETA request leaves at once
+        finally:
+            release.set()
         assert await kept.aget(timeout=10) == "kept"
         assert await queued.astate() == "REVOKED"
-        await wait_for(lambda: eta.astate(), timeout=0.1) if False else None
-        deadline = time.monotonic() + 10
-        while await eta.astate() != "REVOKED":
-            assert time.monotonic() < deadline, "the ETA task was not revoked"
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: _is_revoked(eta), timeout=10)
         assert ran == ["kept"]
     await app.aclose()
+
+
+async def _is_revoked(result: Any) -> bool:
+    return bool(await result.astate() == "REVOKED")
 
 
 async def test_revoke_terminate_cancels_a_running_async_task(broker: Broker) -> None:
     app = broker.app(worker_send_task_events=True)
 
+    running = asyncio.Event()
+
     @app.task
     async def forever() -> None:
+        running.set()
         await asyncio.sleep(3600)
 
+    @app.task
+    async def quick() -> str:
+        return "quick"
+
     transport = app.make_transport()
-    async with transport, EventReceiver(transport) as events:
-        async with start_worker(app, hostname="term@itest") as worker:
-            result = await forever.adelay()
-            await wait_for(lambda: result.id in worker.state.active)
-            replies = await app.control.arevoke(result.id, terminate=True, reply=True, timeout=5,
-                                                destination=["term@itest"])
-            assert replies == [{"term@itest": {"ok": f"terminate: {result.id}"}}]
-            assert await result.astate() in ("REVOKED", "PENDING")
-            await wait_for(lambda: result.id not in worker.state.active)
-            assert await result.astate() == "REVOKED"
-            async for event in events:
-                if event["type"] == "task-revoked":
-                    assert (event["uuid"], event["terminated"], event["signum"], event["expired"]) == (
-                        result.id, True, 15, False)
-                    break
+    worker_running = start_worker(app, hostname="term@itest", concurrency=1)
+    async with transport, EventReceiver(transport) as events, worker_running as worker:
+        result = await forever.adelay()
+        await asyncio.wait_for(running.wait(), 10)
+        replies = await app.control.arevoke(
+            result.id, terminate=True, reply=True, timeout=5, destination=["term@itest"]
+        )
+        assert replies == [{"term@itest": {"ok": f"terminate: {result.id}"}}]
+        await wait_for(lambda: result.id not in worker.state.active)
+        assert await result.astate() == "REVOKED"
+        assert await (await quick.adelay()).aget(timeout=10) == "quick"  # the only pool slot lives on
+        async for event in events:
+            if event["type"] == "task-revoked":
+                assert (event["uuid"], event["terminated"], event["signum"], event["expired"]) == (
+                    result.id,
+                    True,
+                    15,
+                    False,
+                )
+                break
     await app.aclose()
 
 
@@ -158,7 +172,7 @@ async def test_gossip_sees_peers_join_leave_and_get_lost(broker: Broker) -> None
     app = broker.app()
     seen: list[tuple[str, str]] = []
     async with start_worker(app, hostname="g1@itest", **CLUSTER) as g1:
-        gossip = g1.blueprint.get(type(g1.blueprint.steps[-1])).consumer.blueprint.get(Gossip)  # type: ignore[attr-defined]
+        gossip = g1.consumer.blueprint.get(Gossip)
         gossip.join_callbacks.append(lambda info: seen.append(("join", info.hostname)))
         gossip.leave_callbacks.append(lambda info: seen.append(("leave", info.hostname)))
         gossip.lost_callbacks.append(lambda info: seen.append(("lost", info.hostname)))
@@ -170,4 +184,22 @@ async def test_gossip_sees_peers_join_leave_and_get_lost(broker: Broker) -> None
             await wait_for(lambda: "g3@itest" in gossip.peers)
             gossip.check_lost(now=time.time() + 10)  # as if g3's heartbeats had stopped 10 s ago
             assert ("lost", "g3@itest") in seen and "g3@itest" not in gossip.peers
+    await app.aclose()
+
+
+async def test_election_picks_one_leader_that_all_agree_on(broker: Broker) -> None:
+    app = broker.app()
+    led: list[str] = []
+    async with (
+        start_worker(app, hostname="e1@itest", **CLUSTER) as e1,
+        start_worker(app, hostname="e2@itest", **CLUSTER) as e2,
+    ):
+        gossips = {w.hostname: w.consumer.blueprint.get(Gossip) for w in (e1, e2)}
+        for hostname, gossip in gossips.items():
+            gossip.election_handlers["chores"] = lambda action, me=hostname: led.append(f"{me}:{action}")
+        await wait_for(lambda: gossips["e1@itest"].peers == {"e2@itest"} and gossips["e2@itest"].peers == {"e1@itest"})
+        await app.control.aelection("vote-1", "chores", "sweep")
+        await wait_for(lambda: len(led) == 1)
+        await wait_for(lambda: all("vote-1" not in g._requests for g in gossips.values()))  # both decided
+        assert len(led) == 1 and led[0].endswith(":sweep")
     await app.aclose()

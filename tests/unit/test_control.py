@@ -119,16 +119,24 @@ def test_selection_by_destination_glob_and_pcre() -> None:
 
 
 def test_request_round_trip_and_wire_shape() -> None:
-    request = ControlRequest("ping", {"a": 1}, ("w1@h",), ticket="T-1", reply_exchange="reply.celery.pidbox",
-                             reply_routing_key="oid")
+    request = ControlRequest(
+        "ping", {"a": 1}, ("w1@h",), ticket="T-1", reply_exchange="reply.celery.pidbox", reply_routing_key="oid"
+    )
     message = request_message(request, clock=7, timeout=1.0)
     body = json.loads(message.body)
-    assert body == {"method": "ping", "arguments": {"a": 1}, "destination": ["w1@h"], "pattern": None,
-                    "matcher": None, "ticket": "T-1",
-                    "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "oid"}}
+    assert body == {
+        "method": "ping",
+        "arguments": {"a": 1},
+        "destination": ["w1@h"],
+        "pattern": None,
+        "matcher": None,
+        "ticket": "T-1",
+        "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "oid"},
+    }
     assert message.headers["clock"] == 7 and message.properties["delivery_mode"] == 2
-    assert parse_request(message) == ControlRequest("ping", {"a": 1}, ("w1@h",), None, None, "T-1",
-                                                    "reply.celery.pidbox", "oid", 7)
+    assert parse_request(message) == ControlRequest(
+        "ping", {"a": 1}, ("w1@h",), None, None, "T-1", "reply.celery.pidbox", "oid", 7
+    )
     cast = request_message(ControlRequest("heartbeat", {}), clock=1, timeout=None)
     assert "ticket" not in json.loads(cast.body) and not parse_request(cast).wants_reply
     reply = reply_message("w1@h", {"ok": "pong"}, "T-1", 3)
@@ -137,8 +145,13 @@ def test_request_round_trip_and_wire_shape() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"arguments": {}}', b'{"method": "ping", "arguments": [1]}',
-     b'{"method": "ping", "destination": "w1"}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"arguments": {}}',
+        b'{"method": "ping", "arguments": [1]}',
+        b'{"method": "ping", "destination": "w1"}',
+    ],
 )
 def test_malformed_requests_raise_protocol_error(body: bytes) -> None:
     with pytest.raises(ProtocolError):
@@ -151,7 +164,8 @@ async def test_inspect_replies() -> None:
     assert await ask(node, "clock") == {"clock": 10}
     assert await ask(node, "registered") == ["fake.add [rate_limit=5/s]", "fake.mul"]
     assert await ask(node, "registered", taskinfoitems=["acks_late", "name"]) == [
-        "fake.add [name=fake.add]", "fake.mul [name=fake.mul]"
+        "fake.add [name=fake.add]",
+        "fake.mul [name=fake.mul]",
     ]
     assert await ask(node, "active") == [] and await ask(node, "query_task", ids=["x"]) == {}
     assert (await ask(node, "conf"))["broker_url"] == "sqlite:///unused.db"
@@ -169,15 +183,11 @@ async def test_hello_merges_list_or_dict_and_ignores_itself() -> None:
 async def test_control_replies() -> None:
     node = FakeNode()
     assert await ask(node, "revoke", task_id="abc") == {"ok": "tasks {'abc'} flagged as revoked"}
-    assert await ask(node, "revoke", task_id=["running"], terminate=1, signal="SIGKILL") == {
-        "ok": "terminate: running"
-    }
+    assert await ask(node, "revoke", task_id=["running"], terminate=1, signal="SIGKILL") == {"ok": "terminate: running"}
     assert await ask(node, "revoke", task_id=["idle"], terminate=True) == {"ok": "terminate: tasks unknown"}
     assert ("revoke", ["running"], True, 9) in node.calls
     name = "fake.add"
-    assert await ask(node, "rate_limit", task_name=name, rate_limit="10/m") == {
-        "ok": "new rate limit set successfully"
-    }
+    assert await ask(node, "rate_limit", task_name=name, rate_limit="10/m") == {"ok": "new rate limit set successfully"}
     assert await ask(node, "rate_limit", task_name=name, rate_limit=None) == {"ok": "rate limit disabled successfully"}
     assert await ask(node, "rate_limit", task_name=name, rate_limit="bad") == {
         "error": "Invalid rate limit string: 'bad'"

@@ -136,8 +136,15 @@ def test_state_tracks_workers_by_heartbeat() -> None:
 
 def test_state_tracks_tasks_and_merges_out_of_order_events() -> None:
     state = State(max_tasks=2)
-    received = {"type": "task-received", "uuid": "t1", "name": "tasks.add", "args": "(1,)", "timestamp": 1.0,
-                "hostname": "w", "local_received": 10.0}
+    received = {
+        "type": "task-received",
+        "uuid": "t1",
+        "name": "tasks.add",
+        "args": "(1,)",
+        "timestamp": 1.0,
+        "hostname": "w",
+        "local_received": 10.0,
+    }
     state.event({"type": "task-succeeded", "uuid": "t1", "result": "3", "timestamp": 3.0, "local_received": 10.0})
     state.event({"type": "task-started", "uuid": "t1", "timestamp": 2.0, "local_received": 10.0})
     state.event(received)
@@ -149,3 +156,29 @@ def test_state_tracks_tasks_and_merges_out_of_order_events() -> None:
         state.event({"type": "task-received", "uuid": f"x{n}", "timestamp": 1.0})
     assert list(state.tasks) == ["x1", "x2"]  # only the newest max_tasks
     assert [t.uuid for t in state.tasks_in("RECEIVED")] == ["x1", "x2"]
+
+
+def test_the_live_view_shows_workers_and_task_rates() -> None:
+    from rich.console import Console
+
+    from celeriac.cli.events import render
+
+    state = State()
+    state.event(
+        {
+            "type": "worker-heartbeat",
+            "hostname": "w1@host",
+            "freq": 2.0,
+            "local_received": 100.0,
+            "active": 1,
+            "processed": 7,
+            "loadavg": [0.5, 0.25, 0.0],
+        }
+    )
+    state.event({"type": "task-received", "uuid": "t", "name": "tasks.add", "local_received": 100.0})
+    state.event({"type": "task-succeeded", "uuid": "t", "local_received": 100.0, "timestamp": 1.0})
+    console = Console(record=True, width=120)
+    console.print(render(state, now=101.0))
+    text = console.export_text()
+    assert "w1@host" in text and "online" in text and "0.50 0.25 0.00" in text and "1.0s ago" in text
+    assert "tasks.add" in text and "0.10" in text and "succeeded: 1" in text

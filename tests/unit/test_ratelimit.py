@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from celeriac.errors import ConfigurationError
+from celeriac.testing import wait_for
 from celeriac.worker.ratelimit import RateLimiter, TokenBucket, parse_rate
 from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import load_state, save_state
@@ -84,3 +85,43 @@ def test_statedb_round_trip_keeps_ids_ages_and_clock(tmp_path: Path) -> None:
     Path(path).write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigurationError, match="not a celeriac state file"):
         load_state(path, WorkerState())
+
+
+async def test_pool_grows_shrinks_and_cancels_one_job() -> None:
+    import asyncio
+
+    from celeriac.pools.aio import AsyncioPool
+
+    pool = AsyncioPool(2)
+    await pool.start()
+    gate = asyncio.Event()
+    done: list[str] = []
+
+    class Job:
+        def __init__(self, tag: str) -> None:
+            self.tag = tag
+
+        async def run(self) -> None:
+            try:
+                await gate.wait()
+                done.append(self.tag)
+            except asyncio.CancelledError:
+                done.append(f"{self.tag} cancelled")
+
+    pool.grow(2)
+    assert pool.concurrency == 4
+    jobs = [Job(str(n)) for n in range(3)]
+    for job in jobs:
+        pool.submit(job)
+    await wait_for(lambda: len(pool.running_jobs()) == 3)
+    pool.shrink(2)  # one idle runner stops now, one busy runner after its job
+    assert pool.concurrency == 2
+    assert pool.cancel(jobs[0]) and not pool.cancel(Job("never submitted"))
+    with pytest.raises(ValueError):
+        pool.shrink(2)
+    gate.set()
+    await wait_for(lambda: len(done) == 3)
+    assert sorted(done) == ["0 cancelled", "1", "2"]
+    pool.submit(Job("after"))
+    await wait_for(lambda: done[-1] == "after")
+    await pool.stop()

@@ -119,7 +119,9 @@ class App:
         values = {
             key: getattr(obj, key)
             for key in dir(obj)
-            if not key.startswith("_") and key.islower() and not callable(getattr(obj, key))
+            if not key.startswith("_")
+            and key.islower()
+            and not callable(getattr(obj, key))
             and not isinstance(getattr(obj, key), type(os))
         }
         self.conf.update(values)
@@ -349,8 +351,8 @@ class App:
             expires = None
         ignore = options.get("ignore_result")
         if ignore is None:
-            ignore = bool(task.ignore_result) if task and task.ignore_result is not None else (
-                self.conf.task_ignore_result
+            ignore = (
+                bool(task.ignore_result) if task and task.ignore_result is not None else (self.conf.task_ignore_result)
             )
         time_limit = options.get("time_limit", task.time_limit if task else None)
         soft_limit = options.get("soft_time_limit", task.soft_time_limit if task else None)

@@ -15,7 +15,11 @@ class Producer:
         self._declared: set[str] = set()
 
     async def publish(
-        self, message: Message, queue: str, routing_key: str | None = None, exchange: str = "",
+        self,
+        message: Message,
+        queue: str,
+        routing_key: str | None = None,
+        exchange: str = "",
         not_before: float | None = None,
     ) -> None:
         """Declare ``queue`` on first use, then publish; returns once the broker has the message."""

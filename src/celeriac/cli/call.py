@@ -55,9 +55,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         options["queue"] = args.queue
     if args.priority is not None:
         options["priority"] = args.priority
-    result = app.send_task(
-        args.name, _json("--args", args.args, list), _json("--kwargs", args.kwargs, dict), **options
-    )
+    result = app.send_task(args.name, _json("--args", args.args, list), _json("--kwargs", args.kwargs, dict), **options)
     print(result.id)
     app.close()
     return 0

@@ -17,8 +17,8 @@ from typing import Any
 
 from celeriac.app.app import App
 from celeriac.control.builtin import BUILTIN
-from celeriac.control.client import flatten
 from celeriac.control.commands import Command, Kind
+from celeriac.control.inspect import flatten
 from celeriac.errors import ConfigurationError
 
 NO_REPLY = "Error: No nodes replied within time constraint"
@@ -112,8 +112,9 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     destination = [d.strip() for d in args.destination.split(",") if d.strip()] if args.destination else None
     wants_reply = command.name not in CAST_ONLY
     try:
-        replies = app.control.broadcast(command.name, arguments, destination=destination, reply=wants_reply,
-                                        timeout=args.timeout)
+        replies = app.control.broadcast(
+            command.name, arguments, destination=destination, reply=wants_reply, timeout=args.timeout
+        )
     finally:
         app.close()
     if not wants_reply:

@@ -9,7 +9,7 @@ from typing import Any
 
 from celeriac.app.app import App
 from celeriac.cli.remote import NO_REPLY, print_replies
-from celeriac.control.client import flatten
+from celeriac.control.inspect import flatten
 from celeriac.errors import ConfigurationError
 
 

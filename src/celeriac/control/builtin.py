@@ -45,8 +45,13 @@ async def ping(node: ControlNode) -> Any:
     return {"ok": "pong"}
 
 
-@BUILTIN.register(INSPECT, Arg("from_node"), Arg("revoked", lambda v: v), visible=False,
-                  reply='{"revoked": [ids], "clock": n}, or null from the node itself')
+@BUILTIN.register(
+    INSPECT,
+    Arg("from_node"),
+    Arg("revoked", lambda v: v),
+    visible=False,
+    reply='{"revoked": [ids], "clock": n}, or null from the node itself',
+)
 async def hello(node: ControlNode, from_node: str | None = None, revoked: Any = None) -> Any:
     if from_node == node.hostname:
         return None
@@ -72,8 +77,7 @@ async def reserved(node: ControlNode, safe: bool = False) -> Any:
     return [request_info(request, safe) for request in node.requests("reserved")]
 
 
-@BUILTIN.register(INSPECT, Arg("safe", as_bool), aliases=("dump_schedule",),
-                  reply='[{"eta", "priority", "request"}]')
+@BUILTIN.register(INSPECT, Arg("safe", as_bool), aliases=("dump_schedule",), reply='[{"eta", "priority", "request"}]')
 async def scheduled(node: ControlNode, safe: bool = False) -> Any:
     return [scheduled_info(request, safe) for request in node.requests("scheduled")]
 
@@ -83,8 +87,12 @@ async def revoked(node: ControlNode) -> Any:
     return node.revoked()
 
 
-@BUILTIN.register(INSPECT, Arg("taskinfoitems", as_str_list, variadic=True), aliases=("dump_tasks",),
-                  reply='["name [attr=value ...]"]')
+@BUILTIN.register(
+    INSPECT,
+    Arg("taskinfoitems", as_str_list, variadic=True),
+    aliases=("dump_tasks",),
+    reply='["name [attr=value ...]"]',
+)
 async def registered(node: ControlNode, taskinfoitems: list[str] | None = None) -> Any:
     items = taskinfoitems or DEFAULT_TASKINFO_ITEMS
     names = []
@@ -112,7 +120,7 @@ async def conf(node: ControlNode, with_defaults: bool = False) -> Any:
     return conf_values(node, with_defaults)
 
 
-@BUILTIN.register(INSPECT, Arg("ids", as_str_list, variadic=True), reply='{id: [state, request-info]}')
+@BUILTIN.register(INSPECT, Arg("ids", as_str_list, variadic=True), reply="{id: [state, request-info]}")
 async def query_task(node: ControlNode, ids: list[str] | None = None) -> Any:
     wanted = set(ids or ())
     found: dict[str, Any] = {}
@@ -132,10 +140,16 @@ async def report(node: ControlNode) -> Any:
 # -- control ---------------------------------------------------------------------------------------------
 
 
-@BUILTIN.register(CONTROL, Arg("task_id", as_str_list, variadic=True), Arg("terminate", as_bool),
-                  Arg("signal", signum_of), reply='{"ok": "tasks {ids} flagged as revoked"} / "terminate: ids"')
-async def revoke(node: ControlNode, task_id: list[str] | None = None, terminate: bool = False,
-                 signal: int = signals.SIGTERM) -> Any:
+@BUILTIN.register(
+    CONTROL,
+    Arg("task_id", as_str_list, variadic=True),
+    Arg("terminate", as_bool),
+    Arg("signal", signum_of),
+    reply='{"ok": "tasks {ids} flagged as revoked"} / "terminate: ids"',
+)
+async def revoke(
+    node: ControlNode, task_id: list[str] | None = None, terminate: bool = False, signal: int = signals.SIGTERM
+) -> Any:
     ids = list(dict.fromkeys(task_id or ()))
     stopped = await node.revoke(ids, terminate, signal)
     if terminate:
@@ -143,14 +157,16 @@ async def revoke(node: ControlNode, task_id: list[str] | None = None, terminate:
     return {"ok": f"tasks {set(ids)!r} flagged as revoked"}
 
 
-@BUILTIN.register(CONTROL, Arg("task_id", as_str_list, variadic=True), Arg("signal", signum_of),
-                  reply='{"ok": "terminate: ids"}')
+@BUILTIN.register(
+    CONTROL, Arg("task_id", as_str_list, variadic=True), Arg("signal", signum_of), reply='{"ok": "terminate: ids"}'
+)
 async def terminate(node: ControlNode, task_id: list[str] | None = None, signal: int = signals.SIGKILL) -> Any:
     return await revoke(node, task_id, True, signal)
 
 
-@BUILTIN.register(CONTROL, Arg("task_name"), Arg("rate_limit", optional(as_str)),
-                  reply='{"ok": "new rate limit set successfully"}')
+@BUILTIN.register(
+    CONTROL, Arg("task_name"), Arg("rate_limit", optional(as_str)), reply='{"ok": "new rate limit set successfully"}'
+)
 async def rate_limit(node: ControlNode, task_name: str = "", rate_limit: str | None = None) -> Any:
     if task_name not in node.app.tasks:
         return {"error": "unknown task"}
@@ -163,10 +179,16 @@ async def rate_limit(node: ControlNode, task_name: str = "", rate_limit: str | N
     return {"ok": "new rate limit set successfully"}
 
 
-@BUILTIN.register(CONTROL, Arg("task_name"), Arg("soft", optional(as_float)), Arg("hard", optional(as_float)),
-                  reply='{"ok": "time limits set successfully"}')
-async def time_limit(node: ControlNode, task_name: str = "", soft: float | None = None,
-                     hard: float | None = None) -> Any:
+@BUILTIN.register(
+    CONTROL,
+    Arg("task_name"),
+    Arg("soft", optional(as_float)),
+    Arg("hard", optional(as_float)),
+    reply='{"ok": "time limits set successfully"}',
+)
+async def time_limit(
+    node: ControlNode, task_name: str = "", soft: float | None = None, hard: float | None = None
+) -> Any:
     if task_name not in node.app.tasks:
         return {"error": "unknown task"}
     node.set_time_limit(task_name, soft, hard)
@@ -201,10 +223,21 @@ async def election(node: ControlNode, id: str = "", topic: str = "", action: Any
     return None
 
 
-@BUILTIN.register(CONTROL, Arg("queue"), Arg("exchange", optional(as_str)), Arg("exchange_type", optional(as_str)),
-                  Arg("routing_key", optional(as_str)), reply='{"ok": "add consumer <queue>"}')
-async def add_consumer(node: ControlNode, queue: str = "", exchange: str | None = None,
-                       exchange_type: str | None = None, routing_key: str | None = None) -> Any:
+@BUILTIN.register(
+    CONTROL,
+    Arg("queue"),
+    Arg("exchange", optional(as_str)),
+    Arg("exchange_type", optional(as_str)),
+    Arg("routing_key", optional(as_str)),
+    reply='{"ok": "add consumer <queue>"}',
+)
+async def add_consumer(
+    node: ControlNode,
+    queue: str = "",
+    exchange: str | None = None,
+    exchange_type: str | None = None,
+    routing_key: str | None = None,
+) -> Any:
     if not queue:
         raise ValueError("add_consumer needs a queue name")
     await node.add_consumer(queue)

@@ -79,11 +79,18 @@ def request_message(request: ControlRequest, clock: int, timeout: float | None) 
     }
     if request.wants_reply:
         body["ticket"] = request.ticket
-        body["reply_to"] = {"exchange": request.reply_exchange or REPLY_EXCHANGE,
-                            "routing_key": request.reply_routing_key}
+        body["reply_to"] = {
+            "exchange": request.reply_exchange or REPLY_EXCHANGE,
+            "routing_key": request.reply_routing_key,
+        }
     expires = time.time() + timeout if timeout else 0
-    return Message(body=json_dumps(body).encode(), content_type=JSON, content_encoding="utf-8",
-                   headers={"clock": clock, "expires": expires}, properties={"delivery_mode": 2, "priority": 0})
+    return Message(
+        body=json_dumps(body).encode(),
+        content_type=JSON,
+        content_encoding="utf-8",
+        headers={"clock": clock, "expires": expires},
+        properties={"delivery_mode": 2, "priority": 0},
+    )
 
 
 def parse_request(message: Message, accept: frozenset[str] = JSON_ONLY) -> ControlRequest:
@@ -118,8 +125,13 @@ def parse_request(message: Message, accept: frozenset[str] = JSON_ONLY) -> Contr
 
 def reply_message(hostname: str, value: Any, ticket: str, clock: int) -> Message:
     """A node's reply (§5.3): body ``{hostname: value}``, headers ticket and clock, delivery_mode 1."""
-    return Message(body=json_dumps({hostname: value}).encode(), content_type=JSON, content_encoding="utf-8",
-                   headers={"ticket": ticket, "clock": clock}, properties={"delivery_mode": 1, "priority": 0})
+    return Message(
+        body=json_dumps({hostname: value}).encode(),
+        content_type=JSON,
+        content_encoding="utf-8",
+        headers={"ticket": ticket, "clock": clock},
+        properties={"delivery_mode": 1, "priority": 0},
+    )
 
 
 def reply_queue(oid: str) -> str:
@@ -159,8 +171,13 @@ class Mailbox:
         """
         oid = str(uuid.uuid4())
         request = ControlRequest(
-            method, dict(arguments or {}), tuple(destination) if destination else None, pattern, matcher,
-            ticket=str(uuid.uuid4()) if reply else None, reply_exchange=REPLY_EXCHANGE if reply else None,
+            method,
+            dict(arguments or {}),
+            tuple(destination) if destination else None,
+            pattern,
+            matcher,
+            ticket=str(uuid.uuid4()) if reply else None,
+            reply_exchange=REPLY_EXCHANGE if reply else None,
             reply_routing_key=oid if reply else None,
         )
         message = request_message(request, self.clock.forward(), timeout)
@@ -221,8 +238,9 @@ class Mailbox:
         if isinstance(clock, int) and not isinstance(clock, bool):
             self.clock.adjust(clock)
         try:
-            body = loads(delivery.message.body, delivery.message.content_type, delivery.message.content_encoding,
-                         JSON_ONLY)
+            body = loads(
+                delivery.message.body, delivery.message.content_type, delivery.message.content_encoding, JSON_ONLY
+            )
         except ProtocolError as exc:
             log.warning("skipped an unreadable control reply: %s", exc)
             return None

@@ -58,13 +58,36 @@ def scheduled_info(request: TaskRequest, safe: bool = False) -> dict[str, Any]:
 
 def queue_info(name: str) -> dict[str, Any]:
     """One ``active_queues`` entry (§5.7): a durable queue bound to the direct exchange of its name."""
-    exchange = {"name": name, "type": "direct", "arguments": None, "durable": True, "passive": False,
-                "auto_delete": False, "delivery_mode": None, "no_declare": False}
-    return {"name": name, "exchange": exchange, "routing_key": name, "queue_arguments": None,
-            "binding_arguments": None, "consumer_arguments": None, "durable": True, "exclusive": False,
-            "auto_delete": False, "no_ack": False, "alias": None, "bindings": [], "no_declare": None,
-            "expires": None, "message_ttl": None, "max_length": None, "max_length_bytes": None,
-            "max_priority": None}
+    exchange = {
+        "name": name,
+        "type": "direct",
+        "arguments": None,
+        "durable": True,
+        "passive": False,
+        "auto_delete": False,
+        "delivery_mode": None,
+        "no_declare": False,
+    }
+    return {
+        "name": name,
+        "exchange": exchange,
+        "routing_key": name,
+        "queue_arguments": None,
+        "binding_arguments": None,
+        "consumer_arguments": None,
+        "durable": True,
+        "exclusive": False,
+        "auto_delete": False,
+        "no_ack": False,
+        "alias": None,
+        "bindings": [],
+        "no_declare": None,
+        "expires": None,
+        "message_ttl": None,
+        "max_length": None,
+        "max_length_bytes": None,
+        "max_priority": None,
+    }
 
 
 def json_safe(value: Any) -> Any:

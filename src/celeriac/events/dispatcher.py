@@ -104,6 +104,10 @@ class EventDispatcher:
         """Whether events of this type are sent."""
         return self._groups is None or group_of(event_type) in self._groups
 
+    def group_enabled(self, group: str) -> bool:
+        """Whether events of ``group`` are sent (the cheap check for hot paths)."""
+        return self._groups is None or group in self._groups
+
     def enable(self, group: str) -> bool:
         """Enable ``group``; False when it already was."""
         if self._groups is None or group in self._groups:

@@ -67,9 +67,7 @@ BackendCheck = Callable[[BackendFactory], Awaitable[None]]
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT, what: str = ""
-) -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT, what: str = "") -> None:
     """Return once ``await predicate()`` is true; AssertionError after ``timeout`` s (polls up to 20/s)."""
     deadline = time.monotonic() + timeout
     pause = 0.001
@@ -203,9 +201,7 @@ async def check_unacked_comes_back(make: TransportFactory, queue: str) -> None:
     assert lost.redelivered is False
     await first.close()
     async with make() as second:
-        delivery = await next_delivery(
-            second.consume([queue], prefetch=1), timeout=VISIBILITY_TIMEOUT + TIMEOUT
-        )
+        delivery = await next_delivery(second.consume([queue], prefetch=1), timeout=VISIBILITY_TIMEOUT + TIMEOUT)
         assert delivery.message.body == b"survivor"
         assert delivery.redelivered is True
         await delivery.ack()
@@ -410,9 +406,7 @@ async def check_concurrent_acks(make: TransportFactory, queue: str) -> None:
     count = 60
     async with make() as transport:
         await transport.declare(queue)
-        await asyncio.gather(
-            *(transport.publish(message(b"%d" % i), routing_key=queue) for i in range(count))
-        )
+        await asyncio.gather(*(transport.publish(message(b"%d" % i), routing_key=queue) for i in range(count)))
         consumer = transport.consume([queue], prefetch=16)
         seen: list[bytes] = []
         acks: list[asyncio.Task[None]] = []

@@ -225,4 +225,3 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def size(self, queue: str) -> int:
         """How many messages wait in ``queue`` (not counting delivered, un-acked ones)."""
-

@@ -64,7 +64,7 @@ def order_steps(steps: Sequence[type[Step[Any]]]) -> list[type[Step[Any]]]:
         if state.get(step) == "done":
             return
         if state.get(step) == "visiting":
-            cycle = [*path[path.index(step):], step]
+            cycle = [*path[path.index(step) :], step]
             raise ConfigurationError("bootstep cycle: " + " -> ".join(s.__name__ for s in cycle))
         state[step] = "visiting"
         for req in step.requires:

@@ -11,8 +11,24 @@ from celeriac.control.shapes import masked
 if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
 
-_RUSAGE_FIELDS = ("utime", "stime", "maxrss", "ixrss", "idrss", "isrss", "minflt", "majflt", "nswap", "inblock",
-                  "oublock", "msgsnd", "msgrcv", "nsignals", "nvcsw", "nivcsw")
+_RUSAGE_FIELDS = (
+    "utime",
+    "stime",
+    "maxrss",
+    "ixrss",
+    "idrss",
+    "isrss",
+    "minflt",
+    "majflt",
+    "nswap",
+    "inblock",
+    "oublock",
+    "msgsnd",
+    "msgrcv",
+    "nsignals",
+    "nvcsw",
+    "nivcsw",
+)
 
 
 def rusage() -> dict[str, Any] | str:

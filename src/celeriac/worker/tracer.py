@@ -91,6 +91,7 @@ class Tracer:
         self.backend = backend
         self.hostname = hostname
         self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
+        self._executing: set[str] = set()  # ids whose body runs now (the only time terminate may cancel)
 
     # -- storing and telling ---------------------------------------------------------------------
     async def store(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
@@ -136,11 +137,14 @@ class Tracer:
         self.tell("task_started", request)
         if request.policy.track_started:
             await self._store_quietly(request, State.STARTED, {"pid": os.getpid(), "hostname": self.hostname})
+        if request.id in self.state.revoked:  # revoked while its start was being recorded
+            await self.revoke(request)
+            return
         hard_limit = request.message.timelimit[0] or request.policy.time_limit
         token = request_var().set(request)
         started = time.monotonic()
         try:
-            value = await self.pool.execute(task, request.message.args, request.message.kwargs, hard_limit)
+            value = await self._execute(request, hard_limit)
         except asyncio.CancelledError:
             signum = self.terminating.pop(request.id, None)
             current = asyncio.current_task()
@@ -170,6 +174,14 @@ class Tracer:
             await self.succeed(request, value, time.monotonic() - started)
         finally:
             request_var().reset(token)
+
+    async def _execute(self, request: Request, hard_limit: float | None) -> Any:
+        """The pool runs the body; meanwhile (only) `terminate` may cancel it."""
+        self._executing.add(request.id)
+        try:
+            return await self.pool.execute(request.task, request.message.args, request.message.kwargs, hard_limit)
+        finally:
+            self._executing.discard(request.id)
 
     async def succeed(self, request: Request, value: Any, runtime: float) -> None:
         """Store SUCCESS, tell listeners, ack (late)."""
@@ -263,6 +275,8 @@ class Tracer:
         The run then ends as revoked (``terminated``, with ``signum`` in the event). A body in a thread cannot
         be stopped: it runs to its end (its id is in the revoked set all the same).
         """
+        if task_id not in self._executing:  # not in its body (yet, or any more): nothing to stop
+            return False
         for job in self.pool.running_jobs():
             if isinstance(job, TraceJob) and job.request.id == task_id and self.pool.cancellable(job.request.task):
                 self.terminating[task_id] = signum
@@ -294,4 +308,3 @@ class TraceJob:
 
     async def run(self) -> None:
         await self.tracer.trace(self.request)
-

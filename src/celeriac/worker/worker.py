@@ -19,6 +19,7 @@ from celeriac.app.app import App
 from celeriac.errors import ConfigurationError
 from celeriac.pools.base import Pool
 from celeriac.worker.bootsteps import Blueprint, Step
+from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import StateDB
@@ -130,6 +131,14 @@ class Worker:
     def timer(self) -> Timer:
         """The ETA timer."""
         return self.blueprint.get(TimerStep).timer
+
+    @property
+    def consumer(self) -> Consumer:
+        """The running consumer (its steps: ``worker.consumer.blueprint.get(Gossip)``)."""
+        consumer = self.blueprint.get(ConsumerStep).consumer
+        if consumer is None:
+            raise RuntimeError("the consumer is not started")
+        return consumer
 
     def resize(self, concurrency: int) -> None:
         """The pool now has ``concurrency`` slots (``pool_grow``/``pool_shrink``): the prefetch window follows."""

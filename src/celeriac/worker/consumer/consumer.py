@@ -75,8 +75,7 @@ class Consumer:
                     max_retries is not None and self.connection_errors > max_retries
                 ):
                     raise
-                log.error("Cannot connect to %s: %s. Trying again in %.1fs", self.app.redacted_broker_url(),
-                          exc, delay)
+                log.error("Cannot connect to %s: %s. Trying again in %.1fs", self.app.redacted_broker_url(), exc, delay)
                 await self._pause(delay)
                 delay = min(delay * 2, 10.0)
                 continue

@@ -36,17 +36,16 @@ SHUTDOWN_FLUSH_TIMEOUT = 2.0  # how long the last events may take to leave at sh
 
 
 class TaskEventListener(TaskListener):
-    """Sends task-* events with the fields of celery-wire.md §4.4 (the dispatcher drops them if disabled)."""
+    """Sends task-* events with the fields of celery-wire.md §4.4 while the ``task`` group is enabled."""
 
     def __init__(self, dispatcher: EventDispatcher) -> None:
         self.dispatcher = dispatcher
 
     def _send(self, event_type: str, request: Request, **fields: Any) -> None:
-        if self.dispatcher.enabled_for(event_type):
-            self.dispatcher.send(event_type, uuid=request.id, **fields)
+        self.dispatcher.send(event_type, uuid=request.id, **fields)
 
     def task_received(self, request: Request) -> None:
-        if not self.dispatcher.enabled_for(TASK_RECEIVED):
+        if not self.dispatcher.group_enabled("task"):
             return
         m = request.message
         self._send(
@@ -63,25 +62,29 @@ class TaskEventListener(TaskListener):
         )
 
     def task_started(self, request: Request) -> None:
-        self._send(TASK_STARTED, request)
+        if self.dispatcher.group_enabled("task"):
+            self._send(TASK_STARTED, request)
 
     def task_succeeded(self, request: Request, result: Any, runtime: float) -> None:
-        if self.dispatcher.enabled_for(TASK_SUCCEEDED):
+        if self.dispatcher.group_enabled("task"):
             self._send(TASK_SUCCEEDED, request, result=safe_repr(result), runtime=runtime)
 
     def task_failed(self, request: Request, exc: BaseException, traceback: str) -> None:
-        self._send(TASK_FAILED, request, exception=safe_repr(exc), traceback=traceback)
+        if self.dispatcher.group_enabled("task"):
+            self._send(TASK_FAILED, request, exception=safe_repr(exc), traceback=traceback)
 
     def task_retried(self, request: Request, exc: BaseException) -> None:
-        if self.dispatcher.enabled_for(TASK_RETRIED):
+        if self.dispatcher.group_enabled("task"):
             text = "".join(tb.format_exception(exc))
             self._send(TASK_RETRIED, request, exception=safe_repr(exc), traceback=text)
 
     def task_revoked(self, request: Request, expired: bool, terminated: bool, signum: int | None = None) -> None:
-        self._send(TASK_REVOKED, request, terminated=terminated, signum=signum, expired=expired)
+        if self.dispatcher.group_enabled("task"):
+            self._send(TASK_REVOKED, request, terminated=terminated, signum=signum, expired=expired)
 
     def task_rejected(self, request: Request, requeue: bool) -> None:
-        self._send(TASK_REJECTED, request, requeue=requeue)
+        if self.dispatcher.group_enabled("task"):
+            self._send(TASK_REJECTED, request, requeue=requeue)
 
 
 class Events(Step["Consumer"]):
@@ -107,9 +110,14 @@ class Events(Step["Consumer"]):
         self.dispatcher.attach(transport)
 
     async def stop(self, consumer: Consumer) -> None:
+        await self._detach(consumer, flush=consumer.stopping)
+
+    async def terminate(self, consumer: Consumer) -> None:
+        await self._detach(consumer, flush=False)  # cold shutdown: do not wait for the broker
+
+    async def _detach(self, consumer: Consumer, flush: bool) -> None:
         if self.dispatcher is None:
             return
-        final = consumer.stopping
-        await self.dispatcher.detach(flush_timeout=SHUTDOWN_FLUSH_TIMEOUT if final else 0.0)
-        if final and self.listener in consumer.worker.listeners:
+        await self.dispatcher.detach(flush_timeout=SHUTDOWN_FLUSH_TIMEOUT if flush else 0.0)
+        if consumer.stopping and self.listener in consumer.worker.listeners:
             consumer.worker.listeners.remove(self.listener)

@@ -100,7 +100,10 @@ class Gossip(Step["Consumer"]):
                     continue
                 for event in events:
                     event.setdefault("local_received", time.time())
-                    self.on_event(event)
+                    try:
+                        self.on_event(event)
+                    except Exception:  # one odd event must not end gossip
+                        log.exception("gossip: error while handling %s", event.get("type"))
         except TransportError as exc:
             consumer.connection_lost(exc)
 
@@ -179,8 +182,12 @@ class Gossip(Step["Consumer"]):
         assert self._consumer is not None
         election_id = str(event.get("id"))
         clock = event.get("clock")
-        candidate = (clock if isinstance(clock, int) else 0, f"{event.get('hostname')}.{event.get('pid')}",
-                     str(event.get("topic")), event.get("action"))
+        candidate = (
+            clock if isinstance(clock, int) else 0,
+            f"{event.get('hostname')}.{event.get('pid')}",
+            str(event.get("topic")),
+            event.get("action"),
+        )
         self._requests.setdefault(election_id, []).append(candidate)
         dispatcher = self._consumer.blueprint.get(Events).dispatcher
         if dispatcher is not None:

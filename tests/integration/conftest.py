@@ -1,0 +1,28 @@
+"""Fixtures of the integration tests: ``broker``, each cluster test once on SQLite and once on Redis."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import Broker
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def broker(request: pytest.FixtureRequest, queue_name: str) -> AsyncIterator[Broker]:
+    """A broker for the test; on Redis every key (and channel) is under a prefix deleted afterwards."""
+    if request.param == "sqlite":
+        yield Broker("sqlite", request.getfixturevalue("sqlite_url"), {"polling_interval": 0.02})
+        return
+    url: str = request.getfixturevalue("redis_url")
+    prefix = f"{queue_name}:"
+    yield Broker("redis", url, {"global_keyprefix": prefix})
+    client = aioredis.Redis.from_url(url)
+    async for key in client.scan_iter(match=prefix + "*", count=1000):
+        await client.delete(key)
+    await client.aclose()
