@@ -20,22 +20,30 @@ from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
-AREAS = (  # (area, substring of the frame's file), first match wins
-    ("celeriac: redis transport", "celeriac/transports/redis"),
-    ("celeriac: sqlite transport", "celeriac/transports/sqlite"),
-    ("celeriac: result backend", "celeriac/backends/"),
-    ("celeriac: protocol (codec, serializers)", "celeriac/protocol/"),
-    ("celeriac: worker (strategy, request, tracer)", "celeriac/worker/"),
-    ("celeriac: pools", "celeriac/pools/"),
-    ("celeriac: app, tasks, other", "celeriac/"),
-    ("redis-py", "redis/"),
-    ("hiredis", "hiredis"),
-    ("sqlite3", "sqlite3"),
-    ("json", "json/"),
-    ("asyncio event loop", "asyncio/"),
-    ("selectors (epoll)", "selectors"),
-    ("logging", "logging/"),
-    ("uuid, datetime, contextvars, other stdlib", "<frozen"),
+# (area, substrings of the frame's file), first match wins. py-spy shortens some paths (``tracer.py`` for
+# celeriac/worker/tracer.py, ``consumer/tasks.py``), hence the bare names.
+AREAS = (
+    ("celeriac: redis transport", ("celeriac/transports/redis",)),
+    ("celeriac: sqlite transport", ("celeriac/transports/sqlite", "celeriac/_sqlite/")),
+    ("celeriac: result backend", ("celeriac/backends/",)),
+    ("celeriac: protocol (codec, serializers)", ("celeriac/protocol/",)),
+    (
+        "celeriac: worker (strategy, request, tracer)",
+        ("celeriac/worker/", "consumer/", "strategy.py", "tracer.py", "request.py", "worker.py", "state.py"),
+    ),
+    ("celeriac: pools", ("celeriac/pools/",)),
+    ("celeriac: app, tasks, other", ("celeriac/",)),
+    ("dataclass __init__ (generated code)", ("<string>",)),
+    ("redis-py", ("redis/",)),
+    ("hiredis", ("hiredis",)),
+    ("sqlite3", ("sqlite3",)),
+    ("json", ("json/",)),
+    ("base64", ("base64",)),
+    ("asyncio event loop", ("asyncio/",)),
+    ("selectors (epoll)", ("selectors",)),
+    ("threading, queue", ("threading", "queue.py")),
+    ("logging", ("logging/",)),
+    ("contextlib", ("contextlib",)),
 )
 
 
@@ -55,8 +63,8 @@ def parse(lines: Iterable[str]) -> Counter[tuple[str, ...]]:
 def area(frame: str) -> str:
     match = FRAME.match(frame)
     where = match.group("file") if match else frame
-    for name, needle in AREAS:
-        if needle in where:
+    for name, needles in AREAS:
+        if any(needle in where for needle in needles):
             return name
     return "other"
 

@@ -12,6 +12,7 @@ deleted afterwards) and ``TEST_LEDGER`` (a file each run of a task appends to: i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -26,6 +27,9 @@ import pytest
 import redis
 
 from celeriac import App
+from celeriac.protocol.message import Message
+from celeriac.transports.base import TransportOptions
+from celeriac.transports.redis import RedisTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import WorkerProcess
@@ -280,3 +284,55 @@ def test_poison_bystanders_are_dead_lettered_or_done_never_lost(
     assert codes[-1] == 0, workers[-1].output
     bystanders = sorted(tasks[i] for i in dead_ids - {poison_id})
     print(f"\npoison with prefetch 16: dead-lettered with it: {len(bystanders)} {bystanders}")
+
+
+# -- consumers that end leave nothing running ------------------------------------------------------------------
+
+
+async def test_a_cancelled_consumer_leaves_no_task_running(redis_url: str, prefix: str, queue_name: str) -> None:
+    """A consumer that is cancelled with nothing in flight stops its renewal loop at once, instead of leaving it
+    asleep for ``renew_interval`` (20 minutes by default): each remote-control request (``inspect``, mingle)
+    consumes its reply queue with a consumer of its own."""
+    transport = RedisTransport(redis_url, TransportOptions(extra={"global_keyprefix": prefix}))
+    try:
+        await transport.connect()
+        before = asyncio.all_tasks()
+        await transport.publish(Message(body=b"[]"), routing_key=queue_name)
+        consumer = transport.consume([queue_name], prefetch=1)
+        delivery = await asyncio.wait_for(consumer.__anext__(), timeout=10)  # the list is not empty: no waiting
+        await delivery.ack()
+        await consumer.cancel()
+        # (The transport's restorer is not the consumer's: it runs until the transport closes.)
+        started = {task for task in asyncio.all_tasks() - before if task.get_name() != "celeriac-redis-restore"}
+        _, running = await asyncio.wait(started, timeout=2) if started else (set(), set())
+        assert not running, [task.get_name() for task in running]
+    finally:
+        await transport.close()
+
+
+def test_worker_exits_promptly_after_a_warm_shutdown(
+    redis_url: str, prefix: str, queue_name: str, producer: App, ledger: Ledger
+) -> None:
+    """SIGTERM right after the queue drained, while the consumer's idle waits (BLMOVE) are connecting: the process
+    ends within 2 s of logging 'stopped.'. (It used to take block_timeout = 5 s in about one round out of three: the
+    cancel of a wait was lost in redis-py's connection set-up, and closing the transport broke the wait's
+    connection only for redis-py to send it again.) Several rounds, as the window is a few milliseconds wide."""
+    lags = []
+    for round_ in range(6):
+        queue = f"{queue_name}-{round_}"
+        ids = [
+            producer.send_task("taskapp.slow_late", [f"r{round_}-{i}", 0.0], queue=queue, priority=9 * (i % 2)).id
+            for i in range(4)
+        ]
+        args = ["-P", "solo", "--prefetch-multiplier", "1", "--without-mingle"]
+        worker = start_worker(redis_url, prefix, queue, ledger, {}, args)
+        try:
+            assert [producer.AsyncResult(i).get(timeout=20) for i in ids] == [f"r{round_}-{i}" for i in range(4)]
+            worker.signal(signal.SIGTERM)
+            worker.wait_for_output("stopped.")
+            stopped = time.monotonic()
+            assert worker.wait(timeout=30) == 0, worker.output
+            lags.append(round(time.monotonic() - stopped, 2))
+        finally:
+            worker.kill()
+    assert max(lags) < 2.0, f"seconds from 'stopped.' to exit, per round: {lags}"

@@ -2,8 +2,8 @@
 
 * Key ``<global_keyprefix>celery-task-meta-<task id>``: the meta JSON (result serializer), with a TTL of
   ``expires`` seconds (``SET`` without one when it is 0/None).
-* Storing: ``GET``, skip when the stored status is SUCCESS, else ``MULTI; SETEX; PUBLISH <key> <meta>; EXEC``.
-  The GET and the transaction run under ``WATCH``, so a SUCCESS written in between is not overwritten either.
+* Storing: one Lua script (`STORE_SCRIPT`) that keeps a stored SUCCESS, else ``SETEX`` and ``PUBLISH <key> <meta>``
+  (the commands Celery sends in a MULTI block), atomically and in one round trip.
   Every state is PUBLISHed on the channel named like the key, which is what Celery clients wait on.
 * Waiting: SUBSCRIBE to the key's channel, *then* GET (a result stored in between is not missed), then wait
   for a ready state on the channel. All waits of one backend share one pub/sub connection
@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import math
 
-import redis.exceptions as redis_exc
-
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis_listener import ResultListener
 from celeriac.errors import BackendError, CeleriacError
@@ -27,6 +25,26 @@ from celeriac.errors import TimeoutError as ResultTimeout
 from celeriac.transports.redis_connection import make_client, raw_connection, redact, redis_errors
 
 KEY_PREFIX = "celery-task-meta-"
+
+# One round trip, atomic: keep an existing SUCCESS record; else SETEX (SET when no TTL) and PUBLISH the same bytes
+# on the channel named like the key, exactly the commands Celery's backend sends in its MULTI block. A record
+# that is not JSON (another result serializer) is never taken for a SUCCESS.
+STORE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, decoded = pcall(cjson.decode, current)
+    if ok and type(decoded) == 'table' and decoded['status'] == 'SUCCESS' then
+        return 0
+    end
+end
+if tonumber(ARGV[2]) > 0 then
+    redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+else
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class RedisBackend(ResultBackend):
@@ -48,6 +66,7 @@ class RedisBackend(ResultBackend):
         self._listener = ResultListener(
             lambda: raw_connection(self._client), self.decode_meta, self._read_keys, self.url
         )
+        self._store_script = self._client.register_script(STORE_SCRIPT)
         self._closed = False
 
     def key(self, task_id: str) -> str:
@@ -84,33 +103,10 @@ class RedisBackend(ResultBackend):
         key = self.key(meta["task_id"])
         payload = self.encode_meta(meta)
         ttl = self.options.expires if expires is None else expires
+        # Whole seconds as Celery sends them; round up so a short TTL never becomes "now". 0: no expiry.
+        seconds = max(1, math.ceil(ttl)) if ttl else 0
         with redis_errors(self.url, lost=BackendError, other=BackendError):
-            async with self._client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(key)
-                        if self._is_success(await pipe.get(key)):
-                            return
-                        pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-                        if ttl:
-                            # Celery sends whole seconds; round up so a short TTL never becomes "now".
-                            # (SETEX as Celery sends it; redis-py deprecates its setex() helper.)
-                            pipe.execute_command("SETEX", key, max(1, math.ceil(ttl)), payload)
-                        else:
-                            pipe.set(key, payload)
-                        pipe.publish(key, payload)
-                        await pipe.execute()
-                        return
-                    except redis_exc.WatchError:
-                        continue  # someone wrote the key between our GET and EXEC: look again
-
-    def _is_success(self, raw: bytes | str | None) -> bool:
-        if raw is None:
-            return False
-        try:
-            return self.decode_meta(raw).get("status") == "SUCCESS"
-        except CeleriacError:
-            return False  # a record we cannot read is not a SUCCESS we must keep
+            await self._store_script(keys=[key], args=[payload, seconds])
 
     async def get_meta(self, task_id: str) -> TaskMeta:
         """The stored record (a missing key reads as PENDING). Raises `BackendError`, `DecodeError`."""

@@ -57,6 +57,8 @@ class Pool(abc.ABC):
         self._running: dict[asyncio.Task[None], Job] = {}
         self._completed = 0
         self._retiring = 0  # runners to stop when their current job ends (shrink of a busy pool)
+        self._idle = asyncio.Event()  # set while no job runs
+        self._idle.set()
 
     async def start(self) -> None:
         """Start the runners."""
@@ -71,6 +73,7 @@ class Pool(abc.ABC):
             current = asyncio.current_task()
             assert current is not None
             self._running[current] = job
+            self._idle.clear()
             try:
                 await job.run()
             except asyncio.CancelledError:
@@ -80,6 +83,8 @@ class Pool(abc.ABC):
             finally:
                 self._running.pop(current, None)
                 self._completed += 1
+                if not self._running:
+                    self._idle.set()
             if self._retiring:
                 self._retiring -= 1
                 self._runners.remove(current)
@@ -108,10 +113,13 @@ class Pool(abc.ABC):
         """The jobs running now."""
         return list(self._running.values())
 
+    async def wait_idle(self) -> None:
+        """Wait until no job is running (jobs still queued may start afterwards)."""
+        await self._idle.wait()
+
     async def stop(self) -> None:
         """Wait for the running jobs, then stop the runners (pending jobs should be taken first)."""
-        while self._running:
-            await asyncio.wait(list(self._running), return_when=asyncio.ALL_COMPLETED)
+        await self.wait_idle()
         await self._cancel_runners()
 
     async def terminate(self) -> None:
@@ -125,6 +133,8 @@ class Pool(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
         self._runners.clear()
+        self._running.clear()
+        self._idle.set()
 
     def grow(self, n: int = 1) -> None:
         """Add ``n`` runners."""

@@ -69,9 +69,10 @@ class RedisTransport(Transport):
         extra = self.options.extra
         self._client = make_client(url, extra)
         self.settings = settings_from(self.options, database(self._client))
-        # Blocking waits get their own pool, whose read timeout outlasts a wait.
+        # Blocking waits get their own pool, whose read timeout outlasts a wait; `RedisOps.wait_nonempty` does
+        # their one retry itself.
         socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
-        self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout)
+        self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout, retries=0)
         self.ops = RedisOps(self._client, self._blocking, self.settings, self.url)
         self.acks: Batcher[tuple[str, int]] = Batcher(self.ops.ack, self.settings.ack_batch, "celeriac-redis-acks")
         self._pushes: Batcher[tuple[Sequence[str], str]] = Batcher(

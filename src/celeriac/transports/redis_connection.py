@@ -71,8 +71,11 @@ def client_name(options: dict[str, Any]) -> str:
     return f"celeriac-{host}-{os.getpid()}"
 
 
-def make_client(url: str, options: dict[str, Any], *, socket_timeout: float | None = None) -> aioredis.Redis:
-    """A client with its own connection pool for ``url``. No I/O.
+def make_client(
+    url: str, options: dict[str, Any], *, socket_timeout: float | None = None, retries: int = 1
+) -> aioredis.Redis:
+    """A client with its own connection pool for ``url``, which sends a command ``retries`` more times when its
+    connection turns out broken. No I/O.
 
     ``options`` are transport options; used here: ``client_name``, ``socket_connect_timeout`` (default 10 s),
     ``socket_timeout`` (default 30 s, overridden by the argument), ``socket_keepalive`` (default on),
@@ -86,7 +89,7 @@ def make_client(url: str, options: dict[str, Any], *, socket_timeout: float | No
         "socket_connect_timeout": options.get("socket_connect_timeout", 10.0),
         "socket_timeout": socket_timeout if socket_timeout is not None else options.get("socket_timeout", 30.0),
         "socket_keepalive": options.get("socket_keepalive", True),
-        "retry": Retry(NoBackoff(), 1, supported_errors=(redis_exc.ConnectionError,)),
+        "retry": Retry(NoBackoff(), retries, supported_errors=(redis_exc.ConnectionError,)),
         "health_check_interval": options.get("health_check_interval", 0),
         # RESP2, as kombu and Celery speak it: pub/sub messages are plain replies to read_response(), not
         # RESP3 pushes that redis-py 8 (whose default is RESP3) would route to a push handler instead.

@@ -169,7 +169,7 @@ class RedisConsumer(Consumer):
         await self._restore(list(self._ready))
         self._ready.clear()
         if not self._in_flight:
-            self._host.consumer_finished(self)
+            self._finish()
 
     async def __anext__(self) -> RedisDelivery:
         if self._renewer is None and not self._cancelled:
@@ -251,7 +251,13 @@ class RedisConsumer(Consumer):
             del self._in_flight[delivery.delivery_tag]
         self._signal.set()  # credit freed
         if self._cancelled and not self._in_flight:
-            self._host.consumer_finished(self)
+            self._finish()
+
+    def _finish(self) -> None:
+        """Cancelled, nothing in flight: stop renewing now (not after up to ``renew_interval``), tell the host."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+        self._host.consumer_finished(self)
 
     def _credit(self) -> int:
         limit = self._settings.fetch_limit

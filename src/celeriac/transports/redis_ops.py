@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exc
 
 from celeriac.transports import redis_lua
-from celeriac.transports.redis_connection import redis_errors
+from celeriac.transports.redis_connection import raise_if_cancelled, redis_errors
 from celeriac.transports.redis_keys import Binding
 from celeriac.transports.redis_settings import RedisSettings
 
@@ -190,13 +191,25 @@ class RedisOps:
 
         ``BLMOVE key key RIGHT RIGHT`` takes the last element and puts it straight back: the list never
         changes, no message ever leaves Redis, but the call blocks like BRPOP until the list is non-empty.
+
+        A wait whose connection broke is sent once more on a fresh one, as every command is, except when the
+        waiting task was cancelled meanwhile: redis-py can swallow a cancel that arrives while it connects, and a
+        closing transport breaks these connections on purpose; a retry would hold the closing process up for
+        ``block_timeout``.
         """
         with redis_errors(self.where):
-            # redis-py types blmove's timeout as int; Redis takes seconds as a float, so send the command as is.
-            found = await self.blocking.execute_command(  # type: ignore[no-untyped-call]
-                "BLMOVE", list_key, list_key, "RIGHT", "RIGHT", self.settings.block_timeout
-            )
+            try:
+                found = await self._blmove(list_key)
+            except redis_exc.ConnectionError:  # what the other clients' redis-py retry policy retries once
+                raise_if_cancelled()
+                found = await self._blmove(list_key)
         return found is not None
+
+    async def _blmove(self, list_key: str) -> Any:
+        # redis-py types blmove's timeout as int; Redis takes seconds as a float, so send the command as is.
+        return await self.blocking.execute_command(  # type: ignore[no-untyped-call]
+            "BLMOVE", list_key, list_key, "RIGHT", "RIGHT", self.settings.block_timeout
+        )
 
     async def ack(self, items: Sequence[tuple[str, int]]) -> None:
         """Forget the deliveries ``(tag, count)`` in one round trip (script `redis_lua.ACK`)."""

@@ -110,6 +110,7 @@ class Worker:
         self._started = asyncio.Event()
         self._shutdown = asyncio.Event()
         self._cold = False
+        self._cold_requested = asyncio.Event()
         #: True once a cold shutdown ran: threads may still be running task bodies that cannot be stopped.
         self.cold_shutdown = False
         self._signals = 0
@@ -174,13 +175,13 @@ class Worker:
 
     async def wait_tasks_done(self) -> None:
         """Wait until no task body is running (new ones may not start: the consumer has stopped)."""
-        pool = self.pool
-        while pool.running_jobs():
-            await asyncio.sleep(0.01)
+        await self.pool.wait_idle()
 
     def request_shutdown(self, cold: bool = False) -> None:
         """Ask `run` to shut down (warm, or cold)."""
         self._cold = self._cold or cold
+        if cold:
+            self._cold_requested.set()
         self._shutdown.set()
 
     def consumer_finished(self, task: asyncio.Task[None]) -> None:
@@ -229,8 +230,7 @@ class Worker:
         return self.exitcode
 
     async def _wait_cold(self) -> None:
-        while not self._cold:
-            await asyncio.sleep(0.05)
+        await self._cold_requested.wait()
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
