@@ -4,7 +4,8 @@
 * a task running 3.5 times the visibility timeout runs once while another worker consumes too (live workers renew
   their deliveries), and runs again when renewal is too slow (the control case: kombu's behaviour);
 * a poison message that kills every worker running it is dead-lettered to ``<queue>.dead`` after
-  ``broker_max_deliveries`` deliveries, while the other tasks keep flowing.
+  ``broker_max_deliveries`` deliveries, while the other tasks keep flowing;
+* a consumer that ends, and a worker that stops, leave nothing running behind them.
 
 Workers run ``taskapp`` with ``TEST_KEYPREFIX`` (a prefix unique to the test for broker and result keys, all
 deleted afterwards) and ``TEST_LEDGER`` (a file each run of a task appends to: it counts runs across processes).
@@ -165,11 +166,18 @@ def test_sigkill_three_times_under_acks_late_load_loses_nothing(
 
 
 def run_long_task(
-    redis_url: str, prefix: str, queue: str, producer: App, raw: redis.Redis, ledger: Ledger, env: dict[str, str]
-) -> tuple[list[WorkerProcess], str]:
-    """Two workers consume ``queue``; one runs slow_late('long', 3.5) with visibility 1 s. Returns them."""
+    redis_url: str,
+    prefix: str,
+    queue: str,
+    producer: App,
+    ledger: Ledger,
+    env: dict[str, str],
+    workers: list[WorkerProcess],
+) -> None:
+    """Two workers (appended to ``workers``) consume ``queue``; one runs slow_late('long', 3.5), visibility 1 s."""
     env = {"TEST_VISIBILITY": "1", **env}
-    workers = [start_worker(redis_url, prefix, queue, ledger, env, ["-c", "2", "-n", f"w{i}@%h"]) for i in range(2)]
+    for i in range(2):
+        workers.append(start_worker(redis_url, prefix, queue, ledger, env, ["-c", "2", "-n", f"w{i}@%h"]))
     for worker in workers:
         worker.wait_for_output("ready.")
     task_id = send(producer, queue, "slow_late", "long", 3.5)
@@ -177,7 +185,6 @@ def run_long_task(
     quick = [send(producer, queue, "slow_late", f"quick{i}", 0.0) for i in range(20)]
     assert [producer.AsyncResult(i).get(timeout=20) for i in quick] == [f"quick{i}" for i in range(20)]
     assert producer.AsyncResult(task_id).get(timeout=30) == "long"
-    return workers, task_id
 
 
 def test_task_three_times_the_visibility_timeout_runs_once(
@@ -185,7 +192,7 @@ def test_task_three_times_the_visibility_timeout_runs_once(
 ) -> None:
     workers: list[WorkerProcess] = []
     try:
-        workers, _ = run_long_task(redis_url, prefix, queue_name, producer, raw, ledger, {})
+        run_long_task(redis_url, prefix, queue_name, producer, ledger, {}, workers)
         wait_until(lambda: raw.hlen(prefix + "unacked") == 0, 10, "every delivery acked")
         assert raw.llen(prefix + queue_name) == 0  # nothing restored, waiting to run again
     finally:
@@ -196,12 +203,12 @@ def test_task_three_times_the_visibility_timeout_runs_once(
 
 
 def test_without_timely_renewal_a_long_task_runs_again(
-    redis_url: str, prefix: str, queue_name: str, producer: App, raw: redis.Redis, ledger: Ledger
+    redis_url: str, prefix: str, queue_name: str, producer: App, ledger: Ledger
 ) -> None:
     """The control case of the test above: renewing every 30 s is too late, so the restore hands it out again."""
     workers: list[WorkerProcess] = []
     try:
-        workers, _ = run_long_task(redis_url, prefix, queue_name, producer, raw, ledger, {"TEST_RENEW_INTERVAL": "30"})
+        run_long_task(redis_url, prefix, queue_name, producer, ledger, {"TEST_RENEW_INTERVAL": "30"}, workers)
         wait_until(lambda: ledger.count("start")["long"] >= 2, 10, "the long task started again")
     finally:
         for worker in workers:
