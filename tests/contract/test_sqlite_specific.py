@@ -75,9 +75,7 @@ async def expect_line(child: asyncio.subprocess.Process, expected: str, timeout:
 
 def dead_letters(url: str) -> list[tuple[str, str, int]]:
     with sqlite3.connect(database_path(url)) as conn:
-        return conn.execute(
-            "SELECT CAST(body AS TEXT), reason, deliveries FROM dead_letters ORDER BY id"
-        ).fetchall()
+        return conn.execute("SELECT CAST(body AS TEXT), reason, deliveries FROM dead_letters ORDER BY id").fetchall()
 
 
 async def test_two_processes_share_the_work_without_duplicates(
@@ -126,9 +124,7 @@ async def test_leases_of_a_killed_process_come_back_and_a_live_one_keeps_them(
     assert await transport.size(queue_name) == 0
 
 
-async def test_delayed_rows_wait_for_their_time_in_time_order(
-    transport: SQLiteTransport, queue_name: str
-) -> None:
+async def test_delayed_rows_wait_for_their_time_in_time_order(transport: SQLiteTransport, queue_name: str) -> None:
     start = time.time()
     await transport.publish(Message(b"late"), queue_name, not_before=start + 0.6)
     await transport.publish(Message(b"early"), queue_name, not_before=start + 0.3)

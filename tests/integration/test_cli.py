@@ -20,7 +20,12 @@ def celeriac(*args: str, broker: str | None = None, stdin: str | None = None) ->
         env["CELERIAC_BROKER_URL"] = broker
     return subprocess.run(
         [sys.executable, "-m", "celeriac", *args],
-        cwd=HERE, env=env, capture_output=True, text=True, timeout=60, input=stdin,
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
     )
 
 
@@ -62,8 +67,9 @@ def test_call_result_purge_against_a_worker(sqlite_url: str) -> None:
         done = celeriac("-A", "taskapp", "result", task_id, "--wait", "--timeout", "30", broker=sqlite_url)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["SUCCESS", "5"]
-        failed_id = celeriac("-A", "taskapp", "call", "taskapp.fail", "--args", '["kaboom"]',
-                             broker=sqlite_url).stdout.strip()
+        failed_id = celeriac(
+            "-A", "taskapp", "call", "taskapp.fail", "--args", '["kaboom"]', broker=sqlite_url
+        ).stdout.strip()
         failed = celeriac("-A", "taskapp", "result", failed_id, "--wait", broker=sqlite_url)
         assert failed.stdout.splitlines()[:2] == ["FAILURE", "ValueError: kaboom"]
     finally:
@@ -97,7 +103,10 @@ def test_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('bad module')\n")
     done = subprocess.run(
         [sys.executable, "-m", "celeriac", "-A", "broken_tasks", "worker"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (

@@ -54,15 +54,27 @@ async def test_bound_task_sees_its_request(app: App) -> None:
     @app.task(bind=True)
     def whoami(self, tag: str) -> str:  # type: ignore[no-untyped-def]
         req = self.request
-        seen.update(id=req.id, args=req.args, retries=req.retries, hostname=req.hostname,
-                    routing_key=req.delivery_info["routing_key"], called_directly=req.called_directly)
+        seen.update(
+            id=req.id,
+            args=req.args,
+            retries=req.retries,
+            hostname=req.hostname,
+            routing_key=req.delivery_info["routing_key"],
+            called_directly=req.called_directly,
+        )
         return tag
 
     async with start_worker(app, hostname="w1@testhost"):
         result = await whoami.aapply_async(("x",), task_id="fixed-id-1")
         assert await result.aget(timeout=10) == "x"
-    assert seen == {"id": "fixed-id-1", "args": ("x",), "retries": 0, "hostname": "w1@testhost",
-                    "routing_key": "celery", "called_directly": False}
+    assert seen == {
+        "id": "fixed-id-1",
+        "args": ("x",),
+        "retries": 0,
+        "hostname": "w1@testhost",
+        "routing_key": "celery",
+        "called_directly": False,
+    }
     assert whoami.request.called_directly
     await app.aclose()
 
@@ -212,12 +224,20 @@ async def test_bad_messages_are_rejected_with_a_reason_and_the_worker_goes_on(
     caplog.set_level(logging.INFO, logger="celeriac")
     good_headers = {"task": ok.name, "id": "undecodable-1", "lang": "py"}
     await _publish_raw(app, Message(body=b"\xff\x00 not json", headers=good_headers))
-    await _publish_raw(app, Message(body=b"garbage", content_type="application/x-python-serialize",
-                                    content_encoding="binary", headers={**good_headers, "id": "pickled-1"}))
-    await _publish_raw(app, Message(body=b'[[], {}, {}]', headers={**good_headers, "task": "no.such.task",
-                                                                   "id": "unknown-1"}))
+    await _publish_raw(
+        app,
+        Message(
+            body=b"garbage",
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers={**good_headers, "id": "pickled-1"},
+        ),
+    )
+    await _publish_raw(
+        app, Message(body=b"[[], {}, {}]", headers={**good_headers, "task": "no.such.task", "id": "unknown-1"})
+    )
     await _publish_raw(app, Message(body=b'"a string"', headers={**good_headers, "id": "shape-1"}))
-    await _publish_raw(app, Message(body=b'[1, 2]', headers={**good_headers, "id": "shape-2"}))
+    await _publish_raw(app, Message(body=b"[1, 2]", headers={**good_headers, "id": "shape-2"}))
     async with start_worker(app) as worker:
         result = await ok.adelay()
         assert await result.aget(timeout=10) == "fine"
@@ -298,7 +318,9 @@ async def test_user_steps_slot_into_both_blueprints(app: App) -> None:
     app.steps["consumer"].append(Greeter)
     async with start_worker(app, hostname="steps@test"):
         assert events == ["consumer-start", "worker-start steps@test"] or events[:2] == [
-            "worker-start steps@test", "consumer-start"]
+            "worker-start steps@test",
+            "consumer-start",
+        ]
     assert events[-2:] == ["worker-stop", "consumer-stop"] or "worker-stop" in events
     await app.aclose()
 

@@ -8,7 +8,7 @@ import pytest
 
 mypy_api = pytest.importorskip("mypy.api")
 
-SNIPPET = '''
+SNIPPET = """
 from celeriac import App, AsyncResult
 
 app = App("typed")
@@ -26,15 +26,23 @@ value: int = ok.get(timeout=1)
 page: str = fetch.delay("https://example.org").get()
 add.delay(1, "2")
 fetch.delay(3)
-'''
+"""
 
 
 def test_wrong_argument_types_are_mypy_errors(tmp_path: Path) -> None:
     source = tmp_path / "typed_tasks.py"
     source.write_text(SNIPPET)
     out, _err, status = mypy_api.run(
-        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), "--allow-untyped-defs",
-         "--disable-error-code", "no-untyped-def", str(source)]
+        [
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--allow-untyped-defs",
+            "--disable-error-code",
+            "no-untyped-def",
+            str(source),
+        ]
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert status == 1

@@ -101,8 +101,9 @@ def test_retry_raises_retry_then_max_retries() -> None:
 def test_autoretry_backoff_is_capped_and_stops_after_max() -> None:
     app = App("auto", broker="sqlite:///unused.db")
 
-    @app.task(autoretry_for=(ConnectionError,), retry_backoff=True, retry_backoff_max=5, retry_jitter=False,
-              max_retries=3)
+    @app.task(
+        autoretry_for=(ConnectionError,), retry_backoff=True, retry_backoff_max=5, retry_jitter=False, max_retries=3
+    )
     def job() -> None:
         raise ConnectionError
 
