@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -107,6 +108,19 @@ class Request:
         if self.acknowledged:
             return
         self.acknowledged = True
+        await self._send_ack()
+
+    def ack_soon(self) -> asyncio.Task[None] | None:
+        """Mark the message acked now and send the ack in the background (the caller awaits it later).
+
+        Early acks use this so the broker round trip overlaps the task body instead of delaying its start.
+        """
+        if self.acknowledged:
+            return None
+        self.acknowledged = True
+        return asyncio.ensure_future(self._send_ack())
+
+    async def _send_ack(self) -> None:
         try:
             await self.delivery.ack()
         except TransportError as exc:

@@ -131,9 +131,17 @@ class Tracer:
             state.total[request.task.name] += 1
 
     async def _run(self, request: Request) -> None:
+        # Early ack (the default): sent as the body starts, awaited once it ends, so the round trip is off the
+        # critical path. With acks_late nothing is sent until the outcome is stored.
+        early_ack = None if request.acks_late else request.ack_soon()
+        try:
+            await self._run_body(request)
+        finally:
+            if early_ack is not None:
+                await asyncio.shield(early_ack)
+
+    async def _run_body(self, request: Request) -> None:
         task = request.task
-        if not request.acks_late:
-            await request.ack()
         self.tell("task_started", request)
         if request.policy.track_started:
             await self._store_quietly(request, State.STARTED, {"pid": os.getpid(), "hostname": self.hostname})
