@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from celeriac._redis import redact
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis import RedisTransport
-from celeriac.transports.redis_connection import redact
 from celeriac.transports.redis_consumer import RedisDelivery
 from celeriac.transports.redis_keys import RedisKeys
 

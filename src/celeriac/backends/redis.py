@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import math
 
+from celeriac._redis import make_client, raw_connection, redact, redis_errors
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis_listener import ResultListener
 from celeriac.errors import BackendError, CeleriacError
 from celeriac.errors import TimeoutError as ResultTimeout
-from celeriac.transports.redis_connection import make_client, raw_connection, redact, redis_errors
 
 KEY_PREFIX = "celery-task-meta-"
 

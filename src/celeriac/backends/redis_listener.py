@@ -24,9 +24,9 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
+from celeriac._redis import raise_if_cancelled, redis_errors
 from celeriac.backends.base import READY_STATES, TaskMeta
 from celeriac.errors import BackendError, CeleriacError
-from celeriac.transports.redis_connection import raise_if_cancelled, redis_errors
 
 log = logging.getLogger("celeriac.backends.redis")
 

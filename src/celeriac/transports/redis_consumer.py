@@ -21,7 +21,7 @@ How a message travels (celery-wire.md §2.2, §2.5):
    its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
 
 Connection loss: a command that finds its connection broken is retried once on a fresh one
-(`redis_connection`), so a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__``
+(`celeriac._redis`), so a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__``
 raises `ConnectionLost` once; iterating again reconnects. Un-acked deliveries stay ackable throughout, and
 are restored to their queues when the transport closes.
 """
@@ -37,11 +37,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from celeriac._redis import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports import redis_envelope
 from celeriac.transports.base import Consumer, Delivery
 from celeriac.transports.redis_batch import Batcher
-from celeriac.transports.redis_connection import raise_if_cancelled
 from celeriac.transports.redis_envelope import Envelope
 from celeriac.transports.redis_ops import Fetched, RedisOps
 

@@ -17,8 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 
+from celeriac._redis import raise_if_cancelled, redis_errors
 from celeriac.transports import redis_lua
-from celeriac.transports.redis_connection import raise_if_cancelled, redis_errors
 from celeriac.transports.redis_keys import Binding
 from celeriac.transports.redis_settings import RedisSettings
 

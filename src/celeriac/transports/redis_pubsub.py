@@ -15,11 +15,11 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
+from celeriac._redis import redis_errors
 from celeriac.errors import DecodeError, TransportError
 from celeriac.protocol.message import Message
 from celeriac.transports import redis_envelope
 from celeriac.transports.base import Subscription
-from celeriac.transports.redis_connection import redis_errors
 from celeriac.transports.redis_keys import RedisKeys
 
 log = logging.getLogger("celeriac.transports.redis")

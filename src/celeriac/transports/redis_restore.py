@@ -14,9 +14,9 @@ import logging
 import time
 import uuid
 
+from celeriac._redis import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports import redis_envelope
-from celeriac.transports.redis_connection import raise_if_cancelled
 from celeriac.transports.redis_ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
