@@ -16,9 +16,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, NotRequired, Self, TypedDict
+from typing import Any, NotRequired, TypedDict
 
+from celeriac._resource import AsyncResource
 from celeriac.protocol import serializers
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -65,7 +65,7 @@ class BackendOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ResultBackend(abc.ABC):
+class ResultBackend(AsyncResource):
     """A connection to one result store.
 
     Constructors store their arguments and do no I/O; ``connect()`` (or ``async with``) opens the store.
@@ -91,15 +91,6 @@ class ResultBackend(abc.ABC):
         content_type = serializers.content_type_of(self.options.serializer)
         value: TaskMeta = serializers.loads(data, content_type, "utf-8", self._accept)
         return value
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @abc.abstractmethod
     async def connect(self) -> None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
+from celeriac._resource import AsyncResource
 from celeriac.protocol.message import Message
 
 
@@ -136,7 +136,7 @@ class Subscription(abc.ABC):
         """Stop listening; a pending ``__anext__`` ends with StopAsyncIteration."""
 
 
-class Transport(abc.ABC):
+class Transport(AsyncResource):
     """A connection to one broker.
 
     Constructors store their arguments and do no I/O; ``connect()`` (or ``async with``) opens the link.
@@ -151,15 +151,6 @@ class Transport(abc.ABC):
     url: str
     has_broadcast: bool = True
     has_delayed_delivery: bool = False
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @abc.abstractmethod
     async def connect(self) -> None:
