@@ -28,7 +28,7 @@ async def drain(broker: str, tasks: int, pool: str, concurrency: int, top: int) 
     with isolated(broker) as place:
         bench = benchapp.create_app(place.url, place.keyprefix)
         task = bench.noop_async if pool == "asyncio" else bench.noop_sync
-        await task.adelay()  # declares the queue (see throughput.CeleriacClient)
+        await task.adelay()  # declares the queue (see clients.CeleriacClient)
 
         async def sender(n: int) -> None:
             for _ in range(n):
