@@ -72,3 +72,24 @@ def sqlite_url(tmp_path: Path) -> str:
 def queue_name(run_id: str) -> Iterator[str]:
     """A queue name no other test or run uses."""
     yield f"t{run_id}-{uuid.uuid4().hex[:8]}"
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a test's own namespace; never anything else on the shared server)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str, queue_name: str) -> Iterator[str]:
+    """A key prefix owned by this test (broker and result keys); every key under it is deleted afterwards."""
+    value = f"{queue_name}:"
+    yield value
+    delete_redis_keys(redis_url, value)

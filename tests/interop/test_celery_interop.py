@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery  # type: ignore[import-untyped]
 from celery.exceptions import TaskRevokedError  # type: ignore[import-untyped]
 
@@ -118,17 +117,9 @@ def ledger_lines(ledger: Path) -> list[str]:
 
 
 @pytest.fixture
-def prefix(redis_url: str, queue_name: str) -> Iterator[str]:
-    """The key prefix of this test (broker and results, both sides); every key under it is deleted afterwards."""
-    value = f"{queue_name}:"
-    yield value
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=value + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+def prefix(redis_prefix: str) -> str:
+    """This test's own key prefix (tests/conftest.py deletes its keys afterwards)."""
+    return redis_prefix
 
 
 @pytest.fixture
