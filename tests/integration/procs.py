@@ -14,19 +14,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-class WorkerProcess:
-    """A ``celeriac -A taskapp worker`` subprocess whose stderr is collected in ``output``."""
+class LoggedProcess:
+    """A subprocess whose stderr (its log) is collected in ``output`` as it comes."""
 
-    def __init__(self, broker_url: str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, "CELERIAC_BROKER_URL": broker_url, "PYTHONPATH": str(HERE), **(env or {})}
-        full_env.pop("CELERIAC_RESULT_BACKEND", None)
+    def __init__(self, command: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celeriac", "-A", "taskapp", "worker", "-l", "info", *args],
-            cwd=HERE,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            list(command), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         self.output = ""
         self._lock = threading.Lock()
@@ -62,7 +55,27 @@ class WorkerProcess:
         self._reader.join(timeout=5)
         return code
 
+    def stop(self, timeout: float = 30.0) -> int:
+        """Warm shutdown (SIGTERM); SIGKILL if it does not exit in time. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.wait(timeout=30)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+class WorkerProcess(LoggedProcess):
+    """A ``celeriac -A taskapp worker`` subprocess on ``broker_url``."""
+
+    def __init__(self, broker_url: str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, "CELERIAC_BROKER_URL": broker_url, "PYTHONPATH": str(HERE), **(env or {})}
+        full_env.pop("CELERIAC_RESULT_BACKEND", None)
+        command = [sys.executable, "-m", "celeriac", "-A", "taskapp", "worker", "-l", "info", *args]
+        super().__init__(command, HERE, full_env)

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,7 +29,7 @@ from celery.exceptions import TaskRevokedError  # type: ignore[import-untyped]
 from celeriac import App, errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from procs import WorkerProcess
+from procs import LoggedProcess, WorkerProcess
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +38,7 @@ pytestmark = pytest.mark.redis
 UTC = dt.UTC
 
 
-class CeleryWorker:
+class CeleryWorker(LoggedProcess):
     """A ``celery -A celery_taskapp worker`` subprocess whose log (stderr) is collected in ``output``."""
 
     def __init__(self, url: str, prefix: str, queue: str, args: Sequence[str] = (), ledger: Path | None = None):
@@ -55,54 +51,7 @@ class CeleryWorker:
         }
         command = [sys.executable, "-m", "celery", "-A", "celery_taskapp", "worker", "-l", "info", "-Q", queue]
         command += ["-n", f"celery-{queue}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat", *args]
-        self.proc = subprocess.Popen(
-            command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self.output = ""
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._lock:
-                self.output += line
-
-    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=2)
-                if text in self.output:
-                    return
-                raise AssertionError(f"celery worker exited ({self.proc.returncode}) before {text!r}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not seen within {timeout}s:\n{self.output}")
-            time.sleep(0.02)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """Warm shutdown (SIGTERM); SIGKILL if it does not exit in time. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
-        return self.proc.returncode
-
-
-def stop(worker: WorkerProcess) -> int:
-    """Warm shutdown of a celeriac worker; SIGKILL if it does not exit in time. Returns the exit code."""
-    if worker.proc.poll() is None:
-        worker.signal(signal.SIGTERM)
-        try:
-            return worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    return worker.wait(timeout=30)
+        super().__init__(command, HERE, env)
 
 
 def start_celeriac_worker(
@@ -184,7 +133,7 @@ def test_celery_client_celeriac_worker_values_and_options(
         unexpired = add.apply_async((1, 3), expires=60)
         assert unexpired.get(timeout=20) == 4
     finally:
-        code = stop(worker)
+        code = worker.stop()
     assert code == 0, worker.output
 
 
@@ -203,7 +152,7 @@ def test_celery_client_reads_a_celeriac_workers_exception(
         # propagate=False returns the exception instead
         assert repr(result.get(timeout=5, propagate=False)) == "ValueError('kaboom')"
     finally:
-        code = stop(worker)
+        code = worker.stop()
     assert code == 0, worker.output
 
 
@@ -223,7 +172,7 @@ def test_celery_priorities_are_served_lowest_first_by_a_celeriac_worker(
             f"{p}{i}" for p in ("low", "high") for i in range(3)
         )
     finally:
-        code = stop(worker)
+        code = worker.stop()
     assert code == 0, worker.output
     order = [line.split()[0] for line in ledger_lines(ledger)]
     assert order == ["high0", "high1", "high2", "low0", "low1", "low2"]
@@ -288,7 +237,7 @@ def test_celeriac_and_celery_workers_share_a_queue(
         # Every result, whichever worker stored it and whichever client sent it, reads back in celeriac.
         assert [celeriac_client.AsyncResult(i).get(timeout=60) for i in ids] == tags
     finally:
-        codes = (stop(celeriac_worker), celery_worker.stop())
+        codes = (celeriac_worker.stop(), celery_worker.stop())
     assert codes == (0, 0), celeriac_worker.output + celery_worker.output
 
     runs = [line.split() for line in ledger_lines(ledger)]
