@@ -267,3 +267,40 @@ def test_missing_msgpack_is_a_configuration_error(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ConfigurationError):
         serializers.loads(b"\x90", "application/x-msgpack", "binary", EVERYTHING)
     assert serializers.normalize_accept(["msgpack"]) == frozenset({"application/x-msgpack"})
+
+
+# -- the fast read of marker-free text ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_orjson", [True, False], ids=["orjson", "json-module"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, 2.5, -0.0, 1e308, true, false, null, "x"], "b": {}}',
+        '{"big": 123456789012345678901234567890, "neg": -98765432109876543210}',  # beyond orjson's 64 bits
+        "[NaN, Infinity, -Infinity]",  # what Python's json writes for these floats; orjson refuses them
+        '{"k": 1, "k": 2}',  # duplicate keys: the last one wins in both
+        '"\\u00e9\\ud83d\\ude00"',  # escapes take the careful path
+        '{"nested": ' + "[" * 900 + "]" * 900 + "}",
+        '  {"pad": 1}  ',
+        "0.1",
+        "[2.2250738585072011e-308, 1.7976931348623157e308, 1e400, 5e-324, 123456789012345678.5]",
+        "[9223372036854775807, -9223372036854775808, 999999999999999999]",
+    ],
+)
+def test_fast_json_read_matches_the_json_module(text: str, with_orjson: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not with_orjson:
+        monkeypatch.setattr(serializers, "orjson", None)
+    expected = json.loads(text)
+    for form in (text, text.encode()):
+        got = json_loads(form)
+        assert repr(got) == repr(expected)  # repr: NaN != NaN, and 1 == 1.0 == True would hide a type change
+
+
+@pytest.mark.parametrize("with_orjson", [True, False], ids=["orjson", "json-module"])
+def test_fast_json_read_fails_like_the_careful_one(with_orjson: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not with_orjson:
+        monkeypatch.setattr(serializers, "orjson", None)
+    for bad in ("{not json", "", b'"\xff"', "[" * 100_000 + "]" * 100_000, b"\xef\xbb\xbf[1]x"):
+        with pytest.raises(DecodeError):
+            json_loads(bad)

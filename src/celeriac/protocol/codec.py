@@ -17,6 +17,7 @@ import difflib
 import lzma
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from celeriac.errors import ConfigurationError, DecodeError
@@ -335,6 +336,83 @@ def _build(
     )
 
 
+_STR, _NONE, _INT, _BOOL, _LIST, _DICT = str, type(None), int, bool, list, dict
+_TEXT_OR_NONE = (_STR, _NONE)
+_INT_OR_NONE = (_INT, _NONE)
+# Headers whose common value needs no conversion beyond a type check: (name, the exact types taken as is).
+_PLAIN_HEADERS = (
+    ("shadow", _TEXT_OR_NONE), ("group", _TEXT_OR_NONE), ("root_id", _TEXT_OR_NONE),
+    ("parent_id", _TEXT_OR_NONE), ("argsrepr", (_STR,)), ("kwargsrepr", (_STR,)), ("origin", _TEXT_OR_NONE),
+    ("group_index", _INT_OR_NONE), ("retries", _INT_OR_NONE), ("replaced_task_nesting", _INT_OR_NONE),
+    ("ignore_result", (_BOOL, _NONE)), ("lang", _TEXT_OR_NONE),
+)  # fmt: skip
+_PLAIN_PROPERTIES = (
+    ("correlation_id", _TEXT_OR_NONE), ("reply_to", _TEXT_OR_NONE), ("priority", _INT_OR_NONE),
+    ("delivery_mode", _INT_OR_NONE),
+)  # fmt: skip
+_NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def _build_common(
+    headers: dict[str, Any], args: Any, kwargs: Any, embed: Any, message: Message, tz: dt.tzinfo
+) -> TaskMessage | None:
+    """`_build` for the shape nearly every protocol-2 message has, or None to take the careful path.
+
+    Each value is checked by its exact type against the common case (so ``True`` is not taken for an
+    integer); whatever is unusual (a wrong type, a time or time limit, stamps, links in the embed) returns
+    None and `_build` then decides, naming the field when the message is bad. Both paths build the same
+    `TaskMessage`; the unit tests feed every message through both (`test_codec.py`).
+    """
+    get = headers.get
+    task_id, name = get("id"), get("task")
+    if type(task_id) is not _STR or not task_id or type(name) is not _STR or not name:
+        return None
+    if type(args) is not _LIST or type(kwargs) is not _DICT or not (embed is None or embed == _NO_EMBED):
+        return None
+    if get("eta") is not None or get("expires") is not None or get("timelimit") not in (None, [None, None]):
+        return None
+    if get("stamped_headers") is not None or get("stamps") not in (None, {}):
+        return None
+    for key, types in _PLAIN_HEADERS:
+        if type(get(key)) not in types:
+            return None
+    props = message.properties
+    if type(props) is not _DICT:
+        return None
+    for key, types in _PLAIN_PROPERTIES:
+        if type(props.get(key)) not in types:
+            return None
+    for key in kwargs:
+        if type(key) is not _STR:
+            return None
+    extra = not headers.keys() <= _NOT_EXTRA
+    return TaskMessage(
+        id=task_id,
+        task=name,
+        args=tuple(args),
+        kwargs=kwargs,
+        embed=Embed(callbacks=None, errbacks=None, chain=None, chord=None),
+        lang=get("lang") or "py",
+        shadow=get("shadow"),
+        group=get("group"),
+        group_index=get("group_index"),
+        retries=get("retries") or 0,
+        root_id=get("root_id"),
+        parent_id=get("parent_id"),
+        argsrepr=get("argsrepr"),
+        kwargsrepr=get("kwargsrepr"),
+        origin=get("origin"),
+        ignore_result=get("ignore_result"),
+        replaced_task_nesting=get("replaced_task_nesting") or 0,
+        stamps={},
+        extra_headers={k: v for k, v in headers.items() if k not in _NOT_EXTRA} if extra else {},
+        correlation_id=props.get("correlation_id"),
+        reply_to=props.get("reply_to") or None,
+        priority=props.get("priority"),
+        delivery_mode=props.get("delivery_mode") or 2,
+    )
+
+
 def _from_protocol1(body: dict[str, Any], message: Message, tz: dt.tzinfo) -> TaskMessage:
     """Protocol 1: everything in a dict body; ``utc`` says how to read naive times (celery-wire.md §1.8)."""
     utc = body.get("utc", True)
@@ -369,7 +447,10 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
         DecodeError: anything else wrong with the message; ``reason`` says what.
     """
     headers = message.headers
-    if not isinstance(headers, Mapping) or not all(isinstance(k, str) for k in headers):
+    # Headers read from JSON are a dict with text keys; anything else is checked key by key.
+    if type(headers) is not dict and not isinstance(headers, Mapping):
+        raise DecodeError("headers must be a mapping with string keys")
+    if not all(map(isinstance, headers, repeat(str))):
         raise DecodeError("headers must be a mapping with string keys")
     if not isinstance(message.properties, Mapping):
         raise DecodeError("properties must be a mapping")
@@ -387,6 +468,10 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
         if not isinstance(body, list | tuple) or len(body) != 3:
             raise DecodeError("protocol 2 body must be [args, kwargs, embed]")
         args, kwargs, embed = body
+        if type(headers) is dict:
+            common = _build_common(headers, args, kwargs, embed, message, tz)
+            if common is not None:
+                return common
         return _build(headers, _args(args), _kwargs(kwargs), _embed(embed), message, tz)
     if isinstance(body, dict) and "task" in body:
         return _from_protocol1(body, message, tz)

@@ -35,6 +35,11 @@ from typing import Any
 
 from celeriac.errors import ConfigurationError, ContentDisallowed, DecodeError
 
+try:  # optional: parses a task envelope 3x and a small body 6x faster than the json module (bench/README.md)
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
+
 JSON_TYPE = "application/json"
 MSGPACK_TYPE = "application/x-msgpack"
 PICKLE_TYPE = "application/x-python-serialize"
@@ -118,12 +123,40 @@ def _decode_special(obj: dict[str, Any]) -> Any:
         raise DecodeError(f"bad {type_name} value {obj['__value__']!r}: {exc}") from exc
 
 
+# Every digit becomes "9", so one substring test finds a run of 19 digits: an integer orjson might not hold in 64
+# bits (it reads those as floats, silently). 1.7 us for a 900-byte envelope, against 22 us for a regex.
+_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_LONG_NUMBER = b"9" * 19
+
+
+def _plain(data: bytes) -> bool:
+    """Whether ``data`` reads the same without the marker hook and with orjson (see `json_loads`)."""
+    if b"__type__" in data or b"\\u" in data:  # a marker, or an escape that could spell one
+        return False
+    return orjson is None or _LONG_NUMBER not in data.translate(_DIGITS_AS_NINES)
+
+
 def json_loads(text: str | bytes) -> Any:
     """Parse kombu JSON text (bytes are read as UTF-8), turning type markers back into values.
+
+    Text that cannot hold a type marker (no ``__type__``, and no ``\\u`` escape that could spell one) is first
+    read without the marker hook, by orjson when it is installed (and the text has no integer too long for
+    orjson's 64 bits): this runs for every message a worker takes. Whatever that fast read refuses (NaN,
+    bad UTF-8, deep nesting, invalid JSON) is read again by the json module, so results and errors are the
+    same either way.
 
     Raises:
         DecodeError: the text is not JSON, not UTF-8, too deeply nested, or has an unknown/bad type marker.
     """
+    try:
+        data = text.encode() if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError:  # lone surrogates: only the careful path reads (or refuses) them
+        data = None
+    if data is not None and _plain(data):
+        try:
+            return orjson.loads(data) if orjson is not None else json.loads(data.decode())
+        except (ValueError, TypeError, RecursionError):  # orjson.JSONDecodeError is a ValueError
+            pass
     try:
         if isinstance(text, bytes | bytearray):
             text = bytes(text).decode("utf-8")

@@ -21,6 +21,7 @@ A transport moves `Message` objects between producers and workers. Its promises:
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -82,6 +83,14 @@ class Delivery(abc.ABC):
     @abc.abstractmethod
     async def reject(self, requeue: bool = False) -> None:
         """Give the message up: back to its queue now with ``requeue``, else dropped (or dead-lettered)."""
+
+    def ack_soon(self) -> asyncio.Future[None]:
+        """Start the ack now; the future holds its outcome (the early ack that overlaps the task body).
+
+        The ack goes on even if nobody awaits the future. Transports override this to hand out the future
+        of their batched ack directly, without the task this default wraps around `ack`.
+        """
+        return asyncio.ensure_future(self.ack())
 
 
 class Consumer(abc.ABC):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -110,15 +111,34 @@ class Request:
         self.acknowledged = True
         await self._send_ack()
 
-    def ack_soon(self) -> asyncio.Task[None] | None:
-        """Mark the message acked now and send the ack in the background (the caller awaits it later).
+    def ack_soon(self) -> asyncio.Future[None] | None:
+        """Mark the message acked now and start the ack; None when it was already settled.
 
         Early acks use this so the broker round trip overlaps the task body instead of delaying its start.
+        A failed ack is logged here (the broker will redeliver); pass the future to `wait_ack` later.
         """
         if self.acknowledged:
             return None
         self.acknowledged = True
-        return asyncio.ensure_future(self._send_ack())
+        future = self.delivery.ack_soon()
+        future.add_done_callback(self._ack_sent)
+        return future
+
+    def _ack_sent(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, TransportError):
+            log.warning("Could not ack task %s[%s]: %s (it will be redelivered)", self.name, self.id, exc)
+        elif exc is not None:
+            log.error("Could not ack task %s[%s]: %r", self.name, self.id, exc)
+
+    @staticmethod
+    async def wait_ack(future: asyncio.Future[None]) -> None:
+        """Wait until an `ack_soon` ack is done; its failure was logged already, cancelling this does not stop it."""
+        if not future.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(future)
 
     async def _send_ack(self) -> None:
         try:

@@ -90,6 +90,7 @@ class Tracer:
         self.listeners = listeners
         self.backend = backend
         self.hostname = hostname
+        self.pid = os.getpid()  # the worker_pid of every request (looked up once: it is a system call)
         self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
         self._executing: set[str] = set()  # ids whose body runs now (the only time terminate may cancel)
 
@@ -122,7 +123,7 @@ class Tracer:
             return
         state.active[request.id] = request
         request.time_start = time.time()
-        request.worker_pid = os.getpid()
+        request.worker_pid = self.pid
         try:
             await self._run(request)
         finally:
@@ -138,13 +139,13 @@ class Tracer:
             await self._run_body(request)
         finally:
             if early_ack is not None:
-                await asyncio.shield(early_ack)
+                await request.wait_ack(early_ack)
 
     async def _run_body(self, request: Request) -> None:
         task = request.task
         self.tell("task_started", request)
         if request.policy.track_started:
-            await self._store_quietly(request, State.STARTED, {"pid": os.getpid(), "hostname": self.hostname})
+            await self._store_quietly(request, State.STARTED, {"pid": self.pid, "hostname": self.hostname})
         if request.id in self.state.revoked:  # revoked while its start was being recorded
             await self.revoke(request)
             return
