@@ -32,11 +32,15 @@ class GroupCommit(Generic[T]):
 
     async def submit(self, item: T) -> None:
         """Write ``item`` and wait for its commit. Raises what the write raised, for the whole batch."""
+        await self.enqueue(item)
+
+    def enqueue(self, item: T) -> asyncio.Future[None]:
+        """Queue ``item`` for writing; the future completes with its commit (or fails with the write)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._writing is None:
             self._write_pending()
-        await future
+        return future
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (or has failed)."""

@@ -234,8 +234,12 @@ class SQLiteTransport(Transport):
     # -- for SQLiteConsumer and SQLiteSubscription -------------------------------------------------------
 
     async def ack(self, owner: str, row_id: int) -> None:
+        await self.ack_soon(owner, row_id)
+
+    def ack_soon(self, owner: str, row_id: int) -> asyncio.Future[None]:
+        """Queue the ack of a leased row; the future completes with its commit."""
         self._check_open()
-        await self._acker.submit((owner, row_id))
+        return self._acker.enqueue((owner, row_id))
 
     async def release(self, releases: list[tuple[str, list[int], list[int]]]) -> None:
         self._check_open()

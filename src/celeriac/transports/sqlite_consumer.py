@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL
-from celeriac.errors import DecodeError
+from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
 from celeriac.transports import sqlite_ops as ops
 from celeriac.transports.base import Consumer, Delivery
@@ -48,6 +48,15 @@ class SQLiteDelivery(Delivery):
         if not self._settled:
             self._settled = True
             await self._consumer._ack(self)
+
+    def ack_soon(self) -> asyncio.Future[None]:
+        """`ack` started now, as the future of its group commit (no task per message)."""
+        if self._settled:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        self._settled = True
+        return self._consumer._ack_soon(self)
 
     async def reject(self, requeue: bool = False) -> None:
         """Clear the lease (``requeue``: deliverable now), else move the row to ``dead_letters``."""
@@ -198,10 +207,18 @@ class SQLiteConsumer(Consumer):
             await transport.release([(self.owner, [], unseen)])
 
     async def _ack(self, delivery: SQLiteDelivery) -> None:
+        await self._ack_soon(delivery)
+
+    def _ack_soon(self, delivery: SQLiteDelivery) -> asyncio.Future[None]:
         try:
-            await self._transport.ack(self.owner, delivery.row_id)
-        finally:
+            future = self._transport.ack_soon(self.owner, delivery.row_id)
+        except CeleriacError as exc:  # closed: report it through the future, as an awaited ack raises it
             self._forget(delivery)
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+            return future
+        future.add_done_callback(lambda _: self._forget(delivery))
+        return future
 
     async def _reject(self, delivery: SQLiteDelivery, requeue: bool) -> None:
         try:
