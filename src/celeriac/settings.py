@@ -43,6 +43,18 @@ OPTIONS: dict[str, Option] = {
     "result_accept_content": Option(None, (list, tuple, type(None))),
     "result_expires": Option(86400, _OPT_NUM, "seconds results are kept; None: forever"),
     "result_extended": Option(False, (bool,), "store name, args, kwargs, worker, queue with results"),
+    "result_subscribe_on_send": Option(
+        True,
+        (bool,),
+        "Redis results: subscribe to a task's result channel before sending it (as Celery does), so get() finds "
+        "the result already received; False: subscribe only when get() is called",
+    ),
+    "result_subscribe_max_unread": Option(
+        1000,
+        (int,),
+        "most send-time subscriptions not waited on, and most received results not read, kept per event loop "
+        "(each; the oldest are dropped first, and their get() subscribes and reads the key instead)",
+    ),
     # tasks
     "task_serializer": Option("json", (str,)),
     "task_compression": Option(None, _OPT_STR),
@@ -69,6 +81,7 @@ OPTIONS: dict[str, Option] = {
     # worker
     "worker_concurrency": Option(None, (int, type(None)), "default: 8 for asyncio/threads, CPUs for prefork"),
     "worker_pool": Option("asyncio", (str,)),
+    "worker_event_loop": Option("auto", (str,), "auto (uvloop when installed), asyncio or uvloop"),
     "worker_prefetch_multiplier": Option(4, (int,)),
     "worker_send_task_events": Option(False, (bool,)),
     "worker_hostname": Option(None, _OPT_STR),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def test_version() -> None:
         (["-A", "taskapp", "worker", "--bogus"], "unrecognized arguments: --bogus"),
         (["-A", "taskapp", "call", "taskapp.add", "--args", "[1,"], "--args: not valid JSON"),
         (["-A", "taskapp", "worker", "-c", "0"], "-c/--concurrency must be at least 1"),
+        (["-A", "taskapp", "worker", "--loop", "uvlop"], "--loop: unknown event loop 'uvlop'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args: list[str], expected: str, sqlite_url: str) -> None:
@@ -112,3 +114,18 @@ def test_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "celeriac: error: -A broken_tasks: importing 'broken_tasks' failed: RuntimeError: bad module"
     )
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_worker_runs_tasks_on_either_event_loop(loop: str, sqlite_url: str) -> None:
+    pytest.importorskip(loop)
+    worker = WorkerProcess(sqlite_url, ["--loop", loop])
+    try:
+        worker.wait_for_output("ready.")
+        assert re.search(rf"event loop +{loop}\b", worker.output), worker.output
+        sent = celeriac("-A", "taskapp", "call", "taskapp.add", "--args", "[20, 22]", broker=sqlite_url)
+        done = celeriac("-A", "taskapp", "result", sent.stdout.strip(), "--wait", "--timeout", "30", broker=sqlite_url)
+        assert done.stdout.split() == ["SUCCESS", "42"], done.stderr
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -13,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from celeriac import __version__
+from celeriac import __version__, _loops
 from celeriac.app.app import App
 from celeriac.cli.logs import parse_level, setup_logging
 from celeriac.errors import ConfigurationError
@@ -30,6 +29,7 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--pidfile", help="write the process id here (refuses to start if it is taken)")
     parser.add_argument("-c", "--concurrency", type=int, help="pool size (default 8; 1 for solo)")
     parser.add_argument("-P", "--pool", help="asyncio (default), threads or solo")
+    parser.add_argument("--loop", help="event loop: auto (default: uvloop when installed), asyncio or uvloop")
     parser.add_argument("-Q", "--queues", help="comma-separated queue names")
     parser.add_argument("-n", "--hostname", help="node name, e.g. w1@%%h")
     parser.add_argument("-E", "--task-events", action="store_true", default=None, help="send task events")
@@ -71,8 +71,8 @@ def pidfile(path: str | None) -> Iterator[None]:
             os.unlink(path)
 
 
-def banner(app: App, worker: Worker) -> Table:
-    """The start-up banner: app, transport (password hidden), results, pool, queues, tasks."""
+def banner(app: App, worker: Worker, loop: str = "asyncio") -> Table:
+    """The start-up banner: app, transport (password hidden), results, pool, event loop, queues, tasks."""
     table = Table(title=f"celeriac {__version__}  {worker.hostname}", show_header=False, box=None)
     table.add_column(style="bold cyan")
     table.add_column()
@@ -80,6 +80,7 @@ def banner(app: App, worker: Worker) -> Table:
     table.add_row("transport", redact_url(app.broker_url))
     table.add_row("results", redact_url(app.backend_url) if app.backend_url else "disabled")
     table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
+    table.add_row("event loop", loop)
     table.add_row("prefetch", str(worker.prefetch_count or "unlimited"))
     table.add_row("task events", "ON" if worker.send_events else "OFF (enable with -E)")
     table.add_row("queues", ", ".join(worker.queues))
@@ -98,12 +99,13 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     if args.heartbeat_interval is not None and args.heartbeat_interval <= 0:
         raise ConfigurationError(f"--heartbeat-interval must be more than 0, not {args.heartbeat_interval}")
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    loop = _loops.resolve(*((args.loop, "--loop") if args.loop else (app.conf.worker_event_loop, "worker_event_loop")))
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
     if app.backend_url:
         app.make_backend()
     app.finalize()
     with pidfile(args.pidfile):
-        worker, code = asyncio.run(_serve(app, args, queues))
+        worker, code = _loops.run(_serve(app, args, queues, loop), loop)
     if worker.cold_shutdown:
         # Sync task bodies may still block pool threads that Python cannot stop; the interpreter would wait
         # for them at exit. Their messages are already back on the queue, so leave now.
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     return code
 
 
-async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None) -> tuple[Worker, int]:
+async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None, loop: str) -> tuple[Worker, int]:
     worker = Worker(
         app,
         hostname=args.hostname,
@@ -127,5 +129,5 @@ async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None) -
         without_heartbeat=args.without_heartbeat,
         statedb=args.statedb,
     )
-    Console(stderr=True).print(banner(app, worker))
+    Console(stderr=True).print(banner(app, worker, loop))
     return worker, await worker.run()
