@@ -2,6 +2,11 @@
 
 The loop lives in a daemon thread started on first use. ``run`` refuses to be called from the portal's own
 thread (that would deadlock) and works from any other thread, including one that runs its own event loop.
+
+A call is handed over with ``call_soon_threadsafe`` and its end is signalled back through a plain lock
+(`_Call`), not ``asyncio.run_coroutine_threadsafe``: its two chained futures (a ``concurrent.futures.Future``
+waits on a ``Condition``) cost ~45 µs more per call on the 2-core benchmark VM (a no-op ``run``: 121 µs
+against 76 µs, p50), and every ``delay().get()`` makes two calls.
 """
 
 from __future__ import annotations
@@ -9,9 +14,59 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class _Call(Generic[T]):
+    """One coroutine run on the portal loop for a thread that blocks until it ends."""
+
+    __slots__ = ("_abandoned", "_coro", "_done", "_loop", "_task")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> None:
+        self._coro = coro
+        self._loop = loop
+        self._done = threading.Lock()
+        self._done.acquire()  # released (on the loop) once the task ended
+        self._task: asyncio.Task[T] | None = None
+        self._abandoned = False
+
+    def start(self) -> None:
+        """On the loop: run the coroutine as a task (or drop it when the caller already gave up)."""
+        if self._abandoned:
+            self._coro.close()
+            return
+        self._task = asyncio.get_running_loop().create_task(self._coro)
+        self._task.add_done_callback(self._finish)
+
+    def _finish(self, task: asyncio.Task[T]) -> None:
+        if self._abandoned and not task.cancelled():
+            task.exception()  # nobody will look: do not log it as never retrieved
+        self._done.release()
+
+    def _abandon(self) -> None:
+        """On the loop: the caller stopped waiting (timeout, Ctrl-C); cancel the task."""
+        self._abandoned = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def wait(self, timeout: float | None) -> T:
+        """In the caller's thread: block until the task ended; its value, or its exception raised.
+
+        When ``timeout`` seconds pass first (`TimeoutError`) or the wait is interrupted (``KeyboardInterrupt``),
+        the task is cancelled.
+        """
+        try:
+            finished = self._done.acquire(timeout=-1 if timeout is None else timeout)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._abandon)
+            raise
+        if not finished:
+            self._loop.call_soon_threadsafe(self._abandon)
+            raise TimeoutError(f"the call did not finish within {timeout}s")
+        assert self._task is not None  # set before the lock is released
+        return self._task.result()
 
 
 class Portal:
@@ -41,12 +96,18 @@ class Portal:
             return self._loop
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the portal loop and block until it finishes; return its value or raise its error."""
+        """Run ``coro`` on the portal loop and block until it finishes; return its value or raise its error.
+
+        When ``timeout`` seconds pass first (`TimeoutError`) or the wait is interrupted (``KeyboardInterrupt``),
+        the coroutine is cancelled.
+        """
         loop = self.loop()
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a sync celeriac call was made on the portal loop; await the async twin instead")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+        call = _Call(coro, loop)
+        loop.call_soon_threadsafe(call.start)
+        return call.wait(timeout)
 
 
 portal = Portal()

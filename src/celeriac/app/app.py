@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import logging
 import os
 import socket
 import uuid
@@ -25,9 +26,10 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.result import AsyncResult
 from celeriac.app.routing import Router
 from celeriac.app.task import Task
+from celeriac.backends import backend_class
 from celeriac.backends import from_url as backend_from_url
-from celeriac.backends.base import BackendOptions, ResultBackend
-from celeriac.errors import ConfigurationError
+from celeriac.backends.base import BackendOptions, ResultBackend, TaskMeta
+from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol import serializers
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import TaskMessage
@@ -43,6 +45,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_BROKER = "sqlite:///celeriac.db"
+
+log = logging.getLogger("celeriac.app")
 
 
 class TaskDecorator(Protocol):
@@ -102,6 +106,7 @@ class App:
         self._producers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Producer] = weakref.WeakKeyDictionary()
         self._router: Router | None = None
         self._control: Control | None = None
+        self._subscribe_on_send: bool | None = None  # decided once the settings are frozen
         self.origin = anon_nodename()
         register_default(self)
 
@@ -159,6 +164,7 @@ class App:
             accept=tuple(self.conf.result_accept_content or self.conf.accept_content),
             expires=float(expires) if expires else None,
             extra=dict(self.conf.result_backend_transport_options),
+            unread_limit=self.conf.result_subscribe_max_unread,
         )
 
     @property
@@ -250,8 +256,8 @@ class App:
         if future is None:
             future = loop.create_future()
             cache[loop] = future
-            resource = make()
             try:
+                resource = make()  # may refuse its URL: concurrent and later callers must not wait forever
                 await resource.connect()
             except BaseException as exc:
                 del cache[loop]
@@ -260,6 +266,18 @@ class App:
                 raise
             future.set_result(resource)
         return await asyncio.shield(future)
+
+    def take_received_result(self, task_id: str) -> TaskMeta | None:
+        """The ready record of ``task_id`` if the portal loop's result backend already received it, else None.
+
+        For the sync facades: never blocks and runs nothing on the loop (`ResultBackend.take_received` is
+        thread-safe), so ``get()`` of a task whose result came in meanwhile needs no hop onto the portal loop.
+        """
+        future = self._backends.get(portal.loop())
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        backend: ResultBackend = future.result()
+        return backend.take_received(task_id)
 
     async def aclose(self) -> None:
         """Close this loop's shared transport and backend (they reopen on next use)."""
@@ -316,9 +334,37 @@ class App:
         serializer = options.get("serializer") or (task.serializer if task else None) or self.conf.task_serializer
         wire = encode_task(message, serializer, options.get("compression") or self.conf.task_compression)
         producer = await self.aproducer()
+        if not message.ignore_result and self._subscribes_on_send():
+            await self._expect_result(message.id)
         not_before = message.eta.timestamp() if message.eta else None
         await producer.publish(wire, queue, routing_key, options.get("exchange", ""), not_before=not_before)
         return AsyncResult(message.id, app=self)
+
+    def _subscribes_on_send(self) -> bool:
+        """Whether sends tell the result backend first: ``result_subscribe_on_send``, and a backend that listens
+        ahead (Redis; a SQLite backend is not even opened for it)."""
+        if self._subscribe_on_send is None:
+            url = self.backend_url
+            try:
+                listens = url is not None and backend_class(url).listens_ahead
+            except ConfigurationError:
+                listens = False  # get() reports the bad URL, as before
+            self._subscribe_on_send = bool(
+                listens and self.conf.result_subscribe_on_send and self.conf.result_subscribe_max_unread > 0
+            )
+        return self._subscribe_on_send
+
+    async def _expect_result(self, task_id: str) -> None:
+        """Let this loop's result backend get ready for the result of ``task_id`` (Redis: SUBSCRIBE now).
+
+        Only an optimisation of the later ``get()``: a backend that cannot be reached or configured now does
+        not stop the send; ``get()`` reports the problem.
+        """
+        try:
+            backend = await self.abackend()
+            await backend.expect(task_id)
+        except CeleriacError as exc:
+            log.debug("result backend not told about task %s before sending it: %s", task_id, exc)
 
     def build_message(
         self,

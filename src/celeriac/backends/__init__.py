@@ -15,6 +15,18 @@ SCHEMES: dict[str, SchemeEntry] = {
 }
 
 
+def backend_class(url: str) -> type[ResultBackend]:
+    """The class `from_url` would make for ``url`` (its capabilities, without making one).
+
+    Raises:
+        ConfigurationError: as `from_url`.
+    """
+    scheme = scheme_of(url, SCHEMES, "result backend")
+    found = SCHEMES[scheme].load(scheme, ResultBackend)
+    assert isinstance(found, type) and issubclass(found, ResultBackend)  # checked by load()
+    return found
+
+
 def from_url(url: str, options: BackendOptions | None = None) -> ResultBackend:
     """A new, unconnected result backend for ``url``.
 
@@ -28,4 +40,4 @@ def from_url(url: str, options: BackendOptions | None = None) -> ResultBackend:
     return backend
 
 
-__all__ = ["SCHEMES", "from_url", "redact_url"]
+__all__ = ["SCHEMES", "backend_class", "from_url", "redact_url"]

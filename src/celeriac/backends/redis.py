@@ -8,6 +8,9 @@
 * Waiting: SUBSCRIBE to the key's channel, *then* GET (a result stored in between is not missed), then wait
   for a ready state on the channel. All waits of one backend share one pub/sub connection
   (`redis_listener.ResultListener`); it survives a dropped connection by re-subscribing and re-reading.
+* Subscribing at send time (`RedisBackend.expect`, Celery's ``on_task_call``): SUBSCRIBE goes out before the
+  task is published; the ready record published on the channel is kept, so the ``wait`` that follows returns
+  it without a command. Bounded by ``options.unread_limit`` (`celeriac.backends.unread`).
 
 ``global_keyprefix`` and connection settings come from ``options.extra`` (``result_backend_transport_options``).
 """
@@ -20,7 +23,7 @@ import math
 
 from celeriac._redis import make_client, raw_connection, redact, redis_errors
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
-from celeriac.backends.redis_listener import ResultListener
+from celeriac.backends.redis_listener import ListenerStatistics, ResultListener
 from celeriac.errors import BackendError, CeleriacError
 from celeriac.errors import TimeoutError as ResultTimeout
 
@@ -58,13 +61,19 @@ class RedisBackend(ResultBackend):
         ConfigurationError: a bad URL or serializer (no I/O happens here).
     """
 
+    listens_ahead = True  # expect() subscribes before the send
+
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(options or BackendOptions())
         self.url = redact(url)
         self._client = make_client(url, self.options.extra)
         self._prefix = str(self.options.extra.get("global_keyprefix") or "")
         self._listener = ResultListener(
-            lambda: raw_connection(self._client), self.decode_meta, self._read_keys, self.url
+            lambda: raw_connection(self._client),
+            self.decode_meta,
+            self._read_keys,
+            self.url,
+            unread_limit=self.options.unread_limit,
         )
         self._store_script = self._client.register_script(STORE_SCRIPT)
         self._closed = False
@@ -109,8 +118,14 @@ class RedisBackend(ResultBackend):
             await self._store_script(keys=[key], args=[payload, seconds])
 
     async def get_meta(self, task_id: str) -> TaskMeta:
-        """The stored record (a missing key reads as PENDING). Raises `BackendError`, `DecodeError`."""
+        """The stored record (a missing key reads as PENDING). Raises `BackendError`, `DecodeError`.
+
+        A ready record already received through a send-time subscription is returned without a command.
+        """
         self._check_open()
+        received = self._listener.received(self.key(task_id))
+        if received is not None:
+            return received
         with redis_errors(self.url, lost=BackendError, other=BackendError):
             raw = await self._client.get(self.key(task_id))
         return pending_meta(task_id) if raw is None else self.decode_meta(raw)
@@ -131,10 +146,27 @@ class RedisBackend(ResultBackend):
                 found[key] = meta
         return found
 
+    async def expect(self, task_id: str) -> None:
+        """SUBSCRIBE to ``task_id``'s channel before the task is sent, without waiting for Redis's answer.
+
+        The ready record published there is kept (bounded) for the `wait` that follows. Raises `BackendError`
+        only when the backend is closed.
+        """
+        self._check_open()
+        await self._listener.expect(self.key(task_id))
+
+    def take_received(self, task_id: str) -> TaskMeta | None:
+        """The ready record of ``task_id`` received after `expect` and not read yet (handed over), else None.
+
+        Never blocks; safe from any thread.
+        """
+        return self._listener.take_received(self.key(task_id))
+
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until ``task_id`` is ready; raises celeriac's `TimeoutError` after ``timeout`` seconds.
 
-        No polling: the record is read once after subscribing, then only pub/sub messages are awaited.
+        No polling: the record is read once after subscribing, then only pub/sub messages are awaited. A
+        record already received (the task was sent with `expect`) is returned without any command.
         """
         self._check_open()
         key = self.key(task_id)
@@ -150,5 +182,10 @@ class RedisBackend(ResultBackend):
     async def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
         self._check_open()
+        self._listener.discard(self.key(task_id))
         with redis_errors(self.url, lost=BackendError, other=BackendError):
             await self._client.delete(self.key(task_id))
+
+    def statistics(self) -> ListenerStatistics:
+        """What the result listener holds: subscriptions, waits, send-time subscriptions, unread records."""
+        return self._listener.statistics()

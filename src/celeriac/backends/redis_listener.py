@@ -4,28 +4,45 @@
 Redis to confirm, reads the current record, and then waits for a PUBLISH of a ready state. When the last
 waiter of a channel leaves, the channel is unsubscribed.
 
+``expect(channel)`` subscribes *before* the task is sent, as Celery's client does (celery-wire.md §6.5): it
+writes SUBSCRIBE and returns without waiting for Redis's answer (the worker cannot publish the result before it
+got the message, which is sent after). The ready record published there is decoded from the message itself and
+kept (`unread.Unread`, bounded) for the ``wait`` that follows, which then returns without any Redis command.
+Safety net: once Redis confirmed such a subscription, if no ready record came within `CHECK_DELAY`, the key is
+read once (MGET, batched), so a record stored before the subscription took effect (say, a re-sent task id
+whose SUCCESS is kept) is not missed. Not at once: measured on a 2-core VM, that read ran on the loop just
+while the publish's reply and the caller's wake-up were due, and cost ~0.2 ms of each short round trip; a
+task that finishes within the delay (the common case) needs no read at all.
+
+Channels nobody needs any more are unsubscribed in batches, `UNSUBSCRIBE_DELAY` after the first of them (for
+the same reason: one command per batch instead of a task and a command per result, off the caller's path).
+A message on such a channel meanwhile is ignored; a channel wanted again meanwhile is not unsubscribed.
+
 Replies to SUBSCRIBE arrive in command order, so each channel keeps a FIFO of confirmation futures and each
 ``subscribe`` reply resolves the oldest: a waiter never mistakes the confirmation of an earlier, since
 abandoned subscription for its own.
 
-When the connection drops, the reader reconnects with a backoff while anyone waits, re-subscribes every
-waited channel, and once Redis confirmed, re-reads those keys (MGET): a result published while the link was
-down is not missed (Celery's client does the same, celery-wire.md §6.5).
+When the connection drops, the reader reconnects with a backoff while anyone waits (or a send-time
+subscription is pending), re-subscribes every such channel, and once Redis confirmed, re-reads those keys
+(MGET): a result published while the link was down is not missed (Celery's client does the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
 from celeriac._redis import raise_if_cancelled, redis_errors
 from celeriac.backends.base import READY_STATES, TaskMeta
+from celeriac.backends.unread import Unread
 from celeriac.errors import BackendError, CeleriacError
 
 log = logging.getLogger("celeriac.backends.redis")
@@ -33,9 +50,30 @@ log = logging.getLogger("celeriac.backends.redis")
 Decode = Callable[[bytes], TaskMeta]
 ReadReady = Callable[[list[str]], Awaitable[dict[str, TaskMeta]]]
 
+DEFAULT_UNREAD_LIMIT = 1000
+CHECK_DELAY = 0.02  # seconds after its confirmation before a send-time subscription's key is read
+UNSUBSCRIBE_DELAY = 0.05  # seconds during which channels to unsubscribe are collected into one command
+
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatistics:
+    """What the listener holds right now.
+
+    Attributes:
+        subscribed: channels subscribed (or being subscribed) on purpose: waited on, or pending.
+        waiting: channels somebody waits on.
+        pending: channels subscribed at send time that nobody waits on yet and no record came for.
+        received: ready records received for those, kept until read.
+    """
+
+    subscribed: int
+    waiting: int
+    pending: int
+    received: int
 
 
 class ResultListener:
@@ -44,8 +82,11 @@ class ResultListener:
     Args:
         new_connection: makes an unconnected connection (no I/O).
         decode: reads a published record (raises a CeleriacError when it cannot).
-        read_ready: reads the ready records among some keys, for the catch-up after a reconnect.
+        read_ready: reads the ready records among some keys, for the catch-up after a reconnect and the safety
+            net of send-time subscriptions.
         where: the redacted URL, for messages.
+        unread_limit: the most send-time subscriptions nobody waits on, and the most received records nobody
+            read, kept at a time (each; the oldest are dropped first); 0 turns ``expect`` off.
     """
 
     def __init__(
@@ -54,6 +95,7 @@ class ResultListener:
         decode: Decode,
         read_ready: ReadReady,
         where: str,
+        unread_limit: int = DEFAULT_UNREAD_LIMIT,
     ) -> None:
         self._new_connection = new_connection
         self._decode = decode
@@ -63,42 +105,190 @@ class ResultListener:
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # held while connecting, sending, and reconnecting
         self._waiters: dict[str, set[asyncio.Future[TaskMeta]]] = {}
-        self._subscribed: dict[str, asyncio.Future[None]] = {}  # channel -> its current subscription's confirm
+        # channel -> its current subscription's confirmation; a channel is here while waited on or pending.
+        self._subscribed: dict[str, asyncio.Future[None]] = {}
         self._confirms: dict[str, deque[asyncio.Future[None]]] = {}  # channel -> confirms in command order
+        self._unread = Unread(unread_limit)
+        # Send-time subscriptions confirmed and still without a record: channel -> (confirmation, loop time).
+        self._to_check: dict[str, tuple[asyncio.Future[None], float]] = {}
+        self._check_timer: asyncio.TimerHandle | None = None
+        self._to_unsubscribe: dict[str, None] = {}  # an ordered set
+        self._unsubscribe_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    async def wait(self, channel: str, read_current: Callable[[], Awaitable[TaskMeta]]) -> TaskMeta:
-        """The first ready record seen on ``channel``, or ``read_current()`` once subscribed if it is ready."""
+    def _check_open(self) -> None:
         if self._closed:
             raise BackendError(f"the result backend for {self._where} is closed")
+
+    # -- send time -----------------------------------------------------------------------------------------
+    async def expect(self, channel: str) -> None:
+        """Subscribe to ``channel`` before the task whose result it carries is sent; see the module docstring.
+
+        Returns once SUBSCRIBE is written, without waiting for Redis's answer (only the first call of a
+        listener waits for the connection to open); while the link is being re-opened it only queues the
+        subscription, so a send is never held up by a reconnect. A failed subscription is not raised: the
+        ``wait`` that follows subscribes again the usual way. Raises `BackendError` once closed.
+        """
+        self._check_open()
+        if self._unread.limit == 0:
+            return
+        self._unread.discard(channel)  # the task is sent (again): a record received before is not this run's
+        if channel in self._subscribed:
+            return  # somebody waits on it already, or an earlier send subscribed it
+        confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribed[channel] = confirm
+        for dropped in self._unread.add_pending(channel, confirm):
+            self._release(dropped)  # beyond the limit: the oldest falls back to subscribing when waited on
+        confirm.add_done_callback(functools.partial(self._pending_confirmed, channel))
+        if self._lock.locked():
+            self._spawn(self._subscribe(channel, confirm))
+            return
+        try:
+            await self._subscribe(channel, confirm)  # no suspension unless the connection must be opened
+        except BaseException:
+            confirm.cancel()  # cancelled while connecting: the callback forgets the subscription
+            raise
+
+    def _pending_confirmed(self, channel: str, confirm: asyncio.Future[None]) -> None:
+        """A send-time subscription was answered: queue its safety-net read, or forget it when it failed."""
+        failed = confirm.cancelled() or confirm.exception() is not None  # (marks an error as retrieved)
+        if self._closed:
+            return
+        if failed:
+            # Waiters that took it over see the error through the confirmation and subscribe no more.
+            if self._unread.pending_confirm(channel) is confirm:
+                self._unread.take_pending(channel)
+                if self._subscribed.get(channel) is confirm:
+                    self._release(channel)  # the SUBSCRIBE may have gone out before the failure
+            return
+        if self._subscribed.get(channel) is confirm:  # still this subscription, and no record came yet
+            loop = asyncio.get_running_loop()
+            self._to_check[channel] = (confirm, loop.time())
+            if self._check_timer is None:
+                self._check_timer = loop.call_later(CHECK_DELAY, self._check_due)
+
+    def _check_due(self) -> None:
+        """Timer: read the keys of the subscriptions confirmed `CHECK_DELAY` ago that still got no record."""
+        self._check_timer = None
+        loop = asyncio.get_running_loop()
+        due_before = loop.time() - CHECK_DELAY
+        batch: list[str] = []
+        for channel, (confirm, confirmed_at) in list(self._to_check.items()):
+            if confirmed_at > due_before:
+                # The rest were confirmed later (insertion order): look again when the oldest of them is due,
+                # but not sooner than half a delay from now, so that steady sends are read in batches.
+                self._check_timer = loop.call_at(
+                    max(confirmed_at + CHECK_DELAY, loop.time() + CHECK_DELAY / 2), self._check_due
+                )
+                break
+            del self._to_check[channel]
+            if self._subscribed.get(channel) is confirm:
+                batch.append(channel)
+        if batch:
+            self._spawn(self._check(batch))
+
+    async def _check(self, channels: list[str]) -> None:
+        """Read the keys of confirmed send-time subscriptions that got no record yet; hand out what is ready."""
+        try:
+            ready = await self._read_ready(channels)
+        except CeleriacError as exc:
+            log.debug("could not read results after subscribing: %s", exc)
+            for channel in channels:
+                self._check_failed(channel, exc)
+            return
+        for channel, meta in ready.items():
+            self._deliver(channel, meta)
+
+    def _check_failed(self, channel: str, exc: CeleriacError) -> None:
+        # As when the read after subscribing fails in ``wait``: its waiters get the error. Without waiters the
+        # subscription is dropped, so a later wait subscribes and reads again.
+        waiters = self._waiters.get(channel)
+        if waiters:
+            for future in list(waiters):
+                if not future.done():
+                    future.set_exception(exc)
+        elif self._unread.take_pending(channel) is not None:
+            self._release(channel)
+
+    # -- waiting -------------------------------------------------------------------------------------------
+    async def wait(self, channel: str, read_current: Callable[[], Awaitable[TaskMeta]]) -> TaskMeta:
+        """The first ready record seen on ``channel``, or ``read_current()`` once subscribed if it is ready.
+
+        A record already received through a send-time subscription is returned at once, with no Redis command.
+        """
+        self._check_open()
+        meta = self._unread.take(channel)
+        if meta is not None:
+            return meta
         loop = asyncio.get_running_loop()
         future: asyncio.Future[TaskMeta] = loop.create_future()
         waiters = self._waiters.setdefault(channel, set())
         waiters.add(future)
+        subscribed_at_send = self._unread.take_pending(channel)
         confirm = self._subscribed.get(channel)
         if confirm is None:
             # Registered before any await, so a waiter arriving meanwhile waits for this same confirmation.
             confirm = self._subscribed[channel] = loop.create_future()
             self._spawn(self._subscribe(channel, confirm))
         try:
-            await asyncio.shield(confirm)
-            meta = await read_current()
-            if meta.get("status") in READY_STATES:
-                return meta
+            if not confirm.done():
+                await asyncio.shield(confirm)
+            confirm.result()  # the subscription's error, if it failed
+            if subscribed_at_send is not confirm:
+                # Subscribed just now: read the record once, in case it was stored before the subscription.
+                # (A send-time subscription has that read done for it in the background, see _check.)
+                meta = await read_current()
+                if meta.get("status") in READY_STATES:
+                    return meta
             return await future
         finally:
             waiters.discard(future)
             if not waiters and self._waiters.get(channel) is waiters:
                 del self._waiters[channel]
-                self._subscribed.pop(channel, None)
-                self._spawn(self._unsubscribe(channel))
+                self._release(channel)
 
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
+    def received(self, channel: str) -> TaskMeta | None:
+        """The ready record received for ``channel`` and not read yet, if any (it stays for the next `wait`)."""
+        return self._unread.peek(channel)
+
+    def discard(self, channel: str) -> None:
+        """Forget what was received for ``channel`` (its record was deleted)."""
+        self._unread.discard(channel)
+
+    def take_received(self, channel: str) -> TaskMeta | None:
+        """Hand over the ready record received for ``channel`` and not read yet, if any. Safe from any thread."""
+        return self._unread.take(channel)
+
+    def statistics(self) -> ListenerStatistics:
+        """Counts of subscribed, waited, pending and received channels."""
+        pending, received = self._unread.counts()
+        return ListenerStatistics(len(self._subscribed), len(self._waiters), pending, received)
+
+    # -- commands --------------------------------------------------------------------------------------------
+    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
         # Sends run as tasks of their own: a waiter cancelled mid-send must not leave half a command behind.
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    def _release(self, channel: str) -> None:
+        """Nobody needs ``channel`` any more: unsubscribe it soon (unless someone comes back for it first)."""
+        self._subscribed.pop(channel, None)
+        self._to_check.pop(channel, None)
+        if self._closed:
+            return
+        self._to_unsubscribe[channel] = None
+        if self._unsubscribe_timer is None:
+            self._unsubscribe_timer = asyncio.get_running_loop().call_later(UNSUBSCRIBE_DELAY, self._unsubscribe_due)
+
+    def _unsubscribe_due(self) -> None:
+        self._unsubscribe_timer = None
+        channels = [channel for channel in self._to_unsubscribe if channel not in self._subscribed]
+        self._to_unsubscribe.clear()
+        if channels:
+            self._spawn(self._unsubscribe(channels))
 
     async def _subscribe(self, channel: str, confirm: asyncio.Future[None]) -> None:
         try:
@@ -113,15 +303,16 @@ class ResultListener:
             if self._subscribed.get(channel) is confirm:
                 del self._subscribed[channel]
 
-    async def _unsubscribe(self, channel: str) -> None:
+    async def _unsubscribe(self, channels: list[str]) -> None:
         async with self._lock:
-            if channel in self._waiters or self._connection is None:
-                return  # a new waiter came back for it, or there is nothing to unsubscribe from
+            channels = [channel for channel in channels if channel not in self._subscribed]  # not wanted again
+            if not channels or self._connection is None:
+                return  # nothing to unsubscribe from
             with (
                 contextlib.suppress(CeleriacError),
                 redis_errors(self._where, lost=BackendError, other=BackendError),
             ):
-                await self._connection.send_command("UNSUBSCRIBE", channel)
+                await self._connection.send_command("UNSUBSCRIBE", *channels)
 
     async def _ensure_connected(self) -> AbstractConnection:
         """The live connection, opening it (and starting the reader) if needed. Call with the lock held."""
@@ -135,7 +326,6 @@ class ResultListener:
         return connection
 
     # -- reading -----------------------------------------------------------------------------------------------
-
     async def _read(self, connection: AbstractConnection) -> None:
         while True:
             raise_if_cancelled()
@@ -166,21 +356,30 @@ class ResultListener:
                 if not pending:
                     del self._confirms[channel]
         elif kind == "message":
-            waiters = self._waiters.get(channel)
-            if not waiters:
+            if channel not in self._waiters and not self._unread.is_pending(channel):
                 return
             try:
-                meta = self._decode(reply[2])
+                meta = self._decode(reply[2])  # the full record: Celery's and celeriac's workers publish it
             except CeleriacError as exc:
                 log.warning("unreadable result published on %r: %s", channel, exc)
                 return
             if meta.get("status") in READY_STATES:
-                self._resolve(channel, meta)
+                self._deliver(channel, meta)
 
-    def _resolve(self, channel: str, meta: TaskMeta) -> None:
-        for future in list(self._waiters.get(channel, ())):
-            if not future.done():
-                future.set_result(meta)
+    def _deliver(self, channel: str, meta: TaskMeta) -> None:
+        """Hand a ready record to the waiters of ``channel``, or keep it if the channel was subscribed at send."""
+        waiters = self._waiters.get(channel)
+        if waiters:
+            for future in list(waiters):
+                if not future.done():
+                    future.set_result(meta)
+        elif self._unread.take_pending(channel) is not None:
+            self._unread.keep(channel, meta)
+            self._release(channel)
+
+    def _wanted(self) -> list[str]:
+        """Every channel that must stay subscribed: waited on, or pending since its send."""
+        return list(dict.fromkeys([*self._waiters, *self._unread.pending_channels()]))
 
     async def _reconnect(self) -> AbstractConnection | None:
         """Open a new connection and re-subscribe, retrying while anyone waits; None when nobody does."""
@@ -192,11 +391,13 @@ class ResultListener:
                 if self._connection is not None:
                     await self._connection.disconnect()
             self._connection = None
-            while not self._closed and self._waiters:
+            while not self._closed and self._wanted():
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                channels = self._wanted()
+                if not channels:
+                    break
                 connection = self._new_connection()
-                channels = list(self._waiters)
                 confirms: list[asyncio.Future[None]] = []
                 try:
                     with redis_errors(self._where, lost=BackendError, other=BackendError):
@@ -227,7 +428,7 @@ class ResultListener:
         for confirm in stale:
             if not confirm.done():
                 confirm.set_result(None)
-        waited = [channel for channel in channels if channel in self._waiters]
+        waited = [channel for channel in channels if channel in self._waiters or self._unread.is_pending(channel)]
         if not waited:
             return
         try:
@@ -236,7 +437,7 @@ class ResultListener:
             log.warning("could not re-read results after reconnecting: %s", exc)
             return
         for channel, meta in ready.items():
-            self._resolve(channel, meta)
+            self._deliver(channel, meta)
 
     async def close(self) -> None:
         """Drop the connection; every pending wait raises `BackendError`. Idempotent."""
@@ -251,6 +452,12 @@ class ResultListener:
         for confirm in self._subscribed.values():
             if not confirm.done():
                 confirm.set_exception(error)
+        self._unread.clear()
+        self._to_check.clear()
+        self._to_unsubscribe.clear()
+        for timer in (self._check_timer, self._unsubscribe_timer):
+            if timer is not None:
+                timer.cancel()
         tasks = [task for task in (self._reader, *self._background) if task is not None]
         for task in tasks:
             task.cancel()
