@@ -16,6 +16,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
+from celeriac import _loops
+
 T = TypeVar("T")
 
 
@@ -82,7 +84,9 @@ class Portal:
         with self._lock:
             if self._loop is None or self._thread is None or not self._thread.is_alive():
                 ready = threading.Event()
-                loop = asyncio.new_event_loop()
+                # uvloop when installed, as for workers ("auto"): each sync call is two hops onto this loop.
+                new_loop = _loops.factory(_loops.resolve("auto")) or asyncio.new_event_loop
+                loop = new_loop()
 
                 def serve() -> None:
                     asyncio.set_event_loop(loop)

@@ -39,3 +39,13 @@ def test_run_uses_the_chosen_loop(name: str) -> None:
 
     module = _loops.run(loop_module(), name)
     assert module.startswith("uvloop") if name == "uvloop" else module.startswith("asyncio")
+
+
+def test_the_sync_portal_runs_on_the_auto_loop() -> None:
+    from celeriac._portal import portal
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    expected = "uvloop" if _loops.resolve("auto") == "uvloop" else "asyncio"
+    assert portal.run(loop_module()).startswith(expected)
