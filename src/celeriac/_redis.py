@@ -121,6 +121,16 @@ def raw_connection(client: aioredis.Redis) -> AbstractConnection:
     return connection
 
 
+def dedicated_connection(client: aioredis.Redis) -> AbstractConnection:
+    """A new connection outside the pool, configured exactly like the pool's (read timeout included). No I/O.
+
+    For a caller that pipelines commands and reads their replies itself; it must ``disconnect()`` it when done.
+    """
+    pool = client.connection_pool
+    connection: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
+    return connection
+
+
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     redis_exc.ConnectionError,
     redis_exc.TimeoutError,

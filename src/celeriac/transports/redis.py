@@ -5,7 +5,8 @@ channels with celeriac.
 What celeriac adds on the same bytes (see `redis_consumer` and `redis_restore`):
 
 * the move from a queue into ``unacked`` is one Lua script, so no crash or dropped connection loses a message;
-* an idle consumer blocks (``BLMOVE`` of a list onto itself) instead of polling;
+* an idle consumer blocks (``BLMOVE`` of a list onto itself) instead of polling, with the fetch script queued
+  behind each wait, so a new message is claimed the moment it arrives and delivered in one round trip;
 * live consumers renew their in-flight deliveries, so ``visibility_timeout`` only restores dead consumers'
   messages (a long task or a far ETA is not run twice);
 * each delivery is counted; past ``max_deliveries`` a message goes to the list ``<queue>.dead`` (itself a
@@ -22,7 +23,8 @@ every control command. Control *replies* are not fanout: they are list messages 
 
 The parts, one module each: `redis_keys` (names), `redis_lua` (scripts), `redis_envelope` (the JSON),
 `celeriac._redis` (URLs, clients, error translation), `redis_settings` (options), `redis_ops` (every server
-call), `redis_consumer` (fetch, wait, renew, settle), `redis_restore` (visibility-timeout restore),
+call), `redis_consumer` (fetch, renew, settle), `redis_armed` and `redis_wait` (an idle consumer's blocking
+waits with their armed fetches), `redis_restore` (visibility-timeout restore),
 `redis_batch` (shared round trips), `redis_pubsub` (subscriptions).
 """
 
@@ -69,8 +71,8 @@ class RedisTransport(Transport):
         extra = self.options.extra
         self._client = make_client(url, extra)
         self.settings = settings_from(self.options, database(self._client))
-        # Blocking waits get their own pool, whose read timeout outlasts a wait; `RedisOps.wait_nonempty` does
-        # their one retry itself.
+        # The template of blocking waits' connections (`redis_wait`), whose read timeout outlasts a wait; the
+        # waits do their one retry themselves.
         socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
         self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout, retries=0)
         self.ops = RedisOps(self._client, self._blocking, self.settings, self.url)

@@ -1,5 +1,5 @@
-"""Consuming from Redis lists: the prefetch window, crash-safe fetches, blocking waits, renewal of in-flight
-deliveries, ack/reject.
+"""Consuming from Redis lists: the prefetch window, crash-safe fetches, blocking waits with the fetch armed
+behind them, renewal of in-flight deliveries, ack/reject.
 
 How a message travels (celery-wire.md §2.2, §2.5):
 
@@ -7,23 +7,34 @@ How a message travels (celery-wire.md §2.2, §2.5):
    kombu's BRPOP order, and in the same atomic step records each message in ``unacked``/``unacked_index``
    and counts the delivery. A message is always in a list, in ``unacked``, or in a dead-letter list; a
    consumer that crashes, or a connection that drops, between two steps cannot lose it.
-2. **Wait.** When a fetch finds every list empty the consumer blocks, without polling, on one
-   ``BLMOVE key key RIGHT RIGHT`` per list (a rotation of the list onto itself: the list is unchanged, so
-   nothing is taken; it just returns once the list is non-empty). Then it fetches again with the script.
-   No wake-up is lost: a watcher only (re)blocks after a fetch found the lists empty, and BLMOVE returns at
-   once for a list that is already non-empty. A wake-up for a message another consumer takes first only
-   costs one empty fetch. No message is duplicated: only the script takes messages, and it takes each once.
-3. **Renew.** While the consumer lives it re-scores its in-flight deliveries in ``unacked_index`` every
+2. **Wait, armed.** A fetch that finds every list empty also *opens the consumer's claim* for the free window
+   (same script). The consumer then blocks, without polling, on one ``BLMOVE key key RIGHT RIGHT`` per list (a
+   rotation of the list onto itself: nothing is taken; it returns once the list is non-empty), each with the
+   fetch script pipelined behind it on the same connection (`redis_wait`). When a list fills, Redis runs that
+   *armed fetch* at once: the first one to run takes up to the open window and marks the claim taken; any
+   other finds it taken and takes nothing. So a wake-up is one round trip, the messages are in ``unacked``
+   before the consumer hears of them, and all armed fetches together stay within the window. While its claim
+   is open, or taken but not yet heard of, the consumer does not fetch by itself, so its own fetches never
+   overlap an armed one. No wake-up is lost: the claim opens only when a fetch found the lists empty, and
+   BLMOVE returns at once for a list that is already non-empty. No message is duplicated: only the script
+   takes messages, and it takes each once.
+3. **Disarm.** Before an armed wait is abandoned (cancel, close, a queue added or removed, the prefetch
+   changed, a lost connection) the consumer closes its claim (`redis_lua.CLOSE_CLAIM`): afterwards no armed
+   fetch can take anything, and if one already had, the consumer first waits for its reply, so those
+   messages reach the ready buffer (and are restored on cancel or close) instead of waiting in unacked.
+4. **Renew.** While the consumer lives it re-scores its in-flight deliveries in ``unacked_index`` every
    ``renew_interval`` (``ZADD XX``), so a task that runs longer than ``visibility_timeout`` is not restored
    to another worker. When it dies the renewals stop and any live consumer's restorer
    (`redis_restore.Restorer`) puts the messages back after ``visibility_timeout``.
-4. **Settle.** Acks are batched (`redis_batch.Batcher`); reject with requeue LPUSHes the message back on
+5. **Settle.** Acks are batched (`redis_batch.Batcher`); reject with requeue LPUSHes the message back on
    its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
 
 Connection loss: a command that finds its connection broken is retried once on a fresh one
-(`celeriac._redis`), so a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__``
-raises `ConnectionLost` once; iterating again reconnects. Un-acked deliveries stay ackable throughout, and
-are restored to their queues when the transport closes.
+(`celeriac._redis`; an armed wait with the same request id, so that it cannot claim twice: `redis_wait`), so
+a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__`` raises `ConnectionLost` once;
+iterating again reconnects. Un-acked deliveries stay ackable throughout, and are restored to their queues
+when the transport closes. The one loss a reply can suffer: a fetch or armed fetch whose reply is lost with
+its connection after the script ran leaves its messages in unacked, where the visibility timeout restores them.
 """
 
 from __future__ import annotations
@@ -41,9 +52,10 @@ from celeriac._redis import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports import redis_envelope
 from celeriac.transports.base import Consumer, Delivery
+from celeriac.transports.redis_armed import ArmedWait
 from celeriac.transports.redis_batch import Batcher
 from celeriac.transports.redis_envelope import Envelope
-from celeriac.transports.redis_ops import Fetched, RedisOps
+from celeriac.transports.redis_ops import Fetched, Outcome, RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 
@@ -99,6 +111,21 @@ class RedisDelivery(Delivery):
         """Remove the message for good (batched with concurrent acks). A second call does nothing."""
         await self._consumer.settle(self, requeue=None)
 
+    def ack_soon(self) -> asyncio.Future[None]:
+        """`ack` started now, as the future of its batch (no task per message)."""
+        loop = asyncio.get_running_loop()
+        try:
+            operation = self._consumer.start_settle(self, requeue=None)
+        except TransportError as exc:  # closed: report it through the future, as an awaited ack raises it
+            failed: asyncio.Future[None] = loop.create_future()
+            failed.set_exception(exc)
+            return failed
+        if operation is None:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)
+            return done
+        return operation
+
     async def reject(self, requeue: bool = False) -> None:
         """Requeue: LPUSH back on its list (back of the queue), marked redelivered; else drop (an ack)."""
         await self._consumer.settle(self, requeue=requeue)
@@ -130,13 +157,11 @@ class RedisConsumer(Consumer):
         self._prefetch = prefetch
         self._ready: deque[RedisDelivery] = deque()
         self._in_flight: dict[str, RedisDelivery] = {}  # fetched, not settled (handed out or still ready)
-        self._signal = asyncio.Event()  # something changed: credit, queues, a list filled, cancel, an error
-        self._idle = asyncio.Event()  # the last fetch found every list empty: watchers may block
-        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._signal = asyncio.Event()  # something changed: credit, queues, a claim over, cancel, an error
         self._renewer: asyncio.Task[None] | None = None
         self._fetching: asyncio.Task[bool] | None = None
-        self._error: TransportError | None = None
         self._cancelled = False
+        self._waits = ArmedWait(self._ops, self._take, self._signal.set)
 
     # -- Consumer interface ------------------------------------------------------------------------------------
 
@@ -146,26 +171,26 @@ class RedisConsumer(Consumer):
 
     def set_prefetch(self, prefetch: int) -> None:
         self._prefetch = prefetch
-        self._signal.set()
+        self._changed()
 
     async def add_queue(self, queue: str) -> None:
         self._host.check_open()
         await self._host.declare(queue)
         if queue not in self._queues:
             self._queues.append(queue)
-            self._signal.set()
+            self._changed()
 
     async def remove_queue(self, queue: str) -> None:
         self._host.check_open()
         if queue in self._queues:
             self._queues.remove(queue)
-            self._signal.set()
+            self._changed()
 
     async def cancel(self) -> None:
         """Stop fetching; messages fetched but not yet handed out go back to the front of their queues."""
         self._cancelled = True
         self._signal.set()
-        self._stop_watchers()
+        await self._end_waits()
         await self._restore(list(self._ready))
         self._ready.clear()
         if not self._in_flight:
@@ -184,10 +209,19 @@ class RedisConsumer(Consumer):
             if self._cancelled:
                 raise StopAsyncIteration
             self._host.check_open()
-            if self._error is not None:
-                error, self._error = self._error, None
-                self._stop_watchers()
+            if self._waits.error is not None:
+                error, self._waits.error = self._waits.error, None
+                # The failed watcher has ended; the others stay (one may hold a claim's reply). The claim is
+                # closed before the next fetch, which needs Redis back.
+                self._waits.changed()
                 raise error
+            if self._waits.armed:
+                if self._waits.stale:
+                    await self._waits.disarm({key for _, key in self._ops.keys.consume_order(self._queues)})
+                else:  # idle: the watchers' armed fetches take what comes (restart any that failed)
+                    self._waits.watch()
+                    await self._signal.wait()
+                continue
             credit = self._credit()
             # While deliveries are still in flight, wait for a quarter of the window to be free before fetching:
             # one script call then moves several messages instead of one per freed slot (bench/README.md).
@@ -196,23 +230,20 @@ class RedisConsumer(Consumer):
                 continue
             # The fetch runs as a task of its own: if this call is cancelled (a wait_for around anext), the
             # messages the script already moved still reach the ready buffer instead of waiting in unacked
-            # for the visibility timeout. The next call picks up the same task.
+            # for the visibility timeout, and a claim it opens is known. The next call picks up the same task.
             if self._fetching is None:
                 self._fetching = asyncio.create_task(self._fetch(credit), name="celeriac-redis-fetch")
             fetching = self._fetching
             try:
-                found = await asyncio.shield(fetching)
+                await asyncio.shield(fetching)
             finally:
                 if fetching.done():
                     self._fetching = None
-            if found:
-                continue
-            self._idle.set()
-            self._start_watchers()
-            try:
-                await self._signal.wait()
-            finally:
-                self._idle.clear()
+
+    def _changed(self) -> None:
+        """The queues or the prefetch changed: an open claim is out of date (closed before the next fetch)."""
+        self._waits.changed()
+        self._signal.set()
 
     # -- settling ----------------------------------------------------------------------------------------------
 
@@ -222,9 +253,15 @@ class RedisConsumer(Consumer):
         The server call runs to its end even if the caller is cancelled meanwhile, and its outcome (not the
         caller's) decides whether the delivery is settled: the prefetch window never leaks a slot.
         """
+        operation = self.start_settle(delivery, requeue)
+        if operation is not None:
+            await asyncio.shield(operation)
+
+    def start_settle(self, delivery: RedisDelivery, requeue: bool | None) -> asyncio.Future[Any] | None:
+        """`settle` started now: the future of the server call, or None when the delivery is (being) settled."""
         self._host.check_open()
         if not delivery.begin():
-            return
+            return None
         operation: asyncio.Future[Any]
         if requeue:
             payload = redis_envelope.mark_redelivered(delivery.envelope)
@@ -240,7 +277,7 @@ class RedisConsumer(Consumer):
                 delivery.end(False)
                 raise
         operation.add_done_callback(functools.partial(self._settled, delivery))
-        await asyncio.shield(operation)
+        return operation
 
     def _settled(self, delivery: RedisDelivery, operation: asyncio.Future[Any]) -> None:
         done = not operation.cancelled() and operation.exception() is None
@@ -274,10 +311,20 @@ class RedisConsumer(Consumer):
     # -- fetching ----------------------------------------------------------------------------------------------
 
     async def _fetch(self, credit: int) -> bool:
-        """Move up to ``credit`` messages into the ready buffer; True when any list had a message."""
+        """Move up to ``credit`` messages into the ready buffer; True when any list had a message.
+
+        When every list is empty the script opened the claim: the consumer is armed.
+        """
         order = self._ops.keys.consume_order(self._queues)
-        delivered, dead = await self._ops.fetch(order, credit)
-        for item in dead:
+        generation, claim_id = self._waits.next_claim()
+        outcome = await self._ops.fetch(order, credit, self._waits.key, generation, claim_id)
+        if outcome.state == "opened":
+            self._waits.opened(generation, claim_id, order, watch=not self._cancelled)
+        return await self._take(outcome)
+
+    async def _take(self, outcome: Outcome) -> bool:
+        """Put what a fetch or armed fetch delivered in the ready buffer; True when it moved any message."""
+        for item in outcome.dead:
             target = self._ops.keys.dead_letter(item.queue)
             if item.count:
                 log.warning(
@@ -290,16 +337,21 @@ class RedisConsumer(Consumer):
                 )
             else:
                 log.error("message without a delivery tag in queue %r moved to dead-letter list %r", item.queue, target)
-        for item in delivered:
+        unreadable: list[tuple[Fetched, DecodeError]] = []
+        for item in outcome.delivered:
             try:
                 envelope = redis_envelope.decode(item.raw)
-            except DecodeError as exc:
-                await self._bury_unreadable(item, exc)
+            except DecodeError as error:
+                unreadable.append((item, error))
                 continue
             delivery = RedisDelivery(self, envelope, item)
             self._in_flight[delivery.delivery_tag] = delivery
             self._ready.append(delivery)
-        return bool(delivered or dead)
+        if outcome.delivered:
+            self._signal.set()
+        for item, exc in unreadable:  # after the readable ones are safe in the ready buffer
+            await self._bury_unreadable(item, exc)
+        return bool(outcome.delivered or outcome.dead)
 
     async def _bury_unreadable(self, item: Fetched, exc: DecodeError) -> None:
         tag = ""
@@ -311,37 +363,11 @@ class RedisConsumer(Consumer):
         else:
             log.error("unreadable message in queue %r left in unacked: %s", item.queue, exc.reason)
 
-    # -- waiting -----------------------------------------------------------------------------------------------
-
-    def _start_watchers(self) -> None:
-        wanted = {key for _, key in self._ops.keys.consume_order(self._queues)}
-        for key in wanted - self._watchers.keys():
-            self._watchers[key] = asyncio.create_task(self._watch(key), name=f"celeriac-redis-watch {key!r}")
-        for key in self._watchers.keys() - wanted:
-            self._watchers.pop(key).cancel()
-
-    def _stop_watchers(self) -> None:
-        for task in self._watchers.values():
-            task.cancel()
-        self._watchers.clear()
-
-    async def _watch(self, key: str) -> None:
-        """Wake the consumer when ``key`` holds a message; block only while the consumer is idle."""
-        try:
-            while True:
-                raise_if_cancelled()
-                await self._idle.wait()
-                if await self._ops.wait_nonempty(key):
-                    # Not idle any more: the next fetch decides. Clearing here keeps this watcher (and
-                    # the others) from spinning on a list that stays non-empty until that fetch runs.
-                    self._idle.clear()
-                    self._signal.set()
-        except TransportError as exc:
-            self._error = exc
-            self._signal.set()
-        finally:
-            if self._watchers.get(key) is asyncio.current_task():
-                del self._watchers[key]
+    async def _end_waits(self) -> None:
+        """Stop the armed waits for good, without stranding what an armed fetch took (it reaches the ready buffer)."""
+        if self._fetching is not None:  # let a fetch on the wire land: its messages and a claim it opens are known
+            await asyncio.wait([self._fetching], timeout=5.0)
+        await self._waits.end()
 
     # -- renewal and shutdown ----------------------------------------------------------------------------------
 
@@ -384,10 +410,8 @@ class RedisConsumer(Consumer):
         """Stop everything and restore every unsettled delivery (the transport is closing)."""
         self._cancelled = True
         self._signal.set()
-        self._stop_watchers()
         if self._renewer is not None:
             self._renewer.cancel()
-        if self._fetching is not None:  # let a fetch on the wire land, so its messages are restored too
-            await asyncio.wait([self._fetching], timeout=5.0)
+        await self._end_waits()
         await self._restore(list(self._in_flight.values()))
         self._ready.clear()

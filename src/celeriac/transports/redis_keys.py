@@ -11,6 +11,8 @@ Names only celeriac writes (each has a TTL or is deleted by its owner):
                                             deleted on ack, drop or dead-lettering
 ``<p><queue>.dead``                 list    messages delivered more than ``max_deliveries`` times, or whose
                                             envelope cannot be read; TTL refreshed on every push
+``<p>celeriac.claim.<consumer>``    string  an idle consumer's claim on its armed fetches (`redis_lua.FETCH`);
+                                            TTL (renewed while armed), deleted when the consumer ends
 ==================================  ======  ==================================================================
 
 Fanout channels (§2.4): a celeriac *channel* is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; on Redis it
@@ -101,6 +103,10 @@ class RedisKeys:
     def delivery_count(self, delivery_tag: str) -> str:
         """The counter of how many times the message ``delivery_tag`` was delivered."""
         return f"{self.prefix}celeriac.deliveries.{delivery_tag}"
+
+    def claim(self, consumer: str) -> str:
+        """The claim key of the consumer ``consumer`` (a unique id): which of its armed fetches may take messages."""
+        return f"{self.prefix}celeriac.claim.{consumer}"
 
     @property
     def delivery_count_prefix(self) -> str:

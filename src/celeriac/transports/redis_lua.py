@@ -28,20 +28,36 @@ end
 FETCH = (
     _JSON_STRING
     + """
--- KEYS: unacked, unacked_index, list_1..list_n, dead_1..dead_n (dead_i is the dead-letter list of list_i's queue)
+-- KEYS: unacked, unacked_index, claim, list_1..list_n, dead_1..dead_n (dead_i: the dead-letter list of list_i's
+--       queue; claim: the consumer's claim key, see below)
 -- ARGV: max messages, now (unacked_index score), delivery counter prefix, counter TTL s, max deliveries (0 = no
---       limit), dead-letter TTL s
--- Returns {delivered, dead}: flat triples {list index, envelope, delivery count}.
-local n = (#KEYS - 2) / 2
+--       limit), dead-letter TTL s, mode ('F' fetch or 'C' claim), generation, request id, claim TTL ms, id of
+--       the claim to open (mode F)
+-- Returns {delivered, dead, state, detail}: delivered and dead are flat triples {list index, envelope, delivery
+-- count}; state is 'fetched', 'opened', 'claimed', 'open' or 'stale' (see the docstring); detail is the id of
+-- the claim taken ('claimed') or the claim key's value ('stale').
+local claim = KEYS[3]
+local mode, generation, rid, claim_ttl = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local want = tonumber(ARGV[1])
+local open_id
+if mode == 'C' then
+  local value = redis.call('GET', claim)
+  local open_generation, count
+  if value then open_generation, count, open_id = string.match(value, '^open (%S+) (%d+) (%d+)$') end
+  if open_generation ~= generation then return {{}, {}, 'stale', value} end
+  want = tonumber(count)
+else
+  redis.call('DEL', claim)  -- whatever an earlier idle spell left there is over: the consumer fetches itself
+end
+local n = (#KEYS - 3) / 2
 if not is_type(KEYS[1], 'hash') or not is_type(KEYS[2], 'zset') then
   return redis.error_reply('unacked keys have the wrong type')
 end
 for i = 1, n do
-  if not is_type(KEYS[2 + i], 'list') or not is_type(KEYS[2 + n + i], 'list') then
-    return redis.error_reply('queue key ' .. KEYS[2 + i] .. ' is not a list')
+  if not is_type(KEYS[3 + i], 'list') or not is_type(KEYS[3 + n + i], 'list') then
+    return redis.error_reply('queue key ' .. KEYS[3 + i] .. ' is not a list')
   end
 end
-local want = tonumber(ARGV[1])
 local now = ARGV[2]
 local prefix = ARGV[3]
 local counter_ttl = tonumber(ARGV[4])
@@ -50,7 +66,7 @@ local dead_ttl = tonumber(ARGV[6])
 local delivered, dead = {}, {}
 
 local function bury(i, raw, count)
-  local key = KEYS[2 + n + i]
+  local key = KEYS[3 + n + i]
   redis.call('LPUSH', key, raw)
   redis.call('EXPIRE', key, dead_ttl)
   dead[#dead + 1] = i; dead[#dead + 1] = raw; dead[#dead + 1] = count
@@ -96,14 +112,26 @@ end
 
 for i = 1, n do
   while want > 0 do
-    local items = redis.call('RPOP', KEYS[2 + i], want)
+    local items = redis.call('RPOP', KEYS[3 + i], want)
     if not items then break end
     for _, raw in ipairs(items) do
       if take(i, raw) then want = want - 1 end
     end
   end
 end
-return {delivered, dead}
+if mode == 'C' then
+  if #delivered > 0 then
+    redis.call('SET', claim, 'claimed ' .. rid, 'PX', claim_ttl)
+    return {delivered, dead, 'claimed', open_id}
+  end
+  redis.call('PEXPIRE', claim, claim_ttl)
+  return {delivered, dead, 'open', false}
+end
+if #delivered == 0 and #dead == 0 then
+  redis.call('SET', claim, 'open ' .. generation .. ' ' .. ARGV[1] .. ' ' .. ARGV[11], 'PX', claim_ttl)
+  return {delivered, dead, 'opened', false}
+end
+return {delivered, dead, 'fetched', false}
 """
 )
 """Move up to N messages from the queue lists into ``unacked`` + ``unacked_index``, in one step.
@@ -114,6 +142,29 @@ dead-letter list of its queue (no delivery tag, or more than ``max deliveries``)
 moment at which it is in neither place, so a crashed consumer or dropped connection cannot lose it: at worst
 it waits in ``unacked`` for the visibility-timeout restore. Lists are served in KEYS order (kombu's BRPOP
 order), each from its right end (FIFO with kombu's LPUSH).
+
+The claim key makes an idle consumer's armed fetches (`redis_wait`) safe. Mode ``F`` (a fetch the consumer
+runs itself) first deletes the key; if it finds every list empty it *opens* the claim: ``open <generation>
+<max> <id>`` (state ``opened``), ``max`` being the consumer's free prefetch window at that moment. Mode ``C`` (a
+fetch sent behind a BLMOVE, run when that returns) takes messages only while the claim is open for its
+generation, and at most ``max``; if it takes any it marks the claim ``claimed <request id>`` and returns the
+claim's id (state ``claimed``), so every other
+armed fetch of that idle spell finds it ``stale`` (the value is returned) and takes nothing: together they never
+take more than the window. An armed fetch that finds nothing leaves the claim open (state ``open``) and renews
+its TTL. Only a mode ``F`` fetch or `CLOSE_CLAIM` changes an open or claimed claim again.
+"""
+
+CLOSE_CLAIM = """
+-- KEYS: claim. Returns the value before (nil when there was none).
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, 5) == 'open ' then redis.call('SET', KEYS[1], 'closed', 'KEEPTTL') end
+return value
+"""
+"""Close a consumer's open claim (``open ...`` becomes ``closed``), so no armed fetch can take messages any more.
+
+Guarantee: after it, no armed fetch takes a message for the idle spell it closed. The value it returns tells
+the consumer whether one already did (``claimed <request id>``: wait for that reply). Idempotent: run again, it
+returns ``closed``, never a different claim.
 """
 
 ACK = """

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions as redis_exc
 
-from celeriac._redis import raise_if_cancelled, redis_errors
+from celeriac._redis import redis_errors
 from celeriac.transports import redis_lua
 from celeriac.transports.redis_keys import Binding
 from celeriac.transports.redis_settings import RedisSettings
@@ -31,6 +30,31 @@ class Fetched:
     list_key: str
     raw: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run of the fetch script did (`redis_lua.FETCH`).
+
+    Attributes:
+        delivered: messages moved into unacked for this consumer.
+        dead: messages moved to dead-letter lists instead.
+        state: ``fetched`` or ``opened`` (a fetch), ``claimed``, ``open`` or ``stale`` (an armed fetch).
+        detail: for ``claimed``, the id of the claim taken; for ``stale``, the claim key's value the armed fetch
+            found (None: there was none).
+    """
+
+    delivered: list[Fetched]
+    dead: list[Fetched]
+    state: str
+    detail: str | None = None
+
+
+NOT_RUN = Outcome([], [], "open")
+"""An armed fetch that did not run (the server had lost the script): as if it found nothing."""
+
+FETCH = "F"
+CLAIM = "C"
 
 
 @functools.lru_cache(maxsize=256)
@@ -58,7 +82,8 @@ class RedisOps:
 
     Args:
         client: the command client; its socket timeout bounds every non-blocking call.
-        blocking: a client whose socket timeout is longer than ``settings.block_timeout``.
+        blocking: the template of blocking connections (`redis_wait`): its socket timeout is longer than
+            ``settings.block_timeout``.
         settings: names and tunables.
         where: the redacted URL, for error messages.
     """
@@ -74,6 +99,7 @@ class RedisOps:
         self._move_back = client.register_script(redis_lua.MOVE_BACK)
         self._bury = client.register_script(redis_lua.BURY)
         self._release = client.register_script(redis_lua.RELEASE_MUTEX)
+        self._close_claim = client.register_script(redis_lua.CLOSE_CLAIM)
 
     async def ping(self) -> None:
         """One round trip, to prove the link works."""
@@ -157,13 +183,19 @@ class RedisOps:
 
     # -- deliveries --------------------------------------------------------------------------------------------
 
-    async def fetch(self, order: Sequence[tuple[str, str]], count: int) -> tuple[list[Fetched], list[Fetched]]:
-        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `redis_lua.FETCH`).
-
-        Returns ``(delivered, dead_lettered)``.
-        """
+    def fetch_command(
+        self,
+        order: Sequence[tuple[str, str]],
+        count: int,
+        mode: str,
+        claim: str,
+        generation: int,
+        rid: str = "",
+        open_id: int = 0,
+    ) -> list[Any]:
+        """The EVALSHA command of the fetch script (`redis_lua.FETCH`) over the lists of ``order``."""
         settings = self.settings
-        keys = [self.keys.unacked, self.keys.unacked_index]
+        keys = [self.keys.unacked, self.keys.unacked_index, claim]
         keys += [key for _, key in order]
         keys += [self.keys.dead_letter(queue) for queue, _ in order]
         args: list[Any] = [
@@ -173,9 +205,17 @@ class RedisOps:
             settings.counter_ttl,
             settings.max_deliveries,
             settings.dead_letter_ttl,
+            mode,
+            generation,
+            rid,
+            int(settings.claim_ttl * 1000),
+            open_id,
         ]
-        with redis_errors(self.where):
-            delivered, dead = await self._fetch(keys=keys, args=args)
+        return ["EVALSHA", self._fetch.sha, len(keys), *keys, *args]
+
+    @staticmethod
+    def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
+        """The `Outcome` of a fetch script reply for the lists of ``order``."""
 
         def unpack(flat: list[Any]) -> list[Fetched]:
             found = []
@@ -184,32 +224,38 @@ class RedisOps:
                 found.append(Fetched(queue, key, _text(flat[i + 1]), int(flat[i + 2])))
             return found
 
-        return unpack(delivered), unpack(dead)
+        delivered, dead, state, detail = reply
+        return Outcome(unpack(delivered), unpack(dead), _text(state), None if detail is None else _text(detail))
 
-    async def wait_nonempty(self, list_key: str) -> bool:
-        """Block until ``list_key`` holds a message or ``block_timeout`` passes; True if it holds one.
+    async def fetch(
+        self, order: Sequence[tuple[str, str]], count: int, claim: str, generation: int, open_id: int
+    ) -> Outcome:
+        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `redis_lua.FETCH`).
 
-        ``BLMOVE key key RIGHT RIGHT`` takes the last element and puts it straight back: the list never
-        changes, no message ever leaves Redis, but the call blocks like BRPOP until the list is non-empty.
-
-        A wait whose connection broke is sent once more on a fresh one, as every command is, except when the
-        waiting task was cancelled meanwhile: redis-py can swallow a cancel that arrives while it connects, and a
-        closing transport breaks these connections on purpose; a retry would hold the closing process up for
-        ``block_timeout``.
+        Ends any claim under ``claim``; when every list is empty, opens claim ``open_id`` for ``generation`` and
+        ``count`` messages (state ``opened``).
         """
+        command = self.fetch_command(order, count, FETCH, claim, generation, open_id=open_id)
+        keys_count = command[2]
         with redis_errors(self.where):
-            try:
-                found = await self._blmove(list_key)
-            except redis_exc.ConnectionError:  # what the other clients' redis-py retry policy retries once
-                raise_if_cancelled()
-                found = await self._blmove(list_key)
-        return found is not None
+            reply = await self._fetch(keys=command[3 : 3 + keys_count], args=command[3 + keys_count :])
+        return self.outcome(order, reply)
 
-    async def _blmove(self, list_key: str) -> Any:
-        # redis-py types blmove's timeout as int; Redis takes seconds as a float, so send the command as is.
-        return await self.blocking.execute_command(  # type: ignore[no-untyped-call]
-            "BLMOVE", list_key, list_key, "RIGHT", "RIGHT", self.settings.block_timeout
-        )
+    async def load_fetch(self) -> None:
+        """Load the fetch script into the server's script cache again (after a restart or SCRIPT FLUSH)."""
+        with redis_errors(self.where):
+            await self.client.script_load(redis_lua.FETCH)
+
+    async def close_claim(self, claim: str) -> str | None:
+        """Close the claim ``claim`` if open (script `redis_lua.CLOSE_CLAIM`); returns its value before."""
+        with redis_errors(self.where):
+            value = await self._close_claim(keys=[claim], args=[])
+        return None if value is None else _text(value)
+
+    async def delete_claim(self, claim: str) -> None:
+        """Delete the claim key ``claim`` (its consumer has ended)."""
+        with redis_errors(self.where):
+            await self.client.delete(claim)
 
     async def ack(self, items: Sequence[tuple[str, int]]) -> None:
         """Forget the deliveries ``(tag, count)`` in one round trip (script `redis_lua.ACK`)."""

@@ -42,6 +42,9 @@ class RedisSettings:
             (``block_timeout``, 5 s).
         fetch_limit: most messages moved per fetch when prefetch is unlimited (``fetch_limit``, 256).
         ack_batch: most acks (or publishes) sent in one round trip (``ack_batch``, 1000).
+        claim_ttl: seconds an idle consumer's claim key lives without being renewed (not an option: the larger
+            of ``visibility_timeout``, 4 blocking waits and a minute, so a claim outlives any reply about it
+            that its consumer can still use).
     """
 
     keys: RedisKeys
@@ -56,6 +59,7 @@ class RedisSettings:
     block_timeout: float
     fetch_limit: int
     ack_batch: int
+    claim_ttl: float
 
 
 def _number(extra: dict[str, Any], name: str, default: float, minimum: float = 0.0) -> float:
@@ -102,6 +106,7 @@ def settings_from(options: TransportOptions, db: int) -> RedisSettings:
         unacked_mutex_key=str(extra.get("unacked_mutex_key", "unacked_mutex")),
     )
     limit = extra.get("unacked_restore_limit")
+    block_timeout = _number(extra, "block_timeout", 5.0, minimum=0.01)
     return RedisSettings(
         keys=keys,
         visibility_timeout=visibility,
@@ -112,7 +117,8 @@ def settings_from(options: TransportOptions, db: int) -> RedisSettings:
         max_deliveries=max_deliveries,
         counter_ttl=int(_number(extra, "delivery_counter_ttl", max(7 * DAY, visibility * (max_deliveries + 1)), 1)),
         dead_letter_ttl=int(_number(extra, "dead_letter_ttl", 7 * DAY, minimum=1)),
-        block_timeout=_number(extra, "block_timeout", 5.0, minimum=0.01),
+        block_timeout=block_timeout,
         fetch_limit=int(_number(extra, "fetch_limit", 256, minimum=1)),
         ack_batch=int(_number(extra, "ack_batch", 1000, minimum=1)),
+        claim_ttl=max(visibility, 4 * block_timeout, 60.0),
     )
