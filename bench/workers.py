@@ -54,7 +54,9 @@ def clean_env(place: Place) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("CELERIAC_", "CELERY_"))}
     env.pop("VIRTUAL_ENV", None)
     env.update(place.env())
-    env["PYTHONPATH"] = str(HERE)
+    # The celeriac of this checkout, not whatever the virtualenv's editable install points at: a benchmark run
+    # from a second worktree (an A/B comparison) must measure that worktree's code.
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent / "src")])
     return env
 
 
