@@ -8,16 +8,19 @@ gets its own prefix there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from celeriac.backends import from_url as backend_from_url
 from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.testing.contract import BackendFactory, TransportFactory
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports.base import Transport, TransportOptions
+from celeriac.transports.redis import RedisTransport
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,46 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendF
     yield BackendFactory(make)
     for backend in made:
         await backend.close()
+
+
+# -- the Redis transport's own tests (test_redis_*.py): a transport under a per-test key prefix ------------------
+
+
+@pytest.fixture
+def prefix(queue_name: str) -> str:
+    return f"{queue_name}:"
+
+
+@pytest.fixture
+def client_name(queue_name: str) -> str:
+    return f"celeriac-test-{queue_name}"
+
+
+@pytest.fixture
+async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain redis-py client for looking at keys; deletes every key under the prefix afterwards."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    async for key in client.scan_iter(match=prefix + "*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
+    # (depends on ``raw`` so the key clean-up runs after every transport made here has closed)
+    def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:
+        options = TransportOptions(
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            extra={"global_keyprefix": prefix, "client_name": client_name, **extra},
+        )
+        return RedisTransport(redis_url, options)
+
+    return factory
+
+
+@pytest.fixture
+async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisTransport]:
+    async with make() as t:
+        yield t

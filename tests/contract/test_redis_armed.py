@@ -7,49 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from test_redis_specific import eventually, message
+from test_redis_specific import count_fetches, eventually, message
 
 from celeriac.errors import ConnectionLost
 from celeriac.transports import redis_envelope
-from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis import RedisTransport
 from celeriac.transports.redis_consumer import RedisDelivery
 from celeriac.transports.redis_wait import Waiter
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def prefix(queue_name: str) -> str:
-    return f"{queue_name}:"
-
-
-@pytest.fixture
-def client_name(queue_name: str) -> str:
-    return f"celeriac-test-{queue_name}"
-
-
-@pytest.fixture
-async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
-def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
-    def factory(**extra: Any) -> RedisTransport:
-        options = TransportOptions(extra={"global_keyprefix": prefix, "client_name": client_name, **extra})
-        return RedisTransport(redis_url, options)
-
-    return factory
 
 
 async def blocked(raw: aioredis.Redis, name: str) -> int:
@@ -74,15 +45,7 @@ async def test_idle_consumer_gets_message_already_claimed(
     make: Callable[..., RedisTransport], raw: aioredis.Redis, client_name: str, prefix: str, queue_name: str
 ) -> None:
     async with make() as transport:
-        fetches = 0
-        real_fetch = transport.ops.fetch
-
-        async def counting_fetch(*args: Any, **kwargs: Any) -> Any:
-            nonlocal fetches
-            fetches += 1
-            return await real_fetch(*args, **kwargs)
-
-        transport.ops.fetch = counting_fetch  # type: ignore[method-assign]
+        fetches = count_fetches(transport)
         consumer = transport.consume([queue_name], prefetch=4)
         pending = asyncio.ensure_future(anext(consumer))
         await eventually(lambda: _is(blocked(raw, client_name), 4))  # one armed wait per priority list
@@ -90,7 +53,7 @@ async def test_idle_consumer_gets_message_already_claimed(
         assert (await raw.get(claim) or b"").startswith(b"open ") and await raw.pttl(claim) > 0
         await transport.publish(message(1), queue_name)
         delivery = await asyncio.wait_for(pending, 5)
-        assert fetches == 1  # the empty fetch that armed the waits; the wake-up itself fetched nothing more
+        assert fetches[0] == 1  # the empty fetch that armed the waits; the wake-up itself fetched nothing more
         assert await raw.hexists(transport.settings.keys.unacked, delivery.delivery_tag)
         assert (await raw.get(claim) or b"").startswith(b"claimed ")
         await delivery.ack()

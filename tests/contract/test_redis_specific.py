@@ -31,6 +31,7 @@ from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis import RedisTransport
 from celeriac.transports.redis_consumer import RedisDelivery
 from celeriac.transports.redis_keys import RedisKeys
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -57,44 +58,17 @@ def message(n: int = 0, priority: int = 0, **headers: Any) -> Message:
     )
 
 
-@pytest.fixture
-def prefix(queue_name: str) -> str:
-    return f"{queue_name}:"
+def count_fetches(transport: RedisTransport) -> list[int]:
+    """Count the consumer's own fetch calls from now on: ``[n]``, updated in place."""
+    fetches = [0]
+    real_fetch = transport.ops.fetch
 
+    async def counting_fetch(*args: Any, **kwargs: Any) -> Any:
+        fetches[0] += 1
+        return await real_fetch(*args, **kwargs)
 
-@pytest.fixture
-def client_name(queue_name: str) -> str:
-    return f"celeriac-test-{queue_name}"
-
-
-@pytest.fixture
-async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain redis-py client for looking at keys; deletes every key under the prefix afterwards."""
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
-def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
-    # (depends on ``raw`` so the key clean-up runs after every transport made here has closed)
-    def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:
-        options = TransportOptions(
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            extra={"global_keyprefix": prefix, "client_name": client_name, **extra},
-        )
-        return RedisTransport(redis_url, options)
-
-    return factory
-
-
-@pytest.fixture
-async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisTransport]:
-    async with make() as t:
-        yield t
+    transport.ops.fetch = counting_fetch  # type: ignore[method-assign]
+    return fetches
 
 
 async def kill_clients(raw: aioredis.Redis, name: str, kind: str = "normal") -> int:
@@ -209,24 +183,16 @@ async def test_prefetch_window(transport: RedisTransport, raw: aioredis.Redis, q
 
 async def test_idle_consumer_blocks_without_polling(make: Callable[..., RedisTransport], queue_name: str) -> None:
     async with make(block_timeout=0.2) as transport:
-        fetches = 0
-        real_fetch = transport.ops.fetch
-
-        async def counting_fetch(*args: Any, **kwargs: Any) -> Any:
-            nonlocal fetches
-            fetches += 1
-            return await real_fetch(*args, **kwargs)
-
-        transport.ops.fetch = counting_fetch  # type: ignore[method-assign]
+        fetches = count_fetches(transport)
         consumer = transport.consume([queue_name], prefetch=4)
         pending = asyncio.ensure_future(anext(consumer))
-        await eventually(lambda: fetches == 1)
+        await eventually(lambda: fetches[0] == 1)
         await asyncio.sleep(1.0)  # five block timeouts pass: the waits re-block, nothing fetches
-        assert fetches == 1
+        assert fetches[0] == 1
         await transport.publish(message(7), queue_name)
         delivery = await asyncio.wait_for(pending, 5)
         # The armed fetch behind the wait took it: no fetch of the consumer's own.
-        assert delivery.message.headers["id"] == "task-7" and fetches == 1
+        assert delivery.message.headers["id"] == "task-7" and fetches[0] == 1
         await delivery.ack()
         await consumer.cancel()
 
@@ -502,56 +468,6 @@ async def test_outage_raises_connection_lost_then_reconnects(
             assert delivery.message.headers["id"] == "task-6"
             await delivery.ack()
             await consumer.cancel()
-
-
-class TcpProxy:
-    """A loopback TCP proxy to Redis that can be stopped (cutting every link) and started again."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def __aenter__(self) -> TcpProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        if self._server is None:  # stopped while this link was being set up
-            writer.transport.abort()
-            upstream_writer.transport.abort()
-            return
-        self._writers |= {writer, upstream_writer}
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except OSError:
-                pass
-            finally:
-                sink.transport.abort()
-                self._writers.discard(sink)
-
-        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
 
 
 async def _blocked(raw: aioredis.Redis, name: str, count: int = 1) -> bool:

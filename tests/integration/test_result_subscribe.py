@@ -28,6 +28,7 @@ from celeriac.backends.redis import RedisBackend
 from celeriac.backends.redis_listener import ListenerStatistics
 from celeriac.errors import ConfigurationError
 from celeriac.testing import start_worker, wait_for
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -321,50 +322,3 @@ async def test_unreachable_result_store_does_not_stop_the_send(
         assert await raw.llen(f"{redis_prefix}{queue_name}") == 1
     finally:
         await app.aclose()
-
-
-class TcpProxy:
-    """A loopback TCP proxy to Redis that can be stopped, cutting every link and refusing new ones."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def __aenter__(self) -> TcpProxy:
-        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        if self._server is None:
-            writer.transport.abort()
-            upstream_writer.transport.abort()
-            return
-        self._writers |= {writer, upstream_writer}
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except OSError:
-                pass
-            finally:
-                sink.transport.abort()
-                self._writers.discard(sink)
-
-        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
