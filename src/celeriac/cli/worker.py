@@ -71,7 +71,7 @@ def pidfile(path: str | None) -> Iterator[None]:
             os.unlink(path)
 
 
-def banner(app: App, worker: Worker, loop: str = "asyncio") -> Table:
+def banner(app: App, worker: Worker, loop: str) -> Table:
     """The start-up banner: app, transport (password hidden), results, pool, event loop, queues, tasks."""
     table = Table(title=f"celeriac {__version__}  {worker.hostname}", show_header=False, box=None)
     table.add_column(style="bold cyan")
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     if args.heartbeat_interval is not None and args.heartbeat_interval <= 0:
         raise ConfigurationError(f"--heartbeat-interval must be more than 0, not {args.heartbeat_interval}")
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
-    loop = _loops.resolve(*((args.loop, "--loop") if args.loop else (app.conf.worker_event_loop, "worker_event_loop")))
+    loop = _loops.resolve(args.loop, "--loop") if args.loop else _loops.resolve(app.conf.worker_event_loop)
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
     if app.backend_url:
         app.make_backend()

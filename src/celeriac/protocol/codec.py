@@ -447,10 +447,7 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
         DecodeError: anything else wrong with the message; ``reason`` says what.
     """
     headers = message.headers
-    # Headers read from JSON are a dict with text keys; anything else is checked key by key.
-    if type(headers) is not dict and not isinstance(headers, Mapping):
-        raise DecodeError("headers must be a mapping with string keys")
-    if not all(map(isinstance, headers, repeat(str))):
+    if not isinstance(headers, Mapping) or not all(map(isinstance, headers, repeat(str))):
         raise DecodeError("headers must be a mapping with string keys")
     if not isinstance(message.properties, Mapping):
         raise DecodeError("properties must be a mapping")

@@ -45,13 +45,9 @@ class Message:
         return int(value) if isinstance(value, int | float) else 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TaskMessage:
     """A Celery protocol-2 task: the headers of celery-wire.md §1.1 as fields, and the decoded body.
-
-    Treat it as immutable: derive a changed copy with `dataclasses.replace`. It is not declared frozen only
-    because a frozen dataclass sets each of its 28 fields through ``object.__setattr__``, which made building
-    one cost 8.7 us instead of 1.9 us, once per message a worker takes (bench/README.md).
 
     ``eta`` and ``expires`` are timezone-aware datetimes (naive wire values are read as UTC unless the codec
     was given another zone). ``extra_headers`` keeps any header this class has no field for, so a message that

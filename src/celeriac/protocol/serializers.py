@@ -154,7 +154,9 @@ def json_loads(text: str | bytes) -> Any:
         data = None
     if data is not None and _plain(data):
         try:
-            return orjson.loads(data) if orjson is not None else json.loads(data.decode())
+            if orjson is not None:
+                return orjson.loads(data)
+            return json.loads(text if isinstance(text, str) else data.decode())
         except (ValueError, TypeError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             pass
     try:

@@ -47,6 +47,17 @@ class TransportOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def settled_future(error: BaseException | None = None) -> asyncio.Future[None]:
+    """A future already done: with ``error`` when given, else with None (what `Delivery.ack_soon` returns for an
+    ack that needs no round trip, or could not be started)."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+    return future
+
+
 class Delivery(abc.ABC):
     """One message handed to one consumer, to be acked or rejected exactly once.
 

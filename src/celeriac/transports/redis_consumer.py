@@ -51,7 +51,7 @@ from typing import Any, Protocol
 from celeriac._redis import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports import redis_envelope
-from celeriac.transports.base import Consumer, Delivery
+from celeriac.transports.base import Consumer, Delivery, settled_future
 from celeriac.transports.redis_armed import ArmedWait
 from celeriac.transports.redis_batch import Batcher
 from celeriac.transports.redis_envelope import Envelope
@@ -113,18 +113,11 @@ class RedisDelivery(Delivery):
 
     def ack_soon(self) -> asyncio.Future[None]:
         """`ack` started now, as the future of its batch (no task per message)."""
-        loop = asyncio.get_running_loop()
         try:
             operation = self._consumer.start_settle(self, requeue=None)
         except TransportError as exc:  # closed: report it through the future, as an awaited ack raises it
-            failed: asyncio.Future[None] = loop.create_future()
-            failed.set_exception(exc)
-            return failed
-        if operation is None:
-            done: asyncio.Future[None] = loop.create_future()
-            done.set_result(None)
-            return done
-        return operation
+            return settled_future(exc)
+        return settled_future() if operation is None else operation
 
     async def reject(self, requeue: bool = False) -> None:
         """Requeue: LPUSH back on its list (back of the queue), marked redelivered; else drop (an ack)."""

@@ -21,7 +21,7 @@ from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL
 from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
 from celeriac.transports import sqlite_ops as ops
-from celeriac.transports.base import Consumer, Delivery
+from celeriac.transports.base import Consumer, Delivery, settled_future
 from celeriac.transports.sqlite_ops import LeasedRow
 from celeriac.transports.sqlite_rows import row_message
 
@@ -52,9 +52,7 @@ class SQLiteDelivery(Delivery):
     def ack_soon(self) -> asyncio.Future[None]:
         """`ack` started now, as the future of its group commit (no task per message)."""
         if self._settled:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
+            return settled_future()
         self._settled = True
         return self._consumer._ack_soon(self)
 
@@ -214,9 +212,7 @@ class SQLiteConsumer(Consumer):
             future = self._transport.ack_soon(self.owner, delivery.row_id)
         except CeleriacError as exc:  # closed: report it through the future, as an awaited ack raises it
             self._forget(delivery)
-            future = asyncio.get_running_loop().create_future()
-            future.set_exception(exc)
-            return future
+            return settled_future(exc)
         future.add_done_callback(lambda _: self._forget(delivery))
         return future
 
