@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -115,16 +114,15 @@ class Request:
         """Mark the message acked now and start the ack; None when it was already settled.
 
         Early acks use this so the broker round trip overlaps the task body instead of delaying its start.
-        A failed ack is logged here (the broker will redeliver); pass the future to `wait_ack` later.
+        The caller hands the finished future to `ack_sent`, which logs a failure (the broker will redeliver).
         """
         if self.acknowledged:
             return None
         self.acknowledged = True
-        future = self.delivery.ack_soon()
-        future.add_done_callback(self._ack_sent)
-        return future
+        return self.delivery.ack_soon()
 
-    def _ack_sent(self, future: asyncio.Future[None]) -> None:
+    def ack_sent(self, future: asyncio.Future[None]) -> None:
+        """Log the failure of a finished `ack_soon` ack, if it failed."""
         if future.cancelled():
             return
         exc = future.exception()
@@ -132,13 +130,6 @@ class Request:
             log.warning("Could not ack task %s[%s]: %s (it will be redelivered)", self.name, self.id, exc)
         elif exc is not None:
             log.error("Could not ack task %s[%s]: %r", self.name, self.id, exc)
-
-    @staticmethod
-    async def wait_ack(future: asyncio.Future[None]) -> None:
-        """Wait until an `ack_soon` ack is done; its failure was logged already, cancelling this does not stop it."""
-        if not future.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(future)
 
     async def _send_ack(self) -> None:
         try:

@@ -93,6 +93,7 @@ class Tracer:
         self.pid = os.getpid()  # the worker_pid of every request (looked up once: it is a system call)
         self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
         self._executing: set[str] = set()  # ids whose body runs now (the only time terminate may cancel)
+        self._early_acks: dict[asyncio.Future[None], Request] = {}  # early acks still on the wire
 
     # -- storing and telling ---------------------------------------------------------------------
     async def store(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
@@ -132,14 +133,28 @@ class Tracer:
             state.total[request.task.name] += 1
 
     async def _run(self, request: Request) -> None:
-        # Early ack (the default): sent as the body starts, awaited once it ends, so the round trip is off the
-        # critical path. With acks_late nothing is sent until the outcome is stored.
-        early_ack = None if request.acks_late else request.ack_soon()
-        try:
-            await self._run_body(request)
-        finally:
+        # Early ack (the default): sent as the body starts and not waited for, so the round trip is off the
+        # critical path and the pool slot is free as soon as the body ends; `wait_acks` (warm shutdown) waits
+        # for those still on the wire. With acks_late nothing is sent until the outcome is stored.
+        if not request.acks_late:
+            early_ack = request.ack_soon()
             if early_ack is not None:
-                await request.wait_ack(early_ack)
+                if early_ack.done():
+                    request.ack_sent(early_ack)
+                else:
+                    self._early_acks[early_ack] = request
+                    early_ack.add_done_callback(self._early_acked)
+        await self._run_body(request)
+
+    def _early_acked(self, future: asyncio.Future[None]) -> None:
+        request = self._early_acks.pop(future, None)
+        if request is not None:
+            request.ack_sent(future)
+
+    async def wait_acks(self) -> None:
+        """Wait until every early ack sent so far is done (each failure is logged as it happens)."""
+        while self._early_acks:
+            await asyncio.wait(list(self._early_acks))
 
     async def _run_body(self, request: Request) -> None:
         task = request.task

@@ -71,6 +71,8 @@ class Tasks(Step["Consumer"]):
         if self.strategy is not None:
             await self.strategy.release_held()
         await consumer.worker.wait_tasks_done()
+        if self.strategy is not None:  # the early acks of the last tasks go out on this link too
+            await self.strategy.tracer.wait_acks()
         self.queue_consumer = None
 
     async def terminate(self, consumer: Consumer) -> None:
