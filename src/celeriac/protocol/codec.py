@@ -35,7 +35,8 @@ KNOWN_HEADERS = (
     "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result", "replaced_task_nesting",
     "stamped_headers", "stamps",
 )  # fmt: skip
-_NOT_EXTRA = frozenset((*KNOWN_HEADERS, "compression"))
+_KNOWN = frozenset(KNOWN_HEADERS)
+_NOT_EXTRA = _KNOWN | {"compression"}
 
 # -- compression (kombu's MIME types, celery-wire.md §1.2) -------------------------------------------------
 
@@ -336,21 +337,13 @@ def _build(
     )
 
 
-_STR, _NONE, _INT, _BOOL, _LIST, _DICT = str, type(None), int, bool, list, dict
-_TEXT_OR_NONE = (_STR, _NONE)
-_INT_OR_NONE = (_INT, _NONE)
-# Headers whose common value needs no conversion beyond a type check: (name, the exact types taken as is).
-_PLAIN_HEADERS = (
-    ("shadow", _TEXT_OR_NONE), ("group", _TEXT_OR_NONE), ("root_id", _TEXT_OR_NONE),
-    ("parent_id", _TEXT_OR_NONE), ("argsrepr", (_STR,)), ("kwargsrepr", (_STR,)), ("origin", _TEXT_OR_NONE),
-    ("group_index", _INT_OR_NONE), ("retries", _INT_OR_NONE), ("replaced_task_nesting", _INT_OR_NONE),
-    ("ignore_result", (_BOOL, _NONE)), ("lang", _TEXT_OR_NONE),
-)  # fmt: skip
-_PLAIN_PROPERTIES = (
-    ("correlation_id", _TEXT_OR_NONE), ("reply_to", _TEXT_OR_NONE), ("priority", _INT_OR_NONE),
-    ("delivery_mode", _INT_OR_NONE),
-)  # fmt: skip
+_STR, _LIST, _DICT = str, list, dict
+_TEXT_OR_NONE = (str, type(None))
+_INT_OR_NONE = (int, type(None))
+_BOOL_OR_NONE = (bool, type(None))
 _NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_NO_TIMELIMIT = (None, [None, None])
+_NO_STAMPS: tuple[None, dict[str, Any]] = (None, {})
 
 
 def _build_common(
@@ -361,55 +354,84 @@ def _build_common(
     Each value is checked by its exact type against the common case (so ``True`` is not taken for an
     integer); whatever is unusual (a wrong type, a time or time limit, stamps, links in the embed) returns
     None and `_build` then decides, naming the field when the message is bad. Both paths build the same
-    `TaskMessage`; the unit tests feed every message through both (`test_codec.py`).
+    `TaskMessage`; the unit tests feed every message through both (`test_codec.py`). The checks are written
+    out one by one, each value read once: this runs for every message a worker takes.
     """
     get = headers.get
-    task_id, name = get("id"), get("task")
-    if type(task_id) is not _STR or not task_id or type(name) is not _STR or not name:
-        return None
-    if type(args) is not _LIST or type(kwargs) is not _DICT or not (embed is None or embed == _NO_EMBED):
-        return None
-    if get("eta") is not None or get("expires") is not None or get("timelimit") not in (None, [None, None]):
-        return None
-    if get("stamped_headers") is not None or get("stamps") not in (None, {}):
-        return None
-    for key, types in _PLAIN_HEADERS:
-        if type(get(key)) not in types:
-            return None
+    task_id, name, argsrepr, kwargsrepr = get("id"), get("task"), get("argsrepr"), get("kwargsrepr")
+    lang, shadow, group, root_id, parent_id = get("lang"), get("shadow"), get("group"), get("root_id"), get("parent_id")
+    origin, group_index, retries, nesting = (
+        get("origin"),
+        get("group_index"),
+        get("retries"),
+        get("replaced_task_nesting"),
+    )
+    ignore_result = get("ignore_result")
     props = message.properties
-    if type(props) is not _DICT:
+    if (
+        type(task_id) is not _STR
+        or not task_id
+        or type(name) is not _STR
+        or not name
+        or type(argsrepr) is not _STR
+        or type(kwargsrepr) is not _STR
+        or type(args) is not _LIST
+        or type(kwargs) is not _DICT
+        or type(props) is not _DICT
+        or not (embed is None or embed == _NO_EMBED)
+        or get("eta") is not None
+        or get("expires") is not None
+        or get("stamped_headers") is not None
+        or get("timelimit") not in _NO_TIMELIMIT
+        or get("stamps") not in _NO_STAMPS
+        or type(lang) not in _TEXT_OR_NONE
+        or type(shadow) not in _TEXT_OR_NONE
+        or type(group) not in _TEXT_OR_NONE
+        or type(root_id) not in _TEXT_OR_NONE
+        or type(parent_id) not in _TEXT_OR_NONE
+        or type(origin) not in _TEXT_OR_NONE
+        or type(group_index) not in _INT_OR_NONE
+        or type(retries) not in _INT_OR_NONE
+        or type(nesting) not in _INT_OR_NONE
+        or type(ignore_result) not in _BOOL_OR_NONE
+    ):
         return None
-    for key, types in _PLAIN_PROPERTIES:
-        if type(props.get(key)) not in types:
-            return None
+    correlation_id, reply_to = props.get("correlation_id"), props.get("reply_to")
+    priority, delivery_mode = props.get("priority"), props.get("delivery_mode")
+    if (
+        type(correlation_id) not in _TEXT_OR_NONE
+        or type(reply_to) not in _TEXT_OR_NONE
+        or type(priority) not in _INT_OR_NONE
+        or type(delivery_mode) not in _INT_OR_NONE
+    ):
+        return None
     for key in kwargs:
         if type(key) is not _STR:
             return None
-    extra = not headers.keys() <= _NOT_EXTRA
     return TaskMessage(
         id=task_id,
         task=name,
         args=tuple(args),
         kwargs=kwargs,
         embed=Embed(callbacks=None, errbacks=None, chain=None, chord=None),
-        lang=get("lang") or "py",
-        shadow=get("shadow"),
-        group=get("group"),
-        group_index=get("group_index"),
-        retries=get("retries") or 0,
-        root_id=get("root_id"),
-        parent_id=get("parent_id"),
-        argsrepr=get("argsrepr"),
-        kwargsrepr=get("kwargsrepr"),
-        origin=get("origin"),
-        ignore_result=get("ignore_result"),
-        replaced_task_nesting=get("replaced_task_nesting") or 0,
+        lang=lang or "py",
+        shadow=shadow,
+        group=group,
+        group_index=group_index,
+        retries=retries or 0,
+        root_id=root_id,
+        parent_id=parent_id,
+        argsrepr=argsrepr,
+        kwargsrepr=kwargsrepr,
+        origin=origin,
+        ignore_result=ignore_result,
+        replaced_task_nesting=nesting or 0,
         stamps={},
-        extra_headers={k: v for k, v in headers.items() if k not in _NOT_EXTRA} if extra else {},
-        correlation_id=props.get("correlation_id"),
-        reply_to=props.get("reply_to") or None,
-        priority=props.get("priority"),
-        delivery_mode=props.get("delivery_mode") or 2,
+        extra_headers={} if headers.keys() <= _NOT_EXTRA else {k: v for k, v in headers.items() if k not in _NOT_EXTRA},
+        correlation_id=correlation_id,
+        reply_to=reply_to or None,
+        priority=priority,
+        delivery_mode=delivery_mode or 2,
     )
 
 
@@ -447,17 +469,21 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
         DecodeError: anything else wrong with the message; ``reason`` says what.
     """
     headers = message.headers
-    if not isinstance(headers, Mapping) or not all(map(isinstance, headers, repeat(str))):
+    # Only names this codec knows (nearly every message): string keys, no compression, no extra headers.
+    known = type(headers) is dict and headers.keys() <= _KNOWN
+    if not known and (not isinstance(headers, Mapping) or not all(map(isinstance, headers, repeat(str)))):
         raise DecodeError("headers must be a mapping with string keys")
-    if not isinstance(message.properties, Mapping):
+    if type(message.properties) is not dict and not isinstance(message.properties, Mapping):
         raise DecodeError("properties must be a mapping")
     body_bytes = message.body
-    if not isinstance(body_bytes, bytes | bytearray | memoryview):
-        raise DecodeError(f"body must be bytes, got {type(body_bytes).__name__}")
-    compression = headers.get("compression")
+    if type(body_bytes) is not bytes:
+        if not isinstance(body_bytes, bytes | bytearray | memoryview):
+            raise DecodeError(f"body must be bytes, got {type(body_bytes).__name__}")
+        body_bytes = bytes(body_bytes)
+    compression = None if known else headers.get("compression")
     if compression is not None:
-        body_bytes = _decompress(bytes(body_bytes), compression)
-    body = serializers.loads(bytes(body_bytes), message.content_type, message.content_encoding, accept)
+        body_bytes = _decompress(body_bytes, compression)
+    body = serializers.loads(body_bytes, message.content_type, message.content_encoding, accept)
 
     if "task" in headers:
         if isinstance(body, dict):

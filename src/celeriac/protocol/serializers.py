@@ -131,7 +131,9 @@ _LONG_NUMBER = b"9" * 19
 
 def _plain(data: bytes) -> bool:
     """Whether ``data`` reads the same without the marker hook and with orjson (see `json_loads`)."""
-    if b"__type__" in data or b"\\u" in data:  # a marker, or an escape that could spell one
+    # A marker, or an escape that could spell one. The one-byte search for a backslash runs first: it is a
+    # memchr, where the two-byte search for "\\u" costs as much as the rest of this check.
+    if b"__type__" in data or (b"\\" in data and b"\\u" in data):
         return False
     return orjson is None or _LONG_NUMBER not in data.translate(_DIGITS_AS_NINES)
 
@@ -148,10 +150,14 @@ def json_loads(text: str | bytes) -> Any:
     Raises:
         DecodeError: the text is not JSON, not UTF-8, too deeply nested, or has an unknown/bad type marker.
     """
-    try:
-        data = text.encode() if isinstance(text, str) else bytes(text)
-    except UnicodeEncodeError:  # lone surrogates: only the careful path reads (or refuses) them
-        data = None
+    data: bytes | None
+    if type(text) is bytes:  # what transports hand over: no copy, no check
+        data = text
+    else:
+        try:
+            data = text.encode() if isinstance(text, str) else bytes(text)
+        except UnicodeEncodeError:  # lone surrogates: only the careful path reads (or refuses) them
+            data = None
     if data is not None and _plain(data):
         try:
             if orjson is not None:
@@ -326,6 +332,8 @@ def loads(body: bytes, content_type: str | None, content_encoding: str | None, a
         DecodeError: the body is not valid for its content type, or no serializer handles that type.
         ConfigurationError: msgpack was accepted but is not installed.
     """
+    if content_type == JSON_TYPE and content_encoding == "utf-8" and JSON_TYPE in accept:  # nearly every task
+        return json_loads(body)
     mime = _bare_type(content_type)
     if mime not in accept:
         raise ContentDisallowed(mime)

@@ -79,7 +79,7 @@ class ConsumerHost(Protocol):
         """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
 
 
-def _task_id(raw: str) -> str:
+def _task_id(raw: bytes) -> str:
     """The task id in a raw envelope, for log lines (``?`` when there is none)."""
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         return str(json.loads(raw).get("headers", {}).get("id") or "?")

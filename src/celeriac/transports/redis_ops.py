@@ -28,7 +28,7 @@ class Fetched:
 
     queue: str
     list_key: str
-    raw: str
+    raw: bytes  # the envelope as Redis returned it: decoded from these bytes, never re-encoded
     count: int
 
 
@@ -221,7 +221,8 @@ class RedisOps:
             found = []
             for i in range(0, len(flat), 3):
                 queue, key = order[int(flat[i]) - 1]
-                found.append(Fetched(queue, key, _text(flat[i + 1]), int(flat[i + 2])))
+                raw = flat[i + 1]
+                found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), int(flat[i + 2])))
             return found
 
         delivered, dead, state, detail = reply
@@ -295,7 +296,7 @@ class RedisOps:
             moved: int = await self._move_back(keys=keys, args=args)
         return moved
 
-    async def bury(self, tag: str, raw: str, queue: str) -> bool:
+    async def bury(self, tag: str, raw: bytes | str, queue: str) -> bool:
         """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``."""
         keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.keys.dead_letter(queue)]
         with redis_errors(self.where):
