@@ -127,11 +127,13 @@ class ResultBackend(AsyncResource):
         (the `wait` reports that). Default: nothing to do.
         """
 
-    def take_received(self, task_id: str) -> TaskMeta | None:
-        """The ready record of ``task_id`` if it already came in after `expect` (and hand it over), else None.
+    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
+        """The ready record of ``task_id`` if it came in after `expect` (and hand it over), else None.
 
-        Never blocks and is safe from any thread, so a sync caller can skip the hop onto the loop that owns
-        the backend. Default: None (nothing is ever received ahead).
+        Safe from any thread, so a sync caller can skip the hop onto the loop that owns the backend. With
+        ``wait`` > 0, a thread other than that loop's may block up to ``wait`` seconds for a record still
+        expected (never the loop's own thread: it returns at once there). Default: None (nothing is ever
+        received ahead).
         """
         return None
 

@@ -155,12 +155,14 @@ class RedisBackend(ResultBackend):
         self._check_open()
         await self._listener.expect(self.key(task_id))
 
-    def take_received(self, task_id: str) -> TaskMeta | None:
+    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
         """The ready record of ``task_id`` received after `expect` and not read yet (handed over), else None.
 
-        Never blocks; safe from any thread.
+        Safe from any thread. With ``wait`` > 0 a thread other than the backend's loop blocks up to ``wait``
+        seconds for a record still expected (sent with `expect`, its subscription kept): the listener hands
+        it over directly, so a sync ``get()`` costs no hop onto the loop at all.
         """
-        return self._listener.take_received(self.key(task_id))
+        return self._listener.take_received(self.key(task_id), wait)
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until ``task_id`` is ready; raises celeriac's `TimeoutError` after ``timeout`` seconds.

@@ -256,9 +256,10 @@ class ResultListener:
         """Forget what was received for ``channel`` (its record was deleted)."""
         self._unread.discard(channel)
 
-    def take_received(self, channel: str) -> TaskMeta | None:
-        """Hand over the ready record received for ``channel`` and not read yet, if any. Safe from any thread."""
-        return self._unread.take(channel)
+    def take_received(self, channel: str, wait: float = 0.0) -> TaskMeta | None:
+        """Hand over the ready record received for ``channel`` and not read yet, if any. Safe from any thread;
+        another thread may wait up to ``wait`` s for a record still expected (`Unread.take`)."""
+        return self._unread.take(channel, wait)
 
     def statistics(self) -> ListenerStatistics:
         """Counts of subscribed, waited, pending and received channels."""
@@ -373,8 +374,10 @@ class ResultListener:
             for future in list(waiters):
                 if not future.done():
                     future.set_result(meta)
-        elif self._unread.take_pending(channel) is not None:
+        elif self._unread.is_pending(channel):
+            # Kept before the pending entry goes: a thread blocked in `take_received` finds the record when woken.
             self._unread.keep(channel, meta)
+            self._unread.take_pending(channel)
             self._release(channel)
 
     def _wanted(self) -> list[str]:

@@ -6,7 +6,8 @@ Two kinds of entries, keyed by channel, each kind capped at ``limit`` entries, t
 * *received*: the ready record came before anyone asked for it; kept for the ``get()`` that follows.
 
 Received records may be taken from any thread (`Unread.take`: a sync ``get()`` picks up a record the portal loop
-already received without a hop onto that loop); everything else happens on the listener's loop.
+already received without a hop onto that loop, and may wait there for one still pending); everything else
+happens on the listener's loop.
 
 Dropping an entry never loses a result: the record is still in the store, and a later wait subscribes and
 reads it the ordinary way. So results nobody ever reads cost at most ``limit`` subscriptions and ``limit``
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 
 from celeriac.backends.base import TaskMeta
@@ -34,14 +36,19 @@ class Unread:
         self._pending: OrderedDict[str, asyncio.Future[None]] = OrderedDict()  # channel -> its confirmation
         self._received: OrderedDict[str, TaskMeta] = OrderedDict()
         self._received_lock = threading.Lock()  # `take` may come from another thread
+        self._changed = threading.Condition(self._received_lock)  # a record came, or a pending entry went
+        self._loop_thread: int | None = None  # the listener loop's thread: `take` must never block it
 
     # -- pending subscriptions -----------------------------------------------------------------------------
     def add_pending(self, channel: str, confirm: asyncio.Future[None]) -> list[str]:
         """Remember a subscription made at send time; return the channels dropped to stay within the limit."""
+        self._loop_thread = threading.get_ident()
         self._pending[channel] = confirm
         dropped = []
         while len(self._pending) > self.limit:
             dropped.append(self._pending.popitem(last=False)[0])
+        if dropped:
+            self._wake()
         return dropped
 
     def pending_confirm(self, channel: str) -> asyncio.Future[None] | None:
@@ -50,7 +57,10 @@ class Unread:
 
     def take_pending(self, channel: str) -> asyncio.Future[None] | None:
         """Forget ``channel``'s pending subscription (a waiter took it over, or it ended); its confirmation."""
-        return self._pending.pop(channel, None)
+        confirm = self._pending.pop(channel, None)
+        if confirm is not None:
+            self._wake()
+        return confirm
 
     def is_pending(self, channel: str) -> bool:
         """Whether ``channel`` was subscribed at send time and still has no waiter and no record."""
@@ -68,11 +78,34 @@ class Unread:
             self._received.move_to_end(channel)
             while len(self._received) > self.limit:
                 self._received.popitem(last=False)
+            self._changed.notify_all()
 
-    def take(self, channel: str) -> TaskMeta | None:
-        """Hand over (and forget) the received record of ``channel``, if any. Safe from any thread."""
+    def take(self, channel: str, wait: float = 0.0) -> TaskMeta | None:
+        """Hand over (and forget) the received record of ``channel``, if any. Safe from any thread.
+
+        With ``wait`` > 0, a thread other than the listener's waits up to ``wait`` seconds for the record while
+        ``channel`` is still pending (subscribed at send, not dropped, no other waiter): the listener hands it
+        straight to this thread, with no hop through its loop. None when it did not come (or is not expected).
+        """
         with self._received_lock:
+            meta = self._received.pop(channel, None)
+            if meta is not None or wait <= 0 or threading.get_ident() == self._loop_thread:
+                return meta
+            deadline = time.monotonic() + wait
+            while channel in self._pending:  # read without the loop's help: a dict lookup is atomic
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+                meta = self._received.pop(channel, None)
+                if meta is not None:
+                    return meta
             return self._received.pop(channel, None)
+
+    def _wake(self) -> None:
+        """Let threads blocked in `take` look again (a pending entry went)."""
+        with self._received_lock:
+            self._changed.notify_all()
 
     def peek(self, channel: str) -> TaskMeta | None:
         """The received record of ``channel``, if any, kept for the wait that follows."""
@@ -94,3 +127,4 @@ class Unread:
         self._pending.clear()
         with self._received_lock:
             self._received.clear()
+            self._changed.notify_all()
