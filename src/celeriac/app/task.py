@@ -79,11 +79,14 @@ class Task(Generic[P, R]):
     # -- sending ---------------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Send the task with these arguments; blocks until the broker has it."""
-        return portal.run(self.aapply_async(args, kwargs))
+        # Straight to the app (not through aapply_async): one coroutine less per send.
+        result: AsyncResult[R] = portal.run(self.app.asend_task(self.name, args, kwargs, task=self))
+        return result
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Async twin of `delay`."""
-        return await self.aapply_async(args, kwargs)
+        result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self)
+        return result
 
     def apply_async(
         self,

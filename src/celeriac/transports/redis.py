@@ -165,7 +165,8 @@ class RedisTransport(Transport):
         """
         self.check_open()
         payload = redis_envelope.encode(message, exchange, routing_key)
-        queues = await self.ops.route(exchange, routing_key)
+        # The anonymous exchange (every task send) routes to the queue named by the key: no lookup to await.
+        queues = await self.ops.route(exchange, routing_key) if exchange else [routing_key]
         if not queues:
             log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, routing_key)
             return
