@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from celeriac._redis import redact
+from celeriac._redis import make_client, redact
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
@@ -109,6 +109,37 @@ def test_url_is_redacted() -> None:
 def test_socket_url_selects_database() -> None:
     t = RedisTransport("redis+socket:///tmp/no-such.sock?virtual_host=7")
     assert t.settings.keys.db == 7 and t.url.startswith("redis+socket://")
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="only Python 3.11's asyncio.wait_for needs a task")
+async def test_commands_are_written_in_the_callers_task(redis_url: str) -> None:
+    """redis-py's wait_for around a write would put it in a task of its own, sent one loop iteration late."""
+    client = make_client(redis_url, {}, socket_timeout=5.0)
+    try:
+        assert client.connection_pool.connection_class.__name__ == "TimelyConnection"
+        for scheme_url in ("rediss://127.0.0.1:1/0", "redis+socket:///tmp/no-such.sock"):
+            name = make_client(scheme_url, {}).connection_pool.connection_class.__name__
+            assert name in ("TimelySSLConnection", "TimelyUnixDomainSocketConnection")
+        await client.ping()  # connects (redis-py's own path), then writes through ours
+        writers: list[asyncio.Task[Any] | None] = []
+        connection = await client.connection_pool.get_connection()
+        try:
+            writer = connection._writer
+            assert writer is not None
+            original = writer.writelines
+
+            def spy(data: Any) -> None:
+                writers.append(asyncio.current_task())
+                original(data)
+
+            writer.writelines = spy  # type: ignore[method-assign]
+            await connection.send_command("PING")
+            assert await connection.read_response() in (b"PONG", "PONG")
+        finally:
+            await client.connection_pool.release(connection)
+        assert writers == [asyncio.current_task()]
+    finally:
+        await client.aclose()
 
 
 # -- queues --------------------------------------------------------------------------------------------------
