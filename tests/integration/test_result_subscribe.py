@@ -195,6 +195,34 @@ def test_sync_get_takes_a_received_record_without_the_portal_loop(
         app.close()
 
 
+def test_sync_get_is_handed_the_record_without_a_hop_onto_the_portal_loop(
+    redis_url: str, redis_prefix: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(redis_url, redis_prefix)
+    try:
+        result = app.send_task("tests.nothing", (3,), queue=queue_name)
+        hops: list[object] = []
+        run = portal.run
+        monkeypatch.setattr(portal, "run", lambda coro, timeout=None: hops.append(coro) or run(coro, timeout))
+        other = app.AsyncResult(str(uuid.uuid4()))  # not sent here: nothing expects it
+
+        async def complete(task_id: str, value: int) -> None:
+            async with RedisBackend(redis_url, BackendOptions(extra={"global_keyprefix": redis_prefix})) as store:
+                await store.store(meta(task_id, result=value))
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(result.get, 10)  # blocks in its own thread until the listener hands it the record
+            asyncio.run(complete(result.id, 9))
+            assert waiting.result(timeout=10) == 9
+        assert hops == []
+        # A result nothing expects is waited for on the loop, as before.
+        asyncio.run(complete(other.id, 5))
+        assert other.get(timeout=10) == 5
+        assert len(hops) == 1
+    finally:
+        app.close()
+
+
 # -- the safety net, bounds and settings ---------------------------------------------------------------------
 
 

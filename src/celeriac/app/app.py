@@ -315,17 +315,18 @@ class App:
             future.set_result(resource)
         return await asyncio.shield(future)
 
-    def take_received_result(self, task_id: str) -> TaskMeta | None:
-        """The ready record of ``task_id`` if the portal loop's result backend already received it, else None.
+    def take_received_result(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
+        """The ready record of ``task_id`` if the portal loop's result backend received it, else None.
 
-        For the sync facades: never blocks and runs nothing on the loop (`ResultBackend.take_received` is
-        thread-safe), so ``get()`` of a task whose result came in meanwhile needs no hop onto the portal loop.
+        For the sync facades: runs nothing on the loop (`ResultBackend.take_received` is thread-safe), so
+        ``get()`` of a task whose result came in needs no hop onto the portal loop. With ``wait`` > 0 it blocks
+        this thread up to ``wait`` seconds for a record the backend expects (sent with a send-time subscription).
         """
         future = self._backends.get(portal.loop())
         if future is None or not future.done() or future.cancelled() or future.exception() is not None:
             return None
         backend: ResultBackend = future.result()
-        return backend.take_received(task_id)
+        return backend.take_received(task_id, wait)
 
     async def aclose(self) -> None:
         """Close this loop's shared transport and backend (they reopen on next use)."""

@@ -7,6 +7,7 @@ record was seen, the handle keeps it (as Celery's does): asking again costs no r
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac._portal import portal
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from celeriac.app.app import App
 
 R = TypeVar("R")
+
+DIRECT_WAIT = 1.0
+"""Seconds a sync ``get()`` waits for a result handed straight to its thread before it waits on the portal loop."""
 
 
 class AsyncResult(Generic[R]):
@@ -78,11 +82,17 @@ class AsyncResult(Generic[R]):
     # -- sync facades ----------------------------------------------------------------------------
     def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Block until the task is ready and return its value (see `aget`)."""
-        # A result received since the send is taken without the hop onto the portal loop: that hop is most of
-        # such a get() (0.34 ms p50 on the 2-core benchmark VM, the loop thread being idle in between).
-        meta = self._ready or self.app.take_received_result(self.id)
+        # A result expected since the send (Redis: subscribed then) is handed to this thread by the listener,
+        # without a hop onto the portal loop and back: those hops were a tenth of a delay().get() round trip on
+        # the 2-core benchmark VM. Anything else (not expected, not there within DIRECT_WAIT) takes the loop.
+        meta = self._ready
         if meta is None:
-            return portal.run(self.aget(timeout=timeout, propagate=propagate))
+            started = time.monotonic()
+            wait = DIRECT_WAIT if timeout is None else min(timeout, DIRECT_WAIT)
+            meta = self.app.take_received_result(self.id, wait=wait)
+            if meta is None:
+                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+                return portal.run(self.aget(timeout=left, propagate=propagate))
         self._ready = meta
         value: R = self._value(meta, propagate)
         return value
