@@ -22,6 +22,7 @@ import contextlib
 import math
 
 from celeriac._redis import make_client, raw_connection, redact, redis_errors
+from celeriac._redis_lane import Lane
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis_listener import ListenerStatistics, ResultListener
 from celeriac.errors import BackendError, CeleriacError
@@ -76,6 +77,7 @@ class RedisBackend(ResultBackend):
             unread_limit=self.options.unread_limit,
         )
         self._store_script = self._client.register_script(STORE_SCRIPT)
+        self._store_lane = Lane(self._client)  # a worker stores one result after another, mostly
         self._closed = False
 
     def key(self, task_id: str) -> str:
@@ -101,6 +103,7 @@ class RedisBackend(ResultBackend):
             await self._listener.close()
         finally:
             with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
+                await self._store_lane.close()
                 await self._client.aclose()
 
     async def store(self, meta: TaskMeta, expires: float | None = None) -> None:
@@ -115,7 +118,7 @@ class RedisBackend(ResultBackend):
         # Whole seconds as Celery sends them; round up so a short TTL never becomes "now". 0: no expiry.
         seconds = max(1, math.ceil(ttl)) if ttl else 0
         with redis_errors(self.url, lost=BackendError, other=BackendError):
-            await self._store_script(keys=[key], args=[payload, seconds])
+            await self._store_lane.script(self._store_script, [key], [payload, seconds])
 
     async def get_meta(self, task_id: str) -> TaskMeta:
         """The stored record (a missing key reads as PENDING). Raises `BackendError`, `DecodeError`.

@@ -117,6 +117,8 @@ class RedisTransport(Transport):
         finally:
             self._consumers.clear()
             self._subscriptions.clear()
+            with contextlib.suppress(Exception):
+                await self.ops.close()
             for client in (self._client, self._blocking):
                 with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
                     await client.aclose()

@@ -150,7 +150,6 @@ class RedisConsumer(Consumer):
         self._prefetch = prefetch
         self._ready: deque[RedisDelivery] = deque()
         self._in_flight: dict[str, RedisDelivery] = {}  # fetched, not settled (handed out or still ready)
-        self._settling = 0  # of those, how many have their ack/reject on the wire
         self._signal = asyncio.Event()  # something changed: credit, queues, a claim over, cancel, an error
         self._renewer: asyncio.Task[None] | None = None
         self._fetching: asyncio.Task[bool] | None = None
@@ -271,15 +270,9 @@ class RedisConsumer(Consumer):
                 delivery.end(False)
                 raise
         operation.add_done_callback(functools.partial(self._settled, delivery))
-        # A slot whose ack is on the wire counts as free, as an AMQP broker frees it when the ack is sent: the
-        # next fetch then overlaps the acks' round trip instead of waiting for it (bench/README.md).
-        self._settling += 1
-        if self._credit() >= self._batch_floor():
-            self._signal.set()
         return operation
 
     def _settled(self, delivery: RedisDelivery, operation: asyncio.Future[Any]) -> None:
-        self._settling -= 1
         done = not operation.cancelled() and operation.exception() is None
         delivery.end(done)
         if done:
@@ -309,7 +302,7 @@ class RedisConsumer(Consumer):
         limit = self._settings.fetch_limit
         if not self._prefetch:
             return limit
-        return min(limit, self._prefetch - len(self._in_flight) + self._settling)
+        return min(limit, self._prefetch - len(self._in_flight))
 
     # -- fetching ----------------------------------------------------------------------------------------------
 

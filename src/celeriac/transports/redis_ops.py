@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exc
 
 from celeriac._redis import redis_errors
+from celeriac._redis_lane import Lane
 from celeriac.transports import redis_lua
 from celeriac.transports.redis_keys import Binding
 from celeriac.transports.redis_settings import RedisSettings
@@ -100,6 +102,15 @@ class RedisOps:
         self._bury = client.register_script(redis_lua.BURY)
         self._release = client.register_script(redis_lua.RELEASE_MUTEX)
         self._close_claim = client.register_script(redis_lua.CLOSE_CLAIM)
+        # The hot paths send one round trip at a time each: a connection of their own spares them the pool.
+        self._fetch_lane = Lane(client)
+        self._ack_lane = Lane(client)
+        self._push_lane = Lane(client)
+
+    async def close(self) -> None:
+        """Drop the lanes' connections (the clients' pools are closed by their owner)."""
+        for lane in (self._fetch_lane, self._ack_lane, self._push_lane):
+            await lane.close()
 
     async def ping(self) -> None:
         """One round trip, to prove the link works."""
@@ -145,15 +156,11 @@ class RedisOps:
         Not a transaction, as kombu's own multi-queue publish is not: an error fails the whole batch, though
         some pushes may have been applied.
         """
+        commands = [("LPUSH", key, payload) for lists, payload in batch for key in lists]
         with redis_errors(self.where):
-            if len(batch) == 1 and len(batch[0][0]) == 1:
-                await self.client.lpush(batch[0][0][0], batch[0][1])
-                return
-            async with self.client.pipeline(transaction=False) as pipe:
-                for lists, payload in batch:
-                    for key in lists:
-                        pipe.lpush(key, payload)
-                await pipe.execute()
+            for reply in await self._push_lane.pipeline(commands):
+                if isinstance(reply, redis_exc.ResponseError):
+                    raise reply
 
     async def size(self, queue: str) -> int:
         """Messages waiting in ``queue``: the sum of LLEN over its priority lists."""
@@ -239,7 +246,7 @@ class RedisOps:
         command = self.fetch_command(order, count, FETCH, claim, generation, open_id=open_id)
         keys_count = command[2]
         with redis_errors(self.where):
-            reply = await self._fetch(keys=command[3 : 3 + keys_count], args=command[3 + keys_count :])
+            reply = await self._fetch_lane.script(self._fetch, command[3 : 3 + keys_count], command[3 + keys_count :])
         return self.outcome(order, reply)
 
     async def load_fetch(self) -> None:
@@ -264,7 +271,7 @@ class RedisOps:
         for tag, count in items:
             args += [tag, count]
         with redis_errors(self.where):
-            await self._ack(keys=[self.keys.unacked, self.keys.unacked_index], args=args)
+            await self._ack_lane.script(self._ack, [self.keys.unacked, self.keys.unacked_index], args)
 
     async def move_back(
         self,
