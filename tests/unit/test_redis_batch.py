@@ -60,6 +60,20 @@ async def let_ready_tasks_run() -> None:
     await asyncio.sleep(0)
 
 
+async def lone_send(batcher: Batcher[int], wire: Wire) -> asyncio.Task[None]:
+    """Submit item 0 to an idle batcher; return once it is on the wire (sent from the submitting task)."""
+    first = asyncio.create_task(batcher.submit(0))
+    await wait_for(lambda: len(wire.batches) == 1)
+    return first
+
+
+async def queue_behind(batcher: Batcher[int], items: Sequence[int]) -> list[asyncio.Task[None]]:
+    """Submit ``items`` from tasks of their own while a round trip is on the wire; they queue behind it."""
+    tasks = [asyncio.create_task(batcher.submit(i)) for i in items]
+    await let_ready_tasks_run()
+    return tasks
+
+
 async def test_a_lone_submit_is_sent_at_once_by_its_callers_task() -> None:
     wire = Wire()
     batcher = Batcher(wire.send, 10, NAME)
@@ -73,10 +87,8 @@ async def test_submits_during_a_round_trip_share_the_next_one_in_order() -> None
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in range(1, 5)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, range(1, 5))
     assert len(wire.batches) == 1  # one round trip at a time
     gate.set()
     await asyncio.gather(first, *others)
@@ -91,10 +103,8 @@ async def test_max_batch_splits_what_queued() -> None:
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 2, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in range(1, 6)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, range(1, 6))
     gate.set()
     await asyncio.gather(first, *others)
     assert wire.batches == [[0], [1, 2], [3, 4], [5]]
@@ -106,10 +116,8 @@ async def test_an_error_reaches_every_item_of_its_batch_and_only_those() -> None
     failure = ConnectionLost("redis at test: gone")
     wire.failures[1] = failure
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in range(1, 4)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, range(1, 4))
     gate.set()
     results = await asyncio.gather(first, *others, return_exceptions=True)
     assert results == [None, failure, failure, failure]
@@ -126,10 +134,8 @@ async def test_a_cancelled_caller_does_not_strand_the_items_queued_behind_it() -
     wire = Wire()
     wire.hold(0)  # never released: the lone send is cut short by its caller's cancellation
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, (1, 2))
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -142,8 +148,7 @@ async def test_a_cancel_swallowed_by_send_still_reaches_the_caller() -> None:
     gate = wire.hold(0)
     wire.swallow_cancel.add(0)  # as redis-py may while it connects: the command then completes normally
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
+    first = await lone_send(batcher, wire)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -156,8 +161,7 @@ async def test_a_caller_that_stops_waiting_leaves_its_queued_item_in_the_batch()
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
+    first = await lone_send(batcher, wire)
     queued = asyncio.create_task(batcher.submit(1))
     await let_ready_tasks_run()
     queued.cancel()
@@ -171,10 +175,8 @@ async def test_after_a_shared_round_trip_submits_go_through_the_flusher_until_on
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, (1, 2))
     gate.set()
     await asyncio.gather(first, *others)
     # Senders that overlapped wake together: each of them queues, so that they share one round trip.
@@ -190,8 +192,7 @@ async def test_enqueue_during_a_lone_send_waits_for_the_next_round_trip() -> Non
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
+    first = await lone_send(batcher, wire)
     ack = batcher.enqueue(1)
     await let_ready_tasks_run()
     assert len(wire.batches) == 1 and not ack.done()
@@ -205,10 +206,8 @@ async def test_close_waits_for_a_lone_send_and_what_queued_behind_it_then_refuse
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
-    others = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
-    await let_ready_tasks_run()
+    first = await lone_send(batcher, wire)
+    others = await queue_behind(batcher, (1, 2))
     closing = asyncio.create_task(batcher.close())
     await let_ready_tasks_run()
     assert not closing.done()
@@ -227,8 +226,7 @@ async def test_close_gives_up_on_a_stuck_round_trip_and_fails_what_queued() -> N
     wire = Wire()
     gate = wire.hold(0)
     batcher = Batcher(wire.send, 10, NAME)
-    first = asyncio.create_task(batcher.submit(0))
-    await wait_for(lambda: len(wire.batches) == 1)
+    first = await lone_send(batcher, wire)
     queued = asyncio.create_task(batcher.submit(1))
     await let_ready_tasks_run()
     await batcher.close(timeout=0.01)
