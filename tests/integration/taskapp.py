@@ -76,8 +76,8 @@ def refuse() -> None:
 
 # -- Added for tests/integration/test_redis_reliability.py and tests/interop/test_celery_interop.py -------------
 # TEST_KEYPREFIX puts every broker and result key of the worker under one prefix (the test deletes them after);
-# TEST_RENEW_INTERVAL and TEST_MUTEX_EXPIRE set those broker_transport_options, TEST_MAX_DELIVERIES sets
-# broker_max_deliveries.
+# TEST_RENEW_INTERVAL, TEST_MUTEX_EXPIRE and TEST_BLOCK_TIMEOUT set those broker_transport_options,
+# TEST_MAX_DELIVERIES sets broker_max_deliveries.
 _transport_options = dict(app.conf.broker_transport_options)
 if os.environ.get("TEST_KEYPREFIX"):
     _transport_options["global_keyprefix"] = os.environ["TEST_KEYPREFIX"]
@@ -86,6 +86,8 @@ if os.environ.get("TEST_RENEW_INTERVAL"):
     _transport_options["renew_interval"] = float(os.environ["TEST_RENEW_INTERVAL"])
 if os.environ.get("TEST_MUTEX_EXPIRE"):
     _transport_options["unacked_mutex_expire"] = float(os.environ["TEST_MUTEX_EXPIRE"])
+if os.environ.get("TEST_BLOCK_TIMEOUT"):
+    _transport_options["block_timeout"] = float(os.environ["TEST_BLOCK_TIMEOUT"])
 if os.environ.get("TEST_MAX_DELIVERIES"):
     app.conf.broker_max_deliveries = int(os.environ["TEST_MAX_DELIVERIES"])
 app.conf.broker_transport_options = _transport_options

@@ -313,9 +313,10 @@ def test_worker_exits_promptly_after_a_warm_shutdown(
     redis_url: str, prefix: str, queue_name: str, producer: App, ledger: Ledger
 ) -> None:
     """SIGTERM right after the queue drained, while the consumer's idle waits (BLMOVE) are connecting: the process
-    ends within 2 s of logging 'stopped.'. (It used to take block_timeout = 5 s in about one round out of three: the
-    cancel of a wait was lost in redis-py's connection set-up, and closing the transport broke the wait's
-    connection only for redis-py to send it again.) Several rounds, as the window is a few milliseconds wide."""
+    ends without waiting for a blocking wait to time out. (It used to take block_timeout in about one round out of
+    three: the cancel of a wait was lost in redis-py's connection set-up, and closing the transport broke the wait's
+    connection only for redis-py to send it again.) Several rounds, as the window is a few milliseconds wide. The
+    waits here last 60 s, so that bug shows as a lag of a minute, far from any lag a busy machine causes."""
     lags = []
     for round_ in range(6):
         queue = f"{queue_name}-{round_}"
@@ -324,14 +325,14 @@ def test_worker_exits_promptly_after_a_warm_shutdown(
             for i in range(4)
         ]
         args = ["-P", "solo", "--prefetch-multiplier", "1", "--without-mingle"]
-        worker = start_worker(redis_url, prefix, queue, ledger, {}, args)
+        worker = start_worker(redis_url, prefix, queue, ledger, {"TEST_BLOCK_TIMEOUT": "60"}, args)
         try:
             assert [producer.AsyncResult(i).get(timeout=20) for i in ids] == [f"r{round_}-{i}" for i in range(4)]
             worker.signal(signal.SIGTERM)
             worker.wait_for_output("stopped.")
             stopped = time.monotonic()
-            assert worker.wait(timeout=30) == 0, worker.output
+            assert worker.wait(timeout=90) == 0, worker.output
             lags.append(round(time.monotonic() - stopped, 2))
         finally:
             worker.kill()
-    assert max(lags) < 2.0, f"seconds from 'stopped.' to exit, per round: {lags}"
+    assert max(lags) < 30.0, f"seconds from 'stopped.' to exit, per round (a wait lasts 60 s): {lags}"
