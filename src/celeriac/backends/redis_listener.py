@@ -8,11 +8,8 @@ waiter of a channel leaves, the channel is unsubscribed.
 writes SUBSCRIBE and returns without waiting for Redis's answer (the worker cannot publish the result before it
 got the message, which is sent after). The ready record published there is decoded from the message itself and
 kept (`unread.Unread`, bounded) for the ``wait`` that follows, which then returns without any Redis command.
-Safety net: once Redis confirmed such a subscription, if no ready record came within `CHECK_DELAY`, the key is
-read once (MGET, batched), so a record stored before the subscription took effect (say, a re-sent task id
-whose SUCCESS is kept) is not missed. Not at once: measured on a 2-core VM, that read ran on the loop just
-while the publish's reply and the caller's wake-up were due, and cost ~0.2 ms of each short round trip; a
-task that finishes within the delay (the common case) needs no read at all.
+Safety net (`redis_checks`): once Redis confirmed such a subscription, if no ready record came within a short
+delay, the key is read once, so a record stored before the subscription took effect is not missed.
 
 Channels nobody needs any more are unsubscribed in batches, `UNSUBSCRIBE_DELAY` after the first of them (for
 the same reason: one command per batch instead of a task and a command per result, off the caller's path).
@@ -42,16 +39,15 @@ from redis.asyncio.connection import AbstractConnection
 
 from celeriac._redis import raise_if_cancelled, redis_errors
 from celeriac.backends.base import READY_STATES, TaskMeta
+from celeriac.backends.redis_checks import DelayedChecks, ReadReady
 from celeriac.backends.unread import Unread
 from celeriac.errors import BackendError, CeleriacError
 
 log = logging.getLogger("celeriac.backends.redis")
 
 Decode = Callable[[bytes], TaskMeta]
-ReadReady = Callable[[list[str]], Awaitable[dict[str, TaskMeta]]]
 
 DEFAULT_UNREAD_LIMIT = 1000
-CHECK_DELAY = 0.02  # seconds after its confirmation before a send-time subscription's key is read
 UNSUBSCRIBE_DELAY = 0.05  # seconds during which channels to unsubscribe are collected into one command
 
 
@@ -109,9 +105,13 @@ class ResultListener:
         self._subscribed: dict[str, asyncio.Future[None]] = {}
         self._confirms: dict[str, deque[asyncio.Future[None]]] = {}  # channel -> confirms in command order
         self._unread = Unread(unread_limit)
-        # Send-time subscriptions confirmed and still without a record: channel -> (confirmation, loop time).
-        self._to_check: dict[str, tuple[asyncio.Future[None], float]] = {}
-        self._check_timer: asyncio.TimerHandle | None = None
+        self._checks = DelayedChecks(
+            read_ready,
+            lambda channel, confirm: self._subscribed.get(channel) is confirm,
+            self._deliver,
+            self._check_failed,
+            self._spawn,
+        )
         self._to_unsubscribe: dict[str, None] = {}  # an ordered set
         self._unsubscribe_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -163,42 +163,7 @@ class ResultListener:
                     self._release(channel)  # the SUBSCRIBE may have gone out before the failure
             return
         if self._subscribed.get(channel) is confirm:  # still this subscription, and no record came yet
-            loop = asyncio.get_running_loop()
-            self._to_check[channel] = (confirm, loop.time())
-            if self._check_timer is None:
-                self._check_timer = loop.call_later(CHECK_DELAY, self._check_due)
-
-    def _check_due(self) -> None:
-        """Timer: read the keys of the subscriptions confirmed `CHECK_DELAY` ago that still got no record."""
-        self._check_timer = None
-        loop = asyncio.get_running_loop()
-        due_before = loop.time() - CHECK_DELAY
-        batch: list[str] = []
-        for channel, (confirm, confirmed_at) in list(self._to_check.items()):
-            if confirmed_at > due_before:
-                # The rest were confirmed later (insertion order): look again when the oldest of them is due,
-                # but not sooner than half a delay from now, so that steady sends are read in batches.
-                self._check_timer = loop.call_at(
-                    max(confirmed_at + CHECK_DELAY, loop.time() + CHECK_DELAY / 2), self._check_due
-                )
-                break
-            del self._to_check[channel]
-            if self._subscribed.get(channel) is confirm:
-                batch.append(channel)
-        if batch:
-            self._spawn(self._check(batch))
-
-    async def _check(self, channels: list[str]) -> None:
-        """Read the keys of confirmed send-time subscriptions that got no record yet; hand out what is ready."""
-        try:
-            ready = await self._read_ready(channels)
-        except CeleriacError as exc:
-            log.debug("could not read results after subscribing: %s", exc)
-            for channel in channels:
-                self._check_failed(channel, exc)
-            return
-        for channel, meta in ready.items():
-            self._deliver(channel, meta)
+            self._checks.confirmed(channel, confirm)
 
     def _check_failed(self, channel: str, exc: CeleriacError) -> None:
         # As when the read after subscribing fails in ``wait``: its waiters get the error. Without waiters the
@@ -237,7 +202,7 @@ class ResultListener:
             confirm.result()  # the subscription's error, if it failed
             if subscribed_at_send is not confirm:
                 # Subscribed just now: read the record once, in case it was stored before the subscription.
-                # (A send-time subscription has that read done for it in the background, see _check.)
+                # (A send-time subscription has that read done for it in the background: `redis_checks`.)
                 meta = await read_current()
                 if meta.get("status") in READY_STATES:
                     return meta
@@ -277,7 +242,7 @@ class ResultListener:
     def _release(self, channel: str) -> None:
         """Nobody needs ``channel`` any more: unsubscribe it soon (unless someone comes back for it first)."""
         self._subscribed.pop(channel, None)
-        self._to_check.pop(channel, None)
+        self._checks.forget(channel)
         if self._closed:
             return
         self._to_unsubscribe[channel] = None
@@ -456,11 +421,10 @@ class ResultListener:
             if not confirm.done():
                 confirm.set_exception(error)
         self._unread.clear()
-        self._to_check.clear()
+        self._checks.close()
         self._to_unsubscribe.clear()
-        for timer in (self._check_timer, self._unsubscribe_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._unsubscribe_timer is not None:
+            self._unsubscribe_timer.cancel()
         tasks = [task for task in (self._reader, *self._background) if task is not None]
         for task in tasks:
             task.cancel()
