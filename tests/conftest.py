@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 REQUIRE_SERVICES = os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1"
 RUN_ID = uuid.uuid4().hex[:8]
@@ -93,3 +94,24 @@ def redis_prefix(redis_url: str, queue_name: str) -> Iterator[str]:
     value = f"{queue_name}:"
     yield value
     delete_redis_keys(redis_url, value)
+
+
+@pytest.fixture
+def prefix(redis_prefix: str) -> str:
+    """This test's own key prefix, under the name most Redis tests use (its keys are deleted afterwards)."""
+    return redis_prefix
+
+
+@pytest.fixture
+def client_name(queue_name: str) -> str:
+    """A ``CLIENT SETNAME`` of this test's own, to find its connections in ``CLIENT LIST``."""
+    return f"celeriac-test-{queue_name}"
+
+
+@pytest.fixture
+async def raw(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain redis-py client on the run's database, for looking at keys. It closes before ``redis_prefix``
+    deletes the test's keys, so a fixture that depends on it has closed its connections by then."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

@@ -96,26 +96,6 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendF
 
 
 @pytest.fixture
-def prefix(queue_name: str) -> str:
-    return f"{queue_name}:"
-
-
-@pytest.fixture
-def client_name(queue_name: str) -> str:
-    return f"celeriac-test-{queue_name}"
-
-
-@pytest.fixture
-async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain redis-py client for looking at keys; deletes every key under the prefix afterwards."""
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
 def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
     # (depends on ``raw`` so the key clean-up runs after every transport made here has closed)
     def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:

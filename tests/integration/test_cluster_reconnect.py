@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import WorkerProcess
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def prefix(redis_url: str, queue_name: str) -> AsyncIterator[str]:
-    prefix = f"{queue_name}:"
-    yield prefix
-    client = aioredis.Redis.from_url(redis_url)
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
 
 
 async def kill_connections_of(url: str, pid: int) -> int:

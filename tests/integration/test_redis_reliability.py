@@ -61,12 +61,6 @@ class Ledger:
 
 
 @pytest.fixture
-def prefix(redis_prefix: str) -> str:
-    """This test's own key prefix (tests/conftest.py deletes its keys afterwards)."""
-    return redis_prefix
-
-
-@pytest.fixture
 def raw(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client

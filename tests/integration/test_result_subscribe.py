@@ -37,19 +37,6 @@ def meta(task_id: str, status: str = "SUCCESS", result: Any = None) -> TaskMeta:
     return TaskMeta(task_id=task_id, status=status, result=result, traceback=None, children=[], date_done=None)
 
 
-@pytest.fixture
-def client_name(queue_name: str) -> str:
-    return f"celeriac-test-{queue_name}"
-
-
-@pytest.fixture
-async def raw(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client for looking at the server (the ``redis_prefix`` fixture deletes the keys afterwards)."""
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 MakeBackend = Callable[..., RedisBackend]
 IDLE = ListenerStatistics(subscribed=0, waiting=0, pending=0, received=0)
 

@@ -66,12 +66,6 @@ def ledger_lines(ledger: Path) -> list[str]:
 
 
 @pytest.fixture
-def prefix(redis_prefix: str) -> str:
-    """This test's own key prefix (tests/conftest.py deletes its keys afterwards)."""
-    return redis_prefix
-
-
-@pytest.fixture
 def celery_client(redis_url: str, prefix: str, queue_name: str) -> Iterator[Celery]:
     """A Celery client app whose tasks (stubs named like taskapp's) go to ``queue_name`` by default."""
     app = Celery("client", broker=redis_url, backend=redis_url, set_as_current=False)

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from celery import Celery  # type: ignore[import-untyped]
 from kombu.connection import Connection
 
@@ -51,20 +50,6 @@ def add(x, y):
 
 
 @pytest.fixture
-def prefix(queue_name: str) -> str:
-    return f"{queue_name}:"
-
-
-@pytest.fixture
-async def cleanup(redis_url: str, prefix: str) -> AsyncIterator[None]:
-    yield
-    client = aioredis.Redis.from_url(redis_url)
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
 def modules(tmp_path: Path, redis_url: str, prefix: str) -> dict[str, str]:
     """Environment for the CLIs: ``celery -A celery_side`` and ``celeriac -A celeriac_side`` share the broker."""
     (tmp_path / "celery_side.py").write_text(APP_MODULE.format(lib="celery", cls="Celery"))
@@ -73,7 +58,7 @@ def modules(tmp_path: Path, redis_url: str, prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def app(redis_url: str, prefix: str, cleanup: None) -> App:
+def app(redis_url: str, prefix: str) -> App:
     """The celeriac side, in this process."""
     app = App(
         "interop",
@@ -90,7 +75,7 @@ def app(redis_url: str, prefix: str, cleanup: None) -> App:
 
 
 @pytest.fixture
-def celery_app(redis_url: str, prefix: str, cleanup: None) -> Iterator[Celery]:
+def celery_app(redis_url: str, prefix: str) -> Iterator[Celery]:
     app = Celery(
         "interop",
         broker=redis_url,

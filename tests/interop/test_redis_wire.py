@@ -53,20 +53,6 @@ async def eventually(predicate: Callable[[], Awaitable[bool] | bool], timeout: f
 
 
 @pytest.fixture
-def prefix(queue_name: str) -> str:
-    return f"{queue_name}:"
-
-
-@pytest.fixture
-async def raw(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    async for key in client.scan_iter(match=prefix + "*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
 def make(redis_url: str, prefix: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
     # (every fixture that writes depends on ``raw``, so the key clean-up runs after they have all closed)
     def factory(visibility_timeout: float = 3600.0, **extra: Any) -> RedisTransport:
