@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+
+from celeriac.transports.base import TransportOptions
+from celeriac.transports.redis import RedisTransport
 
 REQUIRE_SERVICES = os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1"
 RUN_ID = uuid.uuid4().hex[:8]
@@ -115,3 +119,25 @@ async def raw(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
+    """Makes Redis transports under this test's prefix and client name (``async with`` connects and closes)."""
+
+    def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:
+        options = TransportOptions(
+            visibility_timeout=visibility_timeout,
+            max_deliveries=max_deliveries,
+            extra={"global_keyprefix": prefix, "client_name": client_name, **extra},
+        )
+        return RedisTransport(redis_url, options)
+
+    return factory
+
+
+@pytest.fixture
+async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisTransport]:
+    """A connected Redis transport under this test's prefix."""
+    async with make() as t:
+        yield t

@@ -8,9 +8,8 @@ gets its own prefix there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,7 +19,6 @@ from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.testing.contract import BackendFactory, TransportFactory
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports.base import Transport, TransportOptions
-from celeriac.transports.redis import RedisTransport
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,6 @@ async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transp
 
 async def delete_prefixed(url: str, prefix: str) -> None:
     """Delete the keys this test created under its own prefix (never anything else on the shared server)."""
-    import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(url)
     try:
@@ -90,26 +87,3 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendF
     yield BackendFactory(make)
     for backend in made:
         await backend.close()
-
-
-# -- the Redis transport's own tests (test_redis_*.py): a transport under a per-test key prefix ------------------
-
-
-@pytest.fixture
-def make(redis_url: str, prefix: str, client_name: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
-    # (depends on ``raw`` so the key clean-up runs after every transport made here has closed)
-    def factory(visibility_timeout: float = 3600.0, max_deliveries: int = 10, **extra: Any) -> RedisTransport:
-        options = TransportOptions(
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            extra={"global_keyprefix": prefix, "client_name": client_name, **extra},
-        )
-        return RedisTransport(redis_url, options)
-
-    return factory
-
-
-@pytest.fixture
-async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisTransport]:
-    async with make() as t:
-        yield t

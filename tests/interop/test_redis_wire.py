@@ -32,7 +32,6 @@ from celeriac.backends.redis import RedisBackend
 from celeriac.protocol import decode_task, encode_task, normalize_accept
 from celeriac.protocol.message import Message, TaskMessage
 from celeriac.transports import redis_envelope
-from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis import RedisTransport
 from celeriac.transports.redis_consumer import RedisDelivery
 
@@ -50,22 +49,6 @@ async def eventually(predicate: Callable[[], Awaitable[bool] | bool], timeout: f
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def make(redis_url: str, prefix: str, raw: aioredis.Redis) -> Callable[..., RedisTransport]:
-    # (every fixture that writes depends on ``raw``, so the key clean-up runs after they have all closed)
-    def factory(visibility_timeout: float = 3600.0, **extra: Any) -> RedisTransport:
-        options = TransportOptions(visibility_timeout=visibility_timeout, extra={"global_keyprefix": prefix, **extra})
-        return RedisTransport(redis_url, options)
-
-    return factory
-
-
-@pytest.fixture
-async def transport(make: Callable[..., RedisTransport]) -> AsyncIterator[RedisTransport]:
-    async with make() as t:
-        yield t
 
 
 @pytest.fixture
