@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -11,7 +12,13 @@ from celeriac.app.routing import Router
 from celeriac.errors import ConfigurationError, MaxRetriesExceededError, Retry
 from celeriac.pools import by_name
 from celeriac.protocol.clock import LamportClock
-from celeriac.worker.state import RevokedSet
+from celeriac.protocol.codec import encode_task
+from celeriac.protocol.message import Message
+from celeriac.transports.base import Delivery
+from celeriac.worker.policy import PolicyCache
+from celeriac.worker.request import Request
+from celeriac.worker.state import RevokedSet, WorkerState
+from celeriac.worker.tracer import Tracer
 from celeriac.worker.worker import expand_hostname
 
 
@@ -114,3 +121,45 @@ def test_autoretry_backoff_is_capped_and_stops_after_max() -> None:
     capped = job.autoretry(ConnectionError(), 2)
     assert capped is not None
     app.conf  # noqa: B018 - the app stays usable
+
+
+class _HeldAckDelivery(Delivery):
+    """An in-memory delivery whose early ack stays on the wire until the test lands it."""
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self.queue = self.exchange = ""
+        self.routing_key = "celery"
+        self.redelivered = False
+        self.delivery_tag = "tag"
+        self.landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def ack_soon(self) -> asyncio.Future[None]:
+        return self.landed
+
+    async def ack(self) -> None:
+        await self.landed
+
+    async def reject(self, requeue: bool = False) -> None:
+        raise AssertionError("a succeeding task is not rejected")
+
+
+async def test_the_pool_slot_does_not_wait_for_the_early_ack_but_wait_acks_does() -> None:
+    app = App("acks")
+
+    @app.task
+    async def nothing() -> None:
+        """Ends at once."""
+
+    app.finalize()
+    message = app.build_message(nothing.name)
+    delivery = _HeldAckDelivery(encode_task(message))
+    tracer = Tracer(by_name("solo")(1), WorkerState(), [], None, "host")
+    request = Request(message, delivery, nothing, "host", PolicyCache().get(nothing))
+    await asyncio.wait_for(tracer.trace(request), 5)  # returns although the ack has not landed
+    assert request.acknowledged and not delivery.landed.done()
+    waiting = asyncio.ensure_future(tracer.wait_acks())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # a warm shutdown would still wait here
+    delivery.landed.set_result(None)
+    await asyncio.wait_for(waiting, 5)

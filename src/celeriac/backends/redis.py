@@ -104,6 +104,7 @@ class RedisBackend(ResultBackend):
         finally:
             with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
                 await self._store_lane.close()
+            with contextlib.suppress(Exception):
                 await self._client.aclose()
 
     async def store(self, meta: TaskMeta, expires: float | None = None) -> None:

@@ -38,6 +38,9 @@ class Unread:
         self._received_lock = threading.Lock()  # `take` may come from another thread
         self._changed = threading.Condition(self._received_lock)  # a record came, or a pending entry went
         self._loop_thread: int | None = None  # the listener loop's thread: `take` must never block it
+        # Threads blocked in `take`: the loop wakes them only when there are any (it delivers every result).
+        # Raised under the lock before the waiter looks at `_pending`, read by the loop after it changed it.
+        self._waiting = 0
 
     # -- pending subscriptions -----------------------------------------------------------------------------
     def add_pending(self, channel: str, confirm: asyncio.Future[None]) -> list[str]:
@@ -78,7 +81,8 @@ class Unread:
             self._received.move_to_end(channel)
             while len(self._received) > self.limit:
                 self._received.popitem(last=False)
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
     def take(self, channel: str, wait: float = 0.0) -> TaskMeta | None:
         """Hand over (and forget) the received record of ``channel``, if any. Safe from any thread.
@@ -92,20 +96,25 @@ class Unread:
             if meta is not None or wait <= 0 or threading.get_ident() == self._loop_thread:
                 return meta
             deadline = time.monotonic() + wait
-            while channel in self._pending:  # read without the loop's help: a dict lookup is atomic
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-                meta = self._received.pop(channel, None)
-                if meta is not None:
-                    return meta
+            self._waiting += 1
+            try:
+                while channel in self._pending:  # read without the loop's help: a dict lookup is atomic
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(remaining)
+                    meta = self._received.pop(channel, None)
+                    if meta is not None:
+                        return meta
+            finally:
+                self._waiting -= 1
             return self._received.pop(channel, None)
 
     def _wake(self) -> None:
-        """Let threads blocked in `take` look again (a pending entry went)."""
-        with self._received_lock:
-            self._changed.notify_all()
+        """Let threads blocked in `take` look again (a pending entry went); nothing to do when none waits."""
+        if self._waiting:
+            with self._received_lock:
+                self._changed.notify_all()
 
     def peek(self, channel: str) -> TaskMeta | None:
         """The received record of ``channel``, if any, kept for the wait that follows."""
