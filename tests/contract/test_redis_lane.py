@@ -17,9 +17,9 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-async def client(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A celeriac client named after the test's prefix (to find its connections in CLIENT LIST)."""
-    made = make_client(redis_url, {"client_name": f"lane-{redis_prefix.rstrip(':')}"})
+async def client(redis_url: str, client_name: str) -> AsyncIterator[aioredis.Redis]:
+    """A celeriac client under the test's own client name (to find its connections in CLIENT LIST)."""
+    made = make_client(redis_url, {"client_name": client_name})
     yield made
     await made.aclose()
 
@@ -54,35 +54,30 @@ async def test_a_script_the_server_does_not_know_is_loaded_and_run(client: aiore
 
 
 async def test_a_killed_connection_is_replaced_and_the_command_sent_again(
-    client: aioredis.Redis, redis_url: str, redis_prefix: str
+    client: aioredis.Redis, raw: aioredis.Redis, client_name: str, redis_prefix: str
 ) -> None:
-    raw = aioredis.Redis.from_url(redis_url)
     lane = Lane(client)
-    name = f"lane-{redis_prefix.rstrip(':')}"
     try:
         assert await lane.execute("PING") == b"PONG"
-        (connection,) = await lane_connections(raw, name)
+        (connection,) = await lane_connections(raw, client_name)
         await raw.client_kill_filter(_id=str(connection["id"]))
         assert await lane.execute("SET", f"{redis_prefix}k", "v") == b"OK"
         assert await raw.get(f"{redis_prefix}k") == b"v"
-        assert len(await lane_connections(raw, name)) == 1
+        assert len(await lane_connections(raw, client_name)) == 1
     finally:
         await lane.close()
-        await raw.aclose()
 
 
 async def test_a_cancelled_round_trip_drops_its_connection(
-    client: aioredis.Redis, redis_url: str, redis_prefix: str
+    client: aioredis.Redis, raw: aioredis.Redis, client_name: str, redis_prefix: str
 ) -> None:
-    raw = aioredis.Redis.from_url(redis_url)
     lane = Lane(client)
-    name = f"lane-{redis_prefix.rstrip(':')}"
     try:
         key = f"{redis_prefix}empty"
         assert await lane.execute("PING") == b"PONG"  # connected: a cancel now cannot land in redis-py's connect
         waiting = asyncio.ensure_future(lane.execute("BLPOP", key, 5))
         for _ in range(500):  # until Redis has it blocked (at most 5 s)
-            if [c for c in await lane_connections(raw, name) if c.get("cmd") == "blpop"]:
+            if [c for c in await lane_connections(raw, client_name) if c.get("cmd") == "blpop"]:
                 break
             await asyncio.sleep(0.01)
         else:
@@ -95,7 +90,6 @@ async def test_a_cancelled_round_trip_drops_its_connection(
         assert await lane.execute("LLEN", key) == 1
     finally:
         await lane.close()
-        await raw.aclose()
 
 
 async def test_a_call_while_the_lane_is_busy_goes_through_the_pool(client: aioredis.Redis, redis_prefix: str) -> None:
