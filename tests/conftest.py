@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 
 REQUIRE_SERVICES = os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1"
 RUN_ID = uuid.uuid4().hex[:8]

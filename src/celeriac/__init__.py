@@ -13,7 +13,6 @@ __version__ = "0.1.0"
 from celeriac.app.app import App
 from celeriac.app.current import get_current_app
 from celeriac.app.result import AsyncResult
-from celeriac.app.states import State
 from celeriac.app.task import Task
 from celeriac.errors import (
     CeleriacError,
@@ -27,6 +26,7 @@ from celeriac.errors import (
     TimeoutError,
     UnknownTask,
 )
+from celeriac.protocol.states import State
 
 if TYPE_CHECKING:
     current_app: App

@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from test_redis_specific import count_fetches, eventually, message
 
 from celeriac.errors import ConnectionLost
-from celeriac.transports import redis_envelope
-from celeriac.transports.redis import RedisTransport
-from celeriac.transports.redis_consumer import RedisDelivery
-from celeriac.transports.redis_wait import Waiter
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.transport import RedisTransport
+from celeriac.transports.redis.wait import Waiter
 
 pytestmark = pytest.mark.redis
 

@@ -1,4 +1,4 @@
-"""`celeriac._redis_lane.Lane`: a connection of one caller's own, against a real Redis (the run's own database)."""
+"""`celeriac._redis.lane.Lane`: a connection of one caller's own, against a real Redis (the run's own database)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 
-from celeriac._redis import make_client
-from celeriac._redis_lane import Lane
+from celeriac._redis.client import make_client
+from celeriac._redis.lane import Lane
 
 pytestmark = pytest.mark.redis
 

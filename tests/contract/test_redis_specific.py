@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from celeriac._redis import make_client, redact
+from celeriac._redis.client import make_client, redact
 from celeriac.backends.base import BackendOptions, TaskMeta
-from celeriac.backends.redis import RedisBackend
+from celeriac.backends.redis.backend import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis import RedisTransport
-from celeriac.transports.redis_consumer import RedisDelivery
-from celeriac.transports.redis_keys import RedisKeys
+from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.keys import RedisKeys
+from celeriac.transports.redis.transport import RedisTransport
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
@@ -416,7 +416,7 @@ async def test_expired_delivery_is_routed_again_through_its_exchange(
 CONSUMER_SCRIPT = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 
 async def main():
     url, prefix, queue = sys.argv[1:4]

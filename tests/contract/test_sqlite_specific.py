@@ -18,7 +18,7 @@ from celeriac.errors import ConfigurationError, ConnectionLost
 from celeriac.protocol.message import Message
 from celeriac.testing.contract import is_pending, next_delivery
 from celeriac.transports.base import Delivery, TransportOptions
-from celeriac.transports.sqlite import SQLiteTransport, database_path
+from celeriac.transports.sqlite.transport import SQLiteTransport, database_path
 
 # A consumer process: argv = url, queue, mode. It prints "ready" once consuming, then
 #   mode "work": acks every message (1 ms of "work" each), writing its body to stdout, until a b"stop" body;
@@ -26,7 +26,7 @@ from celeriac.transports.sqlite import SQLiteTransport, database_path
 CHILD = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.sqlite import SQLiteTransport
+from celeriac.transports.sqlite.transport import SQLiteTransport
 
 async def main(url, queue, mode):
     async with SQLiteTransport(url, TransportOptions(visibility_timeout=1.0)) as transport:

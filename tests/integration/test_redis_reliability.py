@@ -30,7 +30,7 @@ import redis
 from celeriac import App
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import WorkerProcess

@@ -24,8 +24,8 @@ import redis.asyncio as aioredis
 from celeriac import App
 from celeriac._portal import portal
 from celeriac.backends.base import BackendOptions, TaskMeta
-from celeriac.backends.redis import RedisBackend
-from celeriac.backends.redis_listener import ListenerStatistics
+from celeriac.backends.redis.backend import RedisBackend
+from celeriac.backends.redis.listener import ListenerStatistics
 from celeriac.errors import ConfigurationError
 from celeriac.testing import start_worker, wait_for
 from tcp_proxy import TcpProxy

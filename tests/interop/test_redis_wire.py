@@ -28,12 +28,12 @@ from kombu.entity import Exchange, Queue
 from kombu.messaging import Producer
 
 from celeriac.backends.base import BackendOptions, TaskMeta
-from celeriac.backends.redis import RedisBackend
+from celeriac.backends.redis.backend import RedisBackend
 from celeriac.protocol import decode_task, encode_task, normalize_accept
 from celeriac.protocol.message import Message, TaskMessage
-from celeriac.transports import redis_envelope
-from celeriac.transports.redis import RedisTransport
-from celeriac.transports.redis_consumer import RedisDelivery
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.transport import RedisTransport
 
 pytestmark = pytest.mark.redis
 
@@ -222,7 +222,7 @@ async def test_unacked_entry_is_what_kombu_writes(
 CONSUMER_SCRIPT = """
 import asyncio, sys
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis import RedisTransport
+from celeriac.transports.redis.transport import RedisTransport
 
 async def main():
     url, prefix, queue = sys.argv[1:4]

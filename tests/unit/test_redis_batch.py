@@ -13,7 +13,7 @@ import pytest
 
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.testing import wait_for
-from celeriac.transports.redis_batch import Batcher
+from celeriac.transports._batch import Batcher
 
 NAME = "test-batch-flusher"
 

@@ -1,6 +1,6 @@
 """The embedded SQLite database plumbing shared by the broker and the result backend.
 
-Neutral ground: both `celeriac.transports.sqlite` and `celeriac.backends.sqlite` import from here, and this
+Neutral ground: both `celeriac.transports.sqlite.transport` and `celeriac.backends.sqlite` import from here, and this
 package imports neither (only `celeriac.errors`).
 
 * `config`: a ``sqlite://`` URL -> file path; numeric ``*_transport_options`` entries.

@@ -40,7 +40,7 @@ from celeriac.transports import redact_url
 from celeriac.transports.base import Transport, TransportOptions
 
 if TYPE_CHECKING:
-    from celeriac.control.client import Control
+    from celeriac.app.control import Control
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -345,7 +345,7 @@ class App:
         """Remote control of this app's workers: ``app.control.inspect().ping()``, ``app.control.revoke(id)``."""
         if self._control is None:
             # The one reference upwards: Celery's API puts `control` on the app; the code lives in celeriac.control.
-            from celeriac.control.client import Control
+            from celeriac.app.control import Control
 
             self._control = Control(self)
         return self._control

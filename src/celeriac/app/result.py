@@ -11,9 +11,9 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac._portal import portal
-from celeriac.app.states import PROPAGATE_STATES, READY_STATES, State
 from celeriac.backends.base import TaskMeta
 from celeriac.protocol.failures import exception_from_dict
+from celeriac.protocol.states import PROPAGATE_STATES, READY_STATES, State
 
 if TYPE_CHECKING:
     from celeriac.app.app import App

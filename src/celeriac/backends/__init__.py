@@ -5,7 +5,7 @@ from __future__ import annotations
 from celeriac._schemes import SchemeEntry, redact_url, scheme_of
 from celeriac.backends.base import BackendOptions, ResultBackend
 
-_REDIS = SchemeEntry("celeriac.backends.redis", "RedisBackend", extra="redis")
+_REDIS = SchemeEntry("celeriac.backends.redis.backend", "RedisBackend", extra="redis")
 
 SCHEMES: dict[str, SchemeEntry] = {
     "sqlite": SchemeEntry("celeriac.backends.sqlite", "SQLiteBackend"),

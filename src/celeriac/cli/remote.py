@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from celeriac.app.app import App
+from celeriac.app.inspection import flatten
 from celeriac.control.builtin import BUILTIN
 from celeriac.control.commands import Command, Kind
-from celeriac.control.inspect import flatten
 from celeriac.errors import ConfigurationError
 
 NO_REPLY = "Error: No nodes replied within time constraint"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from celeriac.app.app import App
+from celeriac.app.inspection import flatten
 from celeriac.cli.remote import NO_REPLY, print_replies
-from celeriac.control.inspect import flatten
 from celeriac.errors import ConfigurationError
 
 

@@ -13,8 +13,8 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from celeriac.app.states import READY_STATES, precedence
 from celeriac.events.model import TASK_EVENT_STATE, WORKER_OFFLINE, Event, group_of
+from celeriac.protocol.states import READY_STATES, precedence
 
 HEARTBEAT_EXPIRE = 2.0  # a worker is gone after this many heartbeat intervals without one
 # Fields a task takes from task-received only (later events may not change them).

@@ -9,8 +9,8 @@ from __future__ import annotations
 from celeriac._schemes import SchemeEntry, redact_url, scheme_of
 from celeriac.transports.base import Transport, TransportOptions
 
-_SQLITE = SchemeEntry("celeriac.transports.sqlite", "SQLiteTransport")
-_REDIS = SchemeEntry("celeriac.transports.redis", "RedisTransport", extra="redis")
+_SQLITE = SchemeEntry("celeriac.transports.sqlite.transport", "SQLiteTransport")
+_REDIS = SchemeEntry("celeriac.transports.redis.transport", "RedisTransport", extra="redis")
 _AMQP = SchemeEntry("celeriac.transports.amqp", "AMQPTransport", extra="amqp")
 
 SCHEMES: dict[str, SchemeEntry] = {

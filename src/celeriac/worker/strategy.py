@@ -16,10 +16,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac.app.states import State
 from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
 from celeriac.protocol.codec import decode_task
 from celeriac.protocol.failures import exception_to_dict
+from celeriac.protocol.states import State
 from celeriac.transports.base import Delivery
 from celeriac.worker.policy import PolicyCache
 from celeriac.worker.ratelimit import RateLimiter

@@ -17,7 +17,6 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.current import request_var
-from celeriac.app.states import State
 from celeriac.backends.base import ResultBackend, TaskMeta
 from celeriac.errors import (
     BackendError,
@@ -30,6 +29,7 @@ from celeriac.errors import (
 )
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.failures import exception_to_dict
+from celeriac.protocol.states import State
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.request import Request
 

@@ -22,8 +22,8 @@ from celeriac.protocol.message import Message
 from celeriac.transports.base import Subscription, Transport
 from celeriac.worker.bootsteps import Step
 from celeriac.worker.consumer.connection import Connection
+from celeriac.worker.consumer.node import WorkerNode
 from celeriac.worker.consumer.tasks import Tasks
-from celeriac.worker.node import WorkerNode
 
 if TYPE_CHECKING:
     from celeriac.worker.consumer.consumer import Consumer

@@ -21,10 +21,10 @@ import asyncio
 import contextlib
 import math
 
-from celeriac._redis import make_client, raw_connection, redact, redis_errors
-from celeriac._redis_lane import Lane
+from celeriac._redis.client import make_client, raw_connection, redact, redis_errors
+from celeriac._redis.lane import Lane
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
-from celeriac.backends.redis_listener import ListenerStatistics, ResultListener
+from celeriac.backends.redis.listener import ListenerStatistics, ResultListener
 from celeriac.errors import BackendError, CeleriacError
 from celeriac.errors import TimeoutError as ResultTimeout
 

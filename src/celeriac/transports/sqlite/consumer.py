@@ -1,7 +1,7 @@
 """The SQLite broker's consumer: leases rows of its queues and hands them out as deliveries.
 
 A consumer leases for one owner id; at most ``prefetch`` of its deliveries are un-acked at a time, and the
-transport renews their leases while it lives (see `celeriac.transports.sqlite`).
+transport renews their leases while it lives (see `celeriac.transports.sqlite.transport`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL
 from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
-from celeriac.transports import sqlite_ops as ops
 from celeriac.transports.base import Consumer, Delivery, settled_future
-from celeriac.transports.sqlite_ops import LeasedRow
-from celeriac.transports.sqlite_rows import row_message
+from celeriac.transports.sqlite import ops
+from celeriac.transports.sqlite.ops import LeasedRow
+from celeriac.transports.sqlite.rows import row_message
 
 if TYPE_CHECKING:
-    from celeriac.transports.sqlite import SQLiteTransport
+    from celeriac.transports.sqlite.transport import SQLiteTransport
 
 log = logging.getLogger("celeriac.transports.sqlite")
 

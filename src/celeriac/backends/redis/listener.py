@@ -37,9 +37,9 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
-from celeriac._redis import raise_if_cancelled, redis_errors
+from celeriac._redis.client import raise_if_cancelled, redis_errors
 from celeriac.backends.base import READY_STATES, TaskMeta
-from celeriac.backends.redis_checks import DelayedChecks, ReadReady
+from celeriac.backends.redis.checks import DelayedChecks, ReadReady
 from celeriac.backends.unread import Unread
 from celeriac.errors import BackendError, CeleriacError
 

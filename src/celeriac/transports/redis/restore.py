@@ -14,10 +14,10 @@ import logging
 import time
 import uuid
 
-from celeriac._redis import raise_if_cancelled
+from celeriac._redis.client import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
-from celeriac.transports import redis_envelope
-from celeriac.transports.redis_ops import RedisOps
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 

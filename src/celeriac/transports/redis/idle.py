@@ -21,10 +21,10 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from celeriac._redis import raise_if_cancelled
+from celeriac._redis.client import raise_if_cancelled
 from celeriac.errors import TransportError
-from celeriac.transports.redis_ops import Outcome, RedisOps
-from celeriac.transports.redis_wait import Waiter
+from celeriac.transports.redis.ops import Outcome, RedisOps
+from celeriac.transports.redis.wait import Waiter
 
 log = logging.getLogger("celeriac.transports.redis")
 

@@ -6,7 +6,7 @@ benchmark VM (a py-spy profile of a busy worker put 6 % of its samples in ``Conn
 The hot paths send one command (or one pipeline) at a time anyway: a worker's fetches and ack batches, a
 client's publishes, a worker's result stores. A `Lane` gives such a caller a connection of its own.
 
-Same rules as the pool's clients (`celeriac._redis`): a command that finds its connection broken is sent once
+Same rules as the pool's clients (`celeriac._redis.client`): a command that finds its connection broken is sent once
 more on a fresh one (not when the caller was cancelled meanwhile); a connection whose round trip did not end
 cleanly (cancelled, timed out, broken) is dropped, so no half-read reply can reach the next command. A call
 that comes while another is on the lane goes through the pool instead: a lane never makes callers queue.
@@ -22,7 +22,7 @@ import redis.exceptions as redis_exc
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 
-from celeriac._redis import dedicated_connection, raise_if_cancelled
+from celeriac._redis.client import dedicated_connection, raise_if_cancelled
 
 
 class Lane:

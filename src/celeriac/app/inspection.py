@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac._portal import portal
 
 if TYPE_CHECKING:
-    from celeriac.control.client import Control
+    from celeriac.app.control import Control
 
 Replies = list[dict[str, Any]]
 

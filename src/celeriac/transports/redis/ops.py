@@ -17,11 +17,11 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 
-from celeriac._redis import redis_errors
-from celeriac._redis_lane import Lane
-from celeriac.transports import redis_lua
-from celeriac.transports.redis_keys import Binding
-from celeriac.transports.redis_settings import RedisSettings
+from celeriac._redis.client import redis_errors
+from celeriac._redis.lane import Lane
+from celeriac.transports.redis import scripts as redis_lua
+from celeriac.transports.redis.keys import Binding
+from celeriac.transports.redis.options import RedisSettings
 
 
 @dataclass(frozen=True, slots=True)

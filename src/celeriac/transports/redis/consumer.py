@@ -30,7 +30,7 @@ How a message travels (celery-wire.md §2.2, §2.5):
    its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
 
 Connection loss: a command that finds its connection broken is retried once on a fresh one
-(`celeriac._redis`; an armed wait with the same request id, so that it cannot claim twice: `redis_wait`), so
+(`celeriac._redis.client`; an armed wait with the same request id, so that it cannot claim twice: `redis_wait`), so
 a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__`` raises `ConnectionLost` once;
 iterating again reconnects. Un-acked deliveries stay ackable throughout, and are restored to their queues
 when the transport closes. The one loss a reply can suffer: a fetch or armed fetch whose reply is lost with
@@ -48,14 +48,14 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from celeriac._redis import raise_if_cancelled
+from celeriac._redis.client import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
-from celeriac.transports import redis_envelope
+from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Consumer, Delivery, settled_future
-from celeriac.transports.redis_armed import ArmedWait
-from celeriac.transports.redis_batch import Batcher
-from celeriac.transports.redis_envelope import Envelope
-from celeriac.transports.redis_ops import Fetched, Outcome, RedisOps
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.envelope import Envelope
+from celeriac.transports.redis.idle import ArmedWait
+from celeriac.transports.redis.ops import Fetched, Outcome, RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from celeriac.errors import ConfigurationError
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis_keys import PRIORITY_STEPS, SEP, RedisKeys
+from celeriac.transports.redis.keys import PRIORITY_STEPS, SEP, RedisKeys
 
 DAY = 86400.0
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from celeriac._sqlite.watch import IDLE_RECHECK
 from celeriac.errors import DecodeError
 from celeriac.protocol.message import Message
-from celeriac.transports import sqlite_ops as ops
 from celeriac.transports.base import Subscription
-from celeriac.transports.sqlite_rows import row_message
+from celeriac.transports.sqlite import ops
+from celeriac.transports.sqlite.rows import row_message
 
 if TYPE_CHECKING:
-    from celeriac.transports.sqlite import SQLiteTransport
+    from celeriac.transports.sqlite.transport import SQLiteTransport
 
 log = logging.getLogger("celeriac.transports.sqlite")
 

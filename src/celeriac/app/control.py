@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac._portal import portal
-from celeriac.control.inspect import Inspect
+from celeriac.app.inspection import Inspect
 from celeriac.control.pidbox import Mailbox
 from celeriac.protocol.clock import LamportClock
 

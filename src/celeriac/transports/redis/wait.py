@@ -25,8 +25,8 @@ from typing import Any
 
 import redis.exceptions as redis_exc
 
-from celeriac._redis import dedicated_connection, raise_if_cancelled, redis_errors
-from celeriac.transports.redis_ops import CLAIM, NOT_RUN, Outcome, RedisOps
+from celeriac._redis.client import dedicated_connection, raise_if_cancelled, redis_errors
+from celeriac.transports.redis.ops import CLAIM, NOT_RUN, Outcome, RedisOps
 
 
 class Waiter:

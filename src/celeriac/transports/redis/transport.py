@@ -22,7 +22,7 @@ every control command. Control *replies* are not fanout: they are list messages 
 ``bind(f"{oid}.reply.celery.pidbox", "reply.celery.pidbox", oid)`` (celery-wire.md §5.3).
 
 The parts, one module each: `redis_keys` (names), `redis_lua` (scripts), `redis_envelope` (the JSON),
-`celeriac._redis` (URLs, clients, error translation), `redis_settings` (options), `redis_ops` (every server
+`celeriac._redis.client` (URLs, clients, error translation), `redis_settings` (options), `redis_ops` (every server
 call), `redis_consumer` (fetch, renew, settle), `redis_armed` and `redis_wait` (an idle consumer's blocking
 waits with their armed fetches), `redis_restore` (visibility-timeout restore),
 `redis_batch` (shared round trips), `redis_pubsub` (subscriptions).
@@ -35,17 +35,17 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from celeriac._redis import database, make_client, raw_connection, redact
+from celeriac._redis.client import database, make_client, raw_connection, redact
 from celeriac.errors import TransportClosed
 from celeriac.protocol.message import Message
-from celeriac.transports import redis_envelope
+from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Transport, TransportOptions
-from celeriac.transports.redis_batch import Batcher
-from celeriac.transports.redis_consumer import RedisConsumer
-from celeriac.transports.redis_ops import RedisOps
-from celeriac.transports.redis_pubsub import RedisSubscription
-from celeriac.transports.redis_restore import Restorer
-from celeriac.transports.redis_settings import settings_from
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.consumer import RedisConsumer
+from celeriac.transports.redis.ops import RedisOps
+from celeriac.transports.redis.options import settings_from
+from celeriac.transports.redis.pubsub import RedisSubscription
+from celeriac.transports.redis.restore import Restorer
 
 log = logging.getLogger("celeriac.transports.redis")
 
@@ -54,7 +54,7 @@ class RedisTransport(Transport):
     """A connection to one Redis database, speaking kombu's Redis transport protocol.
 
     Args:
-        url: ``redis://``, ``rediss://`` or ``redis+socket://`` URL (see `celeriac._redis`).
+        url: ``redis://``, ``rediss://`` or ``redis+socket://`` URL (see `celeriac._redis.client`).
         options: transport options; ``extra`` holds kombu's ``broker_transport_options`` (see
             `redis_settings.RedisSettings` for every key read).
 

@@ -46,12 +46,12 @@ from celeriac._sqlite.watch import ChangeWatcher
 from celeriac.errors import CeleriacError, ConnectionLost, TransportClosed, TransportError
 from celeriac.protocol.message import Message
 from celeriac.protocol.serializers import json_dumps
-from celeriac.transports import sqlite_ops as ops
 from celeriac.transports.base import Transport, TransportOptions
-from celeriac.transports.sqlite_broadcast import SQLiteSubscription
-from celeriac.transports.sqlite_consumer import SQLiteConsumer, SQLiteDelivery
+from celeriac.transports.sqlite import ops
+from celeriac.transports.sqlite.broadcast import SQLiteSubscription
+from celeriac.transports.sqlite.consumer import SQLiteConsumer, SQLiteDelivery
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("celeriac.transports.sqlite")
 
 DEAD_LETTER_TTL = 7 * 86400.0  # dead letters are kept a week by default, for someone to look at
 MAINTENANCE_EVERY = 10.0  # pruning period (and the longest gap between two lease renewals)

@@ -15,12 +15,12 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
-from celeriac._redis import redis_errors
+from celeriac._redis.client import redis_errors
 from celeriac.errors import DecodeError, TransportError
 from celeriac.protocol.message import Message
-from celeriac.transports import redis_envelope
 from celeriac.transports.base import Subscription
-from celeriac.transports.redis_keys import RedisKeys
+from celeriac.transports.redis import envelope as redis_envelope
+from celeriac.transports.redis.keys import RedisKeys
 
 log = logging.getLogger("celeriac.transports.redis")
 

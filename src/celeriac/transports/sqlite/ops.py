@@ -17,7 +17,7 @@ from celeriac._sqlite.sql import load_queries
 
 Row = tuple[Any, ...]
 
-SQL = load_queries("celeriac.transports", "sqlite.sql")
+SQL = load_queries("celeriac.transports.sqlite", "sqlite.sql")
 
 
 class LeasedRow(NamedTuple):

@@ -1,0 +1,3 @@
+"""The embedded SQLite broker: `transport` (the `Transport`), `ops` and `sqlite.sql` (the SQL), `rows` (row <->
+message), `consumer` (leased fetches), `broadcast` (fanout rows).
+"""
