@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from celeriac._redis.client import make_client, redact
+from celeriac._redis.client import make_client
+from celeriac._redis.urls import redact
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis.backend import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed

@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from celeriac._redis.client import raise_if_cancelled
+from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Consumer, Delivery, settled_future

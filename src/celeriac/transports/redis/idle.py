@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from celeriac._redis.client import raise_if_cancelled
+from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import TransportError
 from celeriac.transports.redis.ops import Outcome, RedisOps
 from celeriac.transports.redis.wait import Waiter

@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 
-from celeriac._redis.client import redis_errors
+from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
 from celeriac.transports.redis import scripts as redis_lua
 from celeriac.transports.redis.keys import Binding

@@ -35,7 +35,8 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from celeriac._redis.client import database, make_client, raw_connection, redact
+from celeriac._redis.client import database, make_client, raw_connection
+from celeriac._redis.urls import redact
 from celeriac.errors import TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports._batch import Batcher
@@ -43,7 +44,7 @@ from celeriac.transports.base import Transport, TransportOptions
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.consumer import RedisConsumer
 from celeriac.transports.redis.ops import RedisOps
-from celeriac.transports.redis.options import settings_from
+from celeriac.transports.redis.options import check_names, settings_from
 from celeriac.transports.redis.pubsub import RedisSubscription
 from celeriac.transports.redis.restore import Restorer
 
@@ -69,6 +70,7 @@ class RedisTransport(Transport):
         self.url = redact(url)
         self.options = options or TransportOptions()
         extra = self.options.extra
+        check_names(extra)  # before the client, so an option's error names it as a broker transport option
         self._client = make_client(url, extra)
         self.settings = settings_from(self.options, database(self._client))
         # The template of blocking waits' connections (`redis_wait`), whose read timeout outlasts a wait; the

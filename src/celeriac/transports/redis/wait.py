@@ -25,7 +25,9 @@ from typing import Any
 
 import redis.exceptions as redis_exc
 
-from celeriac._redis.client import dedicated_connection, raise_if_cancelled, redis_errors
+from celeriac._redis.client import dedicated_connection
+from celeriac._redis.compat import raise_if_cancelled
+from celeriac._redis.errors import redis_errors
 from celeriac.transports.redis.ops import CLAIM, NOT_RUN, Outcome, RedisOps
 
 
