@@ -1,6 +1,7 @@
-"""The Redis consumer's armed waits (`redis_armed`, `redis_wait`): an idle consumer's wake-up is one round trip,
-several armed fetches stay within the prefetch window together, and stopping or breaking an armed wait strands
-nothing in ``unacked``. Against a real Redis, under a key prefix of the test's own (deleted afterwards).
+"""The Redis consumer's armed waits (`transports.redis.idle`, `transports.redis.wait`): an idle consumer's wake-up
+is one round trip, several armed fetches stay within the prefetch window together, and stopping or breaking an
+armed wait strands nothing in ``unacked``. Against a real Redis, under a key prefix of the test's own (deleted
+afterwards).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from test_redis_specific import count_fetches, eventually, message
 
 from celeriac.errors import ConnectionLost
 from celeriac.transports.redis import envelope as redis_envelope
-from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.delivery import RedisDelivery
 from celeriac.transports.redis.transport import RedisTransport
 from celeriac.transports.redis.wait import Waiter
 

@@ -29,7 +29,7 @@ from celeriac.backends.redis.backend import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.delivery import RedisDelivery
 from celeriac.transports.redis.keys import RedisKeys
 from celeriac.transports.redis.transport import RedisTransport
 from tcp_proxy import TcpProxy

@@ -19,7 +19,7 @@ import redis.exceptions as redis_exc
 
 from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
-from celeriac.transports.redis import scripts as redis_lua
+from celeriac.transports.redis import scripts
 from celeriac.transports.redis.keys import Binding
 from celeriac.transports.redis.options import RedisSettings
 
@@ -36,7 +36,7 @@ class Fetched:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one run of the fetch script did (`redis_lua.FETCH`).
+    """What one run of the fetch script did (`scripts.FETCH`).
 
     Attributes:
         delivered: messages moved into unacked for this consumer.
@@ -84,7 +84,7 @@ class RedisOps:
 
     Args:
         client: the command client; its socket timeout bounds every non-blocking call.
-        blocking: the template of blocking connections (`redis_wait`): its socket timeout is longer than
+        blocking: the template of blocking connections (`wait`): its socket timeout is longer than
             ``settings.block_timeout``.
         settings: names and tunables.
         where: the redacted URL, for error messages.
@@ -96,12 +96,12 @@ class RedisOps:
         self.settings = settings
         self.keys = settings.keys
         self.where = where
-        self._fetch = client.register_script(redis_lua.FETCH)
-        self._ack = client.register_script(redis_lua.ACK)
-        self._move_back = client.register_script(redis_lua.MOVE_BACK)
-        self._bury = client.register_script(redis_lua.BURY)
-        self._release = client.register_script(redis_lua.RELEASE_MUTEX)
-        self._close_claim = client.register_script(redis_lua.CLOSE_CLAIM)
+        self._fetch = client.register_script(scripts.FETCH)
+        self._ack = client.register_script(scripts.ACK)
+        self._move_back = client.register_script(scripts.MOVE_BACK)
+        self._bury = client.register_script(scripts.BURY)
+        self._release = client.register_script(scripts.RELEASE_MUTEX)
+        self._close_claim = client.register_script(scripts.CLOSE_CLAIM)
         # The hot paths send one round trip at a time each: a connection of their own spares them the pool.
         self._fetch_lane = Lane(client)
         self._ack_lane = Lane(client)
@@ -200,7 +200,7 @@ class RedisOps:
         rid: str = "",
         open_id: int = 0,
     ) -> list[Any]:
-        """The EVALSHA command of the fetch script (`redis_lua.FETCH`) over the lists of ``order``."""
+        """The EVALSHA command of the fetch script (`scripts.FETCH`) over the lists of ``order``."""
         settings = self.settings
         keys = [self.keys.unacked, self.keys.unacked_index, claim]
         keys += [key for _, key in order]
@@ -238,7 +238,7 @@ class RedisOps:
     async def fetch(
         self, order: Sequence[tuple[str, str]], count: int, claim: str, generation: int, open_id: int
     ) -> Outcome:
-        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `redis_lua.FETCH`).
+        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `scripts.FETCH`).
 
         Ends any claim under ``claim``; when every list is empty, opens claim ``open_id`` for ``generation`` and
         ``count`` messages (state ``opened``).
@@ -252,10 +252,10 @@ class RedisOps:
     async def load_fetch(self) -> None:
         """Load the fetch script into the server's script cache again (after a restart or SCRIPT FLUSH)."""
         with redis_errors(self.where):
-            await self.client.script_load(redis_lua.FETCH)
+            await self.client.script_load(scripts.FETCH)
 
     async def close_claim(self, claim: str) -> str | None:
-        """Close the claim ``claim`` if open (script `redis_lua.CLOSE_CLAIM`); returns its value before."""
+        """Close the claim ``claim`` if open (script `scripts.CLOSE_CLAIM`); returns its value before."""
         with redis_errors(self.where):
             value = await self._close_claim(keys=[claim], args=[])
         return None if value is None else _text(value)
@@ -266,7 +266,7 @@ class RedisOps:
             await self.client.delete(claim)
 
     async def ack(self, items: Sequence[tuple[str, int]]) -> None:
-        """Forget the deliveries ``(tag, count)`` in one round trip (script `redis_lua.ACK`)."""
+        """Forget the deliveries ``(tag, count)`` in one round trip (script `scripts.ACK`)."""
         args: list[Any] = [self.keys.delivery_count_prefix]
         for tag, count in items:
             args += [tag, count]
@@ -284,7 +284,7 @@ class RedisOps:
         expected: str | None = None,
         cutoff: float | None = None,
     ) -> int:
-        """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `redis_lua.MOVE_BACK`).
+        """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `scripts.MOVE_BACK`).
 
         ``front`` pushes to the end consumed next (RPUSH, a restore), else to the back (LPUSH, a requeue).
         The move happens only if the entry still has delivery count ``count``, value ``expected`` and a

@@ -7,7 +7,7 @@ A `Waiter` owns one connection outside the pool. `Waiter.claim_when_nonempty` se
 
 Redis reads no further command from a client blocked in BLMOVE, so the script runs the moment the list fills
 (or the wait times out), and both replies come back together: the messages are already in ``unacked`` when the
-consumer first hears of them. `redis_lua.FETCH` explains the claim that keeps several armed fetches within
+consumer first hears of them. `scripts.FETCH` explains the claim that keeps several armed fetches within
 the consumer's prefetch window.
 
 Connection loss: a request whose connection broke is sent once more on a fresh connection, with the same
