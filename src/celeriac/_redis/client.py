@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
-from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -37,11 +37,6 @@ CLIENT_OPTIONS = frozenset(
 """The options `make_client` reads (and any ``ssl_*`` key): every user of it accepts these names."""
 
 _NUMBERS = ("socket_connect_timeout", "socket_timeout", "health_check_interval")
-_CONNECTION_CLASSES: dict[str, type[AbstractConnection]] = {
-    "redis": Connection,
-    "rediss": SSLConnection,
-    "redis+socket": UnixDomainSocketConnection,
-}
 
 
 def client_name(options: dict[str, Any]) -> str:
@@ -95,7 +90,6 @@ def make_client(
         "retry": Retry(NoBackoff(), retries, supported_errors=(redis_exc.ConnectionError,)),
         "health_check_interval": options.get("health_check_interval", 0),
         "protocol": compat.RESP_PROTOCOL,
-        "connection_class": compat.connection_class(_CONNECTION_CLASSES[scheme]),
     }
     if options.get("max_connections"):
         kwargs["max_connections"] = int(options["max_connections"])
@@ -104,9 +98,12 @@ def make_client(
         tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
         kwargs.update({k: v for k, v in tls.items() if k.startswith("ssl_")})
     try:
-        return aioredis.Redis.from_url(target, **kwargs)
+        client = aioredis.Redis.from_url(target, **kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"bad Redis URL {redact(url)!r}: {exc}") from exc
+    pool = client.connection_pool
+    pool.connection_class = compat.connection_class(pool.connection_class)  # the class redis-py chose for the URL
+    return client
 
 
 def database(client: aioredis.Redis) -> int:
