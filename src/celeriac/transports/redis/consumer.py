@@ -52,8 +52,9 @@ from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Consumer
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.delivery import RedisDelivery, bury, unpack
+from celeriac.transports.redis.fetch import Outcome
 from celeriac.transports.redis.idle import ArmedWait
-from celeriac.transports.redis.ops import Outcome, RedisOps
+from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 

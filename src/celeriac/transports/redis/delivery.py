@@ -16,7 +16,8 @@ from celeriac.errors import DecodeError, TransportError
 from celeriac.transports.base import Delivery, settled_future
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.envelope import Envelope
-from celeriac.transports.redis.ops import Fetched, Outcome, RedisOps
+from celeriac.transports.redis.fetch import Fetched, Outcome
+from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 

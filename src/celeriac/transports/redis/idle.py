@@ -28,7 +28,8 @@ from typing import Protocol
 
 from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import TransportError
-from celeriac.transports.redis.ops import Outcome, RedisOps
+from celeriac.transports.redis.fetch import Outcome
+from celeriac.transports.redis.ops import RedisOps
 from celeriac.transports.redis.wait import Waiter
 
 log = logging.getLogger("celeriac.transports.redis")

@@ -11,7 +11,6 @@ import functools
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,43 +19,9 @@ import redis.exceptions as redis_exc
 from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
 from celeriac.transports.redis import scripts
+from celeriac.transports.redis.fetch import FETCH, Outcome, fetch_command, outcome, text
 from celeriac.transports.redis.keys import Binding
 from celeriac.transports.redis.options import RedisSettings
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """One message the fetch script moved: from which queue and list, its envelope, its delivery count."""
-
-    queue: str
-    list_key: str
-    raw: bytes  # the envelope as Redis returned it: decoded from these bytes, never re-encoded
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one run of the fetch script did (`scripts.FETCH`).
-
-    Attributes:
-        delivered: messages moved into unacked for this consumer.
-        dead: messages moved to dead-letter lists instead.
-        state: ``fetched`` or ``opened`` (a fetch), ``claimed``, ``open`` or ``stale`` (an armed fetch).
-        detail: for ``claimed``, the id of the claim taken; for ``stale``, the claim key's value the armed fetch
-            found (None: there was none).
-    """
-
-    delivered: list[Fetched]
-    dead: list[Fetched]
-    state: str
-    detail: str | None = None
-
-
-NOT_RUN = Outcome([], [], "open")
-"""An armed fetch that did not run (the server had lost the script): as if it found nothing."""
-
-FETCH = "F"
-CLAIM = "C"
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,10 +38,6 @@ def _matches(binding: Binding, routing_key: str) -> bool:
         return binding.routing_key == routing_key
     compiled = _topic(binding.pattern)
     return compiled is not None and compiled.match(routing_key) is not None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 class RedisOps:
@@ -144,7 +105,7 @@ class RedisOps:
         with redis_errors(self.where):
             members = await self.client.smembers(self.keys.binding(exchange))
         queues: list[str] = []
-        for member in sorted(_text(m) for m in members):
+        for member in sorted(text(m) for m in members):
             binding = self.keys.parse_binding(member)
             if binding is not None and _matches(binding, routing_key) and binding.queue not in queues:
                 queues.append(binding.queue)
@@ -201,39 +162,12 @@ class RedisOps:
         open_id: int = 0,
     ) -> list[Any]:
         """The EVALSHA command of the fetch script (`scripts.FETCH`) over the lists of ``order``."""
-        settings = self.settings
-        keys = [self.keys.unacked, self.keys.unacked_index, claim]
-        keys += [key for _, key in order]
-        keys += [self.keys.dead_letter(queue) for queue, _ in order]
-        args: list[Any] = [
-            count,
-            repr(time.time()),
-            self.keys.delivery_count_prefix,
-            settings.counter_ttl,
-            settings.max_deliveries,
-            settings.dead_letter_ttl,
-            mode,
-            generation,
-            rid,
-            int(settings.claim_ttl * 1000),
-            open_id,
-        ]
-        return ["EVALSHA", self._fetch.sha, len(keys), *keys, *args]
+        return fetch_command(self._fetch.sha, self.settings, order, count, mode, claim, generation, rid, open_id)
 
     @staticmethod
     def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
         """The `Outcome` of a fetch script reply for the lists of ``order``."""
-
-        def unpack(flat: list[Any]) -> list[Fetched]:
-            found = []
-            for i in range(0, len(flat), 3):
-                queue, key = order[int(flat[i]) - 1]
-                raw = flat[i + 1]
-                found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), int(flat[i + 2])))
-            return found
-
-        delivered, dead, state, detail = reply
-        return Outcome(unpack(delivered), unpack(dead), _text(state), None if detail is None else _text(detail))
+        return outcome(order, reply)
 
     async def fetch(
         self, order: Sequence[tuple[str, str]], count: int, claim: str, generation: int, open_id: int
@@ -258,7 +192,7 @@ class RedisOps:
         """Close the claim ``claim`` if open (script `scripts.CLOSE_CLAIM`); returns its value before."""
         with redis_errors(self.where):
             value = await self._close_claim(keys=[claim], args=[])
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
     async def delete_claim(self, claim: str) -> None:
         """Delete the claim key ``claim`` (its consumer has ended)."""
@@ -329,7 +263,7 @@ class RedisOps:
             if not tags:
                 return []
             values = await self.client.hmget(self.keys.unacked, tags)
-        return [(_text(tag), None if value is None else _text(value)) for tag, value in zip(tags, values, strict=True)]
+        return [(text(tag), None if value is None else text(value)) for tag, value in zip(tags, values, strict=True)]
 
     async def lock(self, token: str) -> bool:
         """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu)."""

@@ -28,7 +28,8 @@ import redis.exceptions as redis_exc
 from celeriac._redis.client import dedicated_connection
 from celeriac._redis.compat import raise_if_cancelled
 from celeriac._redis.errors import redis_errors
-from celeriac.transports.redis.ops import CLAIM, NOT_RUN, Outcome, RedisOps
+from celeriac.transports.redis.fetch import CLAIM, NOT_RUN, Outcome
+from celeriac.transports.redis.ops import RedisOps
 
 
 class Waiter:
