@@ -71,7 +71,7 @@ class ArmedWait:
         self._error: TransportError | None = None  # a watcher's failure, for `wait` to raise
         self._failures = 0  # watcher failures raised by `wait`: each makes the generation change
         self._written = False  # the claim key may exist: delete it at the end
-        self._open_version = 0  # the generation the last claim was opened for
+        self._open_generation = 0  # the generation the last claim was opened for
         self._opens = 0  # the id of the last claim opened (they count up from 1)
         self._over = 0  # the id of the last claim known to be over
         self._order: list[tuple[str, str]] = []  # the lists the last claim was opened for
@@ -132,13 +132,13 @@ class ArmedWait:
     @property
     def _stale(self) -> bool:
         """The open claim is for an older generation: disarm before fetching again."""
-        return self._open_version != self._generation
+        return self._open_generation != self._generation
 
     def _opened(self, generation: int, claim_id: int, order: Sequence[tuple[str, str]], watch: bool) -> None:
         """The consumer's fetch opened claim ``claim_id`` over the lists of ``order``; ``watch``: arm on them."""
         # An armed fetch may have taken this claim already (its reply heard first): then it is over already.
         self._opens = claim_id
-        self._open_version = generation
+        self._open_generation = generation
         self._order = list(order)
         if self._armed and watch:
             self._watch()
@@ -197,7 +197,7 @@ class ArmedWait:
                 raise_if_cancelled()
                 while not (self._armed and not self._stale and self._opens > done):
                     await self._armable.wait()
-                opens, generation, order = self._opens, self._open_version, self._order
+                opens, generation, order = self._opens, self._open_generation, self._order
                 rid = str(next(self._request_ids))
                 self._requests[rid] = key
                 try:
