@@ -1,6 +1,7 @@
-"""The Redis consumer's armed waits (`redis_armed`, `redis_wait`): an idle consumer's wake-up is one round trip,
-several armed fetches stay within the prefetch window together, and stopping or breaking an armed wait strands
-nothing in ``unacked``. Against a real Redis, under a key prefix of the test's own (deleted afterwards).
+"""The Redis consumer's armed waits (`transports.redis.idle`, `transports.redis.wait`): an idle consumer's wake-up
+is one round trip, several armed fetches stay within the prefetch window together, and stopping or breaking an
+armed wait strands nothing in ``unacked``. Against a real Redis, under a key prefix of the test's own (deleted
+afterwards).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from test_redis_specific import count_fetches, eventually, message
 
 from celeriac.errors import ConnectionLost
 from celeriac.transports.redis import envelope as redis_envelope
-from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.delivery import RedisDelivery
 from celeriac.transports.redis.transport import RedisTransport
 from celeriac.transports.redis.wait import Waiter
 
@@ -114,15 +115,25 @@ async def test_armed_fetches_stay_within_the_window(
         await consumer.cancel()
 
 
+async def open_window(raw: aioredis.Redis, claim: bytes) -> int | None:
+    """The window the claim ``claim`` is open for (its value is ``open <generation> <window> <id>``), else None."""
+    value = (await raw.get(claim) or b"").split()
+    return int(value[2]) if len(value) == 4 and value[0] == b"open" else None
+
+
 async def test_lowered_prefetch_applies_to_an_armed_wait(
-    make: Callable[..., RedisTransport], raw: aioredis.Redis, client_name: str, queue_name: str
+    make: Callable[..., RedisTransport], raw: aioredis.Redis, client_name: str, prefix: str, queue_name: str
 ) -> None:
     async with make() as transport:
         consumer = transport.consume([queue_name], prefetch=4)
         pending = asyncio.ensure_future(anext(consumer))
         await eventually(lambda: _is(blocked(raw, client_name), 4))  # armed for a window of 4
+        [claim] = await claim_keys(raw, prefix)
+        assert await open_window(raw, claim) == 4
         consumer.set_prefetch(1)
-        await eventually(lambda: _is(blocked(raw, client_name), 4))  # closed and armed again, for 1
+        # Closed and opened again for 1. The armed waits stay blocked throughout, so their count says nothing:
+        # a message pushed before the consumer closed the claim for 4 is rightly taken under the old window.
+        await eventually(lambda: _is(open_window(raw, claim), 1))
         await push_at_once(raw, transport, [(queue_name, 0, n) for n in range(5)])
         delivery = await asyncio.wait_for(pending, 5)
         await asyncio.sleep(0.1)

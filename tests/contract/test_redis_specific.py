@@ -21,14 +21,17 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection
 
-from celeriac._redis.client import make_client, redact
+from celeriac._redis import compat
+from celeriac._redis.client import make_client
+from celeriac._redis.urls import redact
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis.backend import RedisBackend
 from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
-from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.delivery import RedisDelivery
 from celeriac.transports.redis.keys import RedisKeys
 from celeriac.transports.redis.transport import RedisTransport
 from tcp_proxy import TcpProxy
@@ -109,6 +112,18 @@ def test_url_is_redacted() -> None:
 def test_socket_url_selects_database() -> None:
     t = RedisTransport("redis+socket:///tmp/no-such.sock?virtual_host=7")
     assert t.settings.keys.db == 7 and t.url.startswith("redis+socket://")
+
+
+def test_timely_writes_are_gated_on_python_311() -> None:
+    """`compat.connection_class` swaps in the named TimelyWrite subclasses on Python 3.11 only, never another class."""
+    timely = sys.version_info < (3, 12)
+    assert compat.connection_class(Connection) is (compat.TimelyConnection if timely else Connection)
+    assert compat.connection_class(SSLConnection) is (compat.TimelySSLConnection if timely else SSLConnection)
+
+    class Custom(Connection):
+        pass
+
+    assert compat.connection_class(Custom) is Custom
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="only Python 3.11's asyncio.wait_for needs a task")

@@ -32,7 +32,7 @@ from celeriac.backends.redis.backend import RedisBackend
 from celeriac.protocol import decode_task, encode_task, normalize_accept
 from celeriac.protocol.message import Message, TaskMessage
 from celeriac.transports.redis import envelope as redis_envelope
-from celeriac.transports.redis.consumer import RedisDelivery
+from celeriac.transports.redis.delivery import RedisDelivery
 from celeriac.transports.redis.transport import RedisTransport
 
 pytestmark = pytest.mark.redis

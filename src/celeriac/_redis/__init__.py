@@ -1,1 +1,6 @@
-"""redis-py plumbing shared by the Redis broker and the Redis result backend: URLs, clients, errors, lanes."""
+"""redis-py plumbing shared by the Redis broker and the Redis result backend.
+
+The map: `urls` (schemes, query options, redaction), `client` (clients and connections from a URL and options),
+`errors` (redis-py errors into celeriac's), `lane` (a connection of one caller's own), `compat` (every redis-py
+workaround, version-gated, with its measured gain).
+"""

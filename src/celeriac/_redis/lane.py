@@ -22,7 +22,8 @@ import redis.exceptions as redis_exc
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 
-from celeriac._redis.client import dedicated_connection, raise_if_cancelled
+from celeriac._redis.client import dedicated_connection
+from celeriac._redis.compat import raise_if_cancelled
 
 
 class Lane:

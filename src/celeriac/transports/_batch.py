@@ -1,9 +1,10 @@
 """Group concurrent requests into one round trip: what arrives while one batch is on the wire goes in the next.
 
-Used for acks and publishes. There is no timer: a lone request is sent at once, and under load the batch grows by
-itself to however many requests arrived during the previous round trip (up to ``max_batch``). While requests come
-one at a time, `Batcher.submit` sends each from its caller's own task; once they overlap, they go through the
-flushing task, so that requests woken together by the end of one round trip share the next.
+Transport-neutral: the Redis transport batches its acks and publishes with it (AMQP publisher confirms next).
+There is no timer: a lone request is sent at once, and under load the batch grows by itself to however many
+requests arrived during the previous round trip (up to ``max_batch``). While requests come one at a time,
+`Batcher.submit` sends each from its caller's own task; once they overlap, they go through the flushing task, so
+that requests woken together by the end of one round trip share the next.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Batcher(Generic[T]):
         try:
             await self._send([item])
             if task is not None and task.cancelling() > cancelling:
-                # ``send`` swallowed a cancel (redis-py may, while connecting): still the caller's to receive.
+                # ``send`` swallowed a cancel (a client library may: redis-py while connecting): still the caller's.
                 raise asyncio.CancelledError
         finally:
             self._inline = None

@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import math
 
-from celeriac._redis.client import make_client, raw_connection, redact, redis_errors
+from celeriac._redis.client import make_client, raw_connection
+from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
+from celeriac._redis.urls import redact
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis.listener import ListenerStatistics, ResultListener
 from celeriac.errors import BackendError, CeleriacError

@@ -37,7 +37,8 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
-from celeriac._redis.client import raise_if_cancelled, redis_errors
+from celeriac._redis.compat import raise_if_cancelled
+from celeriac._redis.errors import redis_errors
 from celeriac.backends.base import READY_STATES, TaskMeta
 from celeriac.backends.redis.checks import DelayedChecks, ReadReady
 from celeriac.backends.unread import Unread

@@ -3,14 +3,14 @@ behind them, renewal of in-flight deliveries, ack/reject.
 
 How a message travels (celery-wire.md §2.2, §2.5):
 
-1. **Fetch.** The script `redis_lua.FETCH` pops up to the free prefetch window from the queue lists, in
+1. **Fetch.** The script `scripts.FETCH` pops up to the free prefetch window from the queue lists, in
    kombu's BRPOP order, and in the same atomic step records each message in ``unacked``/``unacked_index``
    and counts the delivery. A message is always in a list, in ``unacked``, or in a dead-letter list; a
    consumer that crashes, or a connection that drops, between two steps cannot lose it.
 2. **Wait, armed.** A fetch that finds every list empty also *opens the consumer's claim* for the free window
    (same script). The consumer then blocks, without polling, on one ``BLMOVE key key RIGHT RIGHT`` per list (a
    rotation of the list onto itself: nothing is taken; it returns once the list is non-empty), each with the
-   fetch script pipelined behind it on the same connection (`redis_wait`). When a list fills, Redis runs that
+   fetch script pipelined behind it on the same connection (`idle`, `wait`). When a list fills, Redis runs that
    *armed fetch* at once: the first one to run takes up to the open window and marks the claim taken; any
    other finds it taken and takes nothing. So a wake-up is one round trip, the messages are in ``unacked``
    before the consumer hears of them, and all armed fetches together stay within the window. While its claim
@@ -19,18 +19,18 @@ How a message travels (celery-wire.md §2.2, §2.5):
    BLMOVE returns at once for a list that is already non-empty. No message is duplicated: only the script
    takes messages, and it takes each once.
 3. **Disarm.** Before an armed wait is abandoned (cancel, close, a queue added or removed, the prefetch
-   changed, a lost connection) the consumer closes its claim (`redis_lua.CLOSE_CLAIM`): afterwards no armed
+   changed, a lost connection) the consumer closes its claim (`scripts.CLOSE_CLAIM`): afterwards no armed
    fetch can take anything, and if one already had, the consumer first waits for its reply, so those
    messages reach the ready buffer (and are restored on cancel or close) instead of waiting in unacked.
 4. **Renew.** While the consumer lives it re-scores its in-flight deliveries in ``unacked_index`` every
    ``renew_interval`` (``ZADD XX``), so a task that runs longer than ``visibility_timeout`` is not restored
    to another worker. When it dies the renewals stop and any live consumer's restorer
-   (`redis_restore.Restorer`) puts the messages back after ``visibility_timeout``.
-5. **Settle.** Acks are batched (`redis_batch.Batcher`); reject with requeue LPUSHes the message back on
+   (`restore.Restorer`) puts the messages back after ``visibility_timeout``.
+5. **Settle.** Acks are batched (`celeriac.transports._batch.Batcher`); reject with requeue LPUSHes the message back on
    its list with ``redelivered`` set, as kombu does; reject without requeue is an ack (kombu's behaviour).
 
 Connection loss: a command that finds its connection broken is retried once on a fresh one
-(`celeriac._redis.client`; an armed wait with the same request id, so that it cannot claim twice: `redis_wait`), so
+(`celeriac._redis.client`; an armed wait with the same request id, so that it cannot claim twice: `wait`), so
 a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__`` raises `ConnectionLost` once;
 iterating again reconnects. Un-acked deliveries stay ackable throughout, and are restored to their queues
 when the transport closes. The one loss a reply can suffer: a fetch or armed fetch whose reply is lost with
@@ -40,22 +40,21 @@ its connection after the script ran leaves its messages in unacked, where the vi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
 import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from celeriac._redis.client import raise_if_cancelled
-from celeriac.errors import DecodeError, TransportError
+from celeriac._redis.compat import raise_if_cancelled
+from celeriac.errors import TransportError
 from celeriac.transports._batch import Batcher
-from celeriac.transports.base import Consumer, Delivery, settled_future
+from celeriac.transports.base import Consumer
 from celeriac.transports.redis import envelope as redis_envelope
-from celeriac.transports.redis.envelope import Envelope
+from celeriac.transports.redis.delivery import RedisDelivery, bury, unpack
+from celeriac.transports.redis.fetch import Outcome
 from celeriac.transports.redis.idle import ArmedWait
-from celeriac.transports.redis.ops import Fetched, Outcome, RedisOps
+from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
 
@@ -79,63 +78,6 @@ class ConsumerHost(Protocol):
         """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
 
 
-def _task_id(raw: bytes) -> str:
-    """The task id in a raw envelope, for log lines (``?`` when there is none)."""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        return str(json.loads(raw).get("headers", {}).get("id") or "?")
-    return "?"
-
-
-class RedisDelivery(Delivery):
-    """One message fetched from a Redis list; ack or reject it once.
-
-    Attributes:
-        delivery_count: how many times the message has been fetched (by celeriac) including this time.
-    """
-
-    def __init__(self, consumer: RedisConsumer, envelope: Envelope, fetched: Fetched) -> None:
-        self.message = envelope.message
-        self.queue = fetched.queue
-        self.exchange = envelope.exchange
-        self.routing_key = envelope.routing_key
-        self.delivery_tag = envelope.delivery_tag
-        self.delivery_count = fetched.count
-        self.redelivered = envelope.redelivered or fetched.count > 1
-        self.envelope = envelope
-        self.list_key = fetched.list_key
-        self._consumer = consumer
-        self.settled = False
-        self._settling = False
-
-    async def ack(self) -> None:
-        """Remove the message for good (batched with concurrent acks). A second call does nothing."""
-        await self._consumer.settle(self, requeue=None)
-
-    def ack_soon(self) -> asyncio.Future[None]:
-        """`ack` started now, as the future of its batch (no task per message)."""
-        try:
-            operation = self._consumer.start_settle(self, requeue=None)
-        except TransportError as exc:  # closed: report it through the future, as an awaited ack raises it
-            return settled_future(exc)
-        return settled_future() if operation is None else operation
-
-    async def reject(self, requeue: bool = False) -> None:
-        """Requeue: LPUSH back on its list (back of the queue), marked redelivered; else drop (an ack)."""
-        await self._consumer.settle(self, requeue=requeue)
-
-    def begin(self) -> bool:
-        """Claim the right to settle; False when it is settled or being settled."""
-        if self.settled or self._settling:
-            return False
-        self._settling = True
-        return True
-
-    def end(self, done: bool) -> None:
-        """Finish a settle attempt: ``done`` when Redis applied it, else it may be tried again."""
-        self._settling = False
-        self.settled = done
-
-
 class RedisConsumer(Consumer):
     """Deliveries from some queues with at most ``prefetch`` un-acked; see the module docstring.
 
@@ -154,7 +96,8 @@ class RedisConsumer(Consumer):
         self._renewer: asyncio.Task[None] | None = None
         self._fetching: asyncio.Task[bool] | None = None
         self._cancelled = False
-        self._waits = ArmedWait(self._ops, self._take, self._signal.set)
+        self._version = 0  # bumped when the queues or the prefetch change
+        self._idle = ArmedWait(self._ops, self)
 
     # -- Consumer interface ------------------------------------------------------------------------------------
 
@@ -202,18 +145,8 @@ class RedisConsumer(Consumer):
             if self._cancelled:
                 raise StopAsyncIteration
             self._host.check_open()
-            if self._waits.error is not None:
-                error, self._waits.error = self._waits.error, None
-                # The failed watcher has ended; the others stay (one may hold a claim's reply). The claim is
-                # closed before the next fetch, which needs Redis back.
-                self._waits.changed()
-                raise error
-            if self._waits.armed:
-                if self._waits.stale:
-                    await self._waits.disarm({key for _, key in self._ops.keys.consume_order(self._queues)})
-                else:  # idle: the watchers' armed fetches take what comes (restart any that failed)
-                    self._waits.watch()
-                    await self._signal.wait()
+            if await self._idle.wait(self._queues):  # armed: its fetches take what comes; woken when it is over
+                await self._signal.wait()
                 continue
             credit = self._credit()
             # While deliveries are still in flight, wait for half the window to be free before fetching:
@@ -235,7 +168,23 @@ class RedisConsumer(Consumer):
 
     def _changed(self) -> None:
         """The queues or the prefetch changed: an open claim is out of date (closed before the next fetch)."""
-        self._waits.changed()
+        self._version += 1
+        self._signal.set()
+
+    # -- for the armed waits (`idle.WaitHost`) -----------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Bumped each time the queues or the prefetch change."""
+        return self._version
+
+    @property
+    def stopping(self) -> bool:
+        """Cancelled or closing."""
+        return self._cancelled
+
+    def wake(self) -> None:
+        """Wake the fetching loop."""
         self._signal.set()
 
     # -- settling ----------------------------------------------------------------------------------------------
@@ -311,59 +260,25 @@ class RedisConsumer(Consumer):
 
         When every list is empty the script opened the claim: the consumer is armed.
         """
-        order = self._ops.keys.consume_order(self._queues)
-        generation, claim_id = self._waits.next_claim()
-        outcome = await self._ops.fetch(order, credit, self._waits.key, generation, claim_id)
-        if outcome.state == "opened":
-            self._waits.opened(generation, claim_id, order, watch=not self._cancelled)
-        return await self._take(outcome)
+        return await self.take(await self._idle.fetch(self._queues, credit))
 
-    async def _take(self, outcome: Outcome) -> bool:
+    async def take(self, outcome: Outcome) -> bool:
         """Put what a fetch or armed fetch delivered in the ready buffer; True when it moved any message."""
-        for item in outcome.dead:
-            target = self._ops.keys.dead_letter(item.queue)
-            if item.count:
-                log.warning(
-                    "task %s from queue %r moved to dead-letter list %r after %d deliveries (max_deliveries=%d)",
-                    _task_id(item.raw),
-                    item.queue,
-                    target,
-                    item.count - 1,
-                    self._settings.max_deliveries,
-                )
-            else:
-                log.error("message without a delivery tag in queue %r moved to dead-letter list %r", item.queue, target)
-        unreadable: list[tuple[Fetched, DecodeError]] = []
-        for item in outcome.delivered:
-            try:
-                envelope = redis_envelope.decode(item.raw)
-            except DecodeError as error:
-                unreadable.append((item, error))
-                continue
-            delivery = RedisDelivery(self, envelope, item)
+        deliveries, unreadable = unpack(outcome, self, self._ops)
+        for delivery in deliveries:
             self._in_flight[delivery.delivery_tag] = delivery
             self._ready.append(delivery)
         if outcome.delivered:
             self._signal.set()
         for item, exc in unreadable:  # after the readable ones are safe in the ready buffer
-            await self._bury_unreadable(item, exc)
+            await bury(self._ops, item, exc)
         return bool(outcome.delivered or outcome.dead)
-
-    async def _bury_unreadable(self, item: Fetched, exc: DecodeError) -> None:
-        tag = ""
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            tag = str(json.loads(item.raw)["properties"]["delivery_tag"])
-        target = self._ops.keys.dead_letter(item.queue)
-        if tag and await self._ops.bury(tag, item.raw, item.queue):
-            log.error("unreadable message in queue %r moved to %r: %s", item.queue, target, exc.reason)
-        else:
-            log.error("unreadable message in queue %r left in unacked: %s", item.queue, exc.reason)
 
     async def _end_waits(self) -> None:
         """Stop the armed waits for good, without stranding what an armed fetch took (it reaches the ready buffer)."""
         if self._fetching is not None:  # let a fetch on the wire land: its messages and a claim it opens are known
             await asyncio.wait([self._fetching], timeout=5.0)
-        await self._waits.end()
+        await self._idle.close()
 
     # -- renewal and shutdown ----------------------------------------------------------------------------------
 

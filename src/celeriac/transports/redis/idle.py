@@ -1,16 +1,20 @@
-"""An idle consumer's blocking waits, each with a fetch armed behind it, and the claim that bounds them.
+"""An idle consumer's armed wait: blocking waits with a fetch armed behind each, and the claim that bounds them.
 
-The consumer's own fetch (`redis_lua.FETCH`, mode ``F``) *opens* the claim when it finds every list empty:
-claim ``n`` for the free prefetch window. Then one watcher per list blocks on a `redis_wait.Waiter`, its armed
+The consumer sees two methods: `ArmedWait.wait` (armed? then wait for the wake-up, not fetching) and
+`ArmedWait.fetch` (its own fetch, which arms the waits when it finds every list empty); `ArmedWait.close` ends them.
+
+The consumer's own fetch (`scripts.FETCH`, mode ``F``) *opens* the claim when it finds every list empty:
+claim ``n`` for the free prefetch window. Then one watcher per list blocks on a `wait.Waiter`, its armed
 fetch pipelined behind the BLMOVE. The first armed fetch to find a message takes up to the window and marks
 the claim taken; the others find it taken and take nothing. Claim ``n`` is *over* once the consumer has heard
-the reply of the armed fetch that took it, closed it (`redis_lua.CLOSE_CLAIM`), or learnt that it was lost;
-until then the consumer is `ArmedWait.armed` and does not fetch by itself, so nothing it fetches overlaps
-what an armed fetch takes.
+the reply of the armed fetch that took it, closed it (`scripts.CLOSE_CLAIM`), or learnt that it was lost;
+until then the consumer is armed and does not fetch by itself, so nothing it fetches overlaps what an armed
+fetch takes.
 
-The claim opens for a *generation* (the consumer's version, bumped when its queues or prefetch change): an
-armed fetch sent for another generation takes nothing. That is what makes cancelling a watcher safe once the
-claim was opened for a newer generation, or closed: its armed fetch can no longer take anything.
+The claim opens for a *generation* (the consumer's version, bumped when its queues or prefetch change, and
+each time a watcher failed): an armed fetch sent for another generation takes nothing. That is what makes
+cancelling a watcher safe once the claim was opened for a newer generation, or closed: its armed fetch can no
+longer take anything.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
-from celeriac._redis.client import raise_if_cancelled
+from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import TransportError
-from celeriac.transports.redis.ops import Outcome, RedisOps
+from celeriac.transports.redis.fetch import Outcome
+from celeriac.transports.redis.ops import RedisOps
 from celeriac.transports.redis.wait import Waiter
 
 log = logging.getLogger("celeriac.transports.redis")
@@ -31,25 +37,41 @@ log = logging.getLogger("celeriac.transports.redis")
 LOST = "a fetch reply was lost with its connection; its messages return after the visibility timeout"
 
 
+class WaitHost(Protocol):
+    """What the armed waits need from their consumer."""
+
+    @property
+    def version(self) -> int:
+        """Bumped each time the consumer's queues or prefetch change: an open claim is then out of date."""
+
+    @property
+    def stopping(self) -> bool:
+        """The consumer is cancelled or closing: arm nothing more."""
+
+    async def take(self, outcome: Outcome) -> object:
+        """Put what an armed fetch delivered in the ready buffer; everything it does before its first ``await``
+        runs at once (so no reply is dropped by a later cancel)."""
+
+    def wake(self) -> None:
+        """Wake the consumer: a claim is over, or a watcher failed."""
+
+
 class ArmedWait:
-    """The armed waits of one consumer.
+    """The armed waits of one consumer (see the module docstring).
 
     Args:
         ops: the server calls.
-        take: puts what an armed fetch delivered in the consumer's ready buffer; everything it does before
-            its first ``await`` runs at once (so no reply is dropped by a later cancel).
-        wake: wakes the consumer: a claim is over, or a watcher failed (`error`).
+        host: the consumer.
     """
 
-    def __init__(self, ops: RedisOps, take: Callable[[Outcome], Awaitable[object]], wake: Callable[[], None]) -> None:
+    def __init__(self, ops: RedisOps, host: WaitHost) -> None:
         self._ops = ops
-        self._take = take
-        self._wake = wake
+        self._host = host
         self.key = ops.keys.claim(uuid.uuid4().hex)
-        self.error: TransportError | None = None  # a watcher's failure, for the consumer to raise
+        self._error: TransportError | None = None  # a watcher's failure, for `wait` to raise
+        self._failures = 0  # watcher failures raised by `wait`: each makes the generation change
         self._written = False  # the claim key may exist: delete it at the end
-        self._version = 0
-        self._open_version = 0  # the generation the last claim was opened for
+        self._open_generation = 0  # the generation the last claim was opened for
         self._opens = 0  # the id of the last claim opened (they count up from 1)
         self._over = 0  # the id of the last claim known to be over
         self._order: list[tuple[str, str]] = []  # the lists the last claim was opened for
@@ -59,46 +81,80 @@ class ArmedWait:
         self._request_ids = itertools.count(1)
         self._watchers: dict[str, asyncio.Task[None]] = {}
 
+    async def wait(self, queues: Sequence[str]) -> bool:
+        """True while the consumer is armed: it waits for its wake-up instead of fetching (the watchers' armed
+        fetches take what comes). A claim opened for an older generation is disarmed first (stopping the
+        watchers of lists no longer consumed) and the consumer woken; False: fetch by yourself (`fetch`).
+
+        Raises:
+            TransportError: a watcher failed (raised once; the others stay, one may hold a claim's reply), or
+                disarming failed (still armed: call again).
+        """
+        if self._error is not None:
+            error, self._error = self._error, None
+            # The failed watcher has ended. The open claim is out of date: it is closed before the next fetch,
+            # which needs Redis back.
+            self._failures += 1
+            raise error
+        if not self._armed:
+            return False
+        if self._stale:
+            await self._disarm({key for _, key in self._ops.keys.consume_order(queues)})
+            self._host.wake()  # go round again: the disarm may have delivered messages, or the consumer may fetch
+        else:  # idle: restart any watcher that failed
+            self._watch()
+        return True
+
+    async def fetch(self, queues: Sequence[str], credit: int) -> Outcome:
+        """The consumer's own fetch of up to ``credit`` messages (only when `wait` returned False).
+
+        When every list is empty the script opens the claim for ``credit`` messages, and (unless the consumer
+        is stopping by then) one watcher per list blocks with its armed fetch.
+        """
+        order = self._ops.keys.consume_order(queues)
+        generation, claim_id = self._generation, self._opens + 1
+        self._written = True
+        outcome = await self._ops.fetch(order, credit, self.key, generation, claim_id)
+        if outcome.state == "opened":
+            self._opened(generation, claim_id, order, watch=not self._host.stopping)
+        return outcome
+
     @property
-    def armed(self) -> bool:
+    def _generation(self) -> int:
+        """The consumer's version, and one more for each watcher failure."""
+        return self._host.version + self._failures
+
+    @property
+    def _armed(self) -> bool:
         """A claim is open, or taken but not yet heard of: the consumer must not fetch by itself."""
         return self._opens > self._over
 
     @property
-    def stale(self) -> bool:
-        """The open claim is for an older generation: `disarm` before fetching again."""
-        return self._open_version != self._version
+    def _stale(self) -> bool:
+        """The open claim is for an older generation: disarm before fetching again."""
+        return self._open_generation != self._generation
 
-    def changed(self) -> None:
-        """The queues or the prefetch changed (or the link failed): an open claim is out of date."""
-        self._version += 1
-
-    def next_claim(self) -> tuple[int, int]:
-        """``(generation, claim id)`` for the consumer's next fetch, which opens it if every list is empty."""
-        self._written = True
-        return self._version, self._opens + 1
-
-    def opened(self, generation: int, claim_id: int, order: Sequence[tuple[str, str]], watch: bool) -> None:
+    def _opened(self, generation: int, claim_id: int, order: Sequence[tuple[str, str]], watch: bool) -> None:
         """The consumer's fetch opened claim ``claim_id`` over the lists of ``order``; ``watch``: arm on them."""
         # An armed fetch may have taken this claim already (its reply heard first): then it is over already.
         self._opens = claim_id
-        self._open_version = generation
+        self._open_generation = generation
         self._order = list(order)
-        if self.armed and watch:
-            self.watch()
+        if self._armed and watch:
+            self._watch()
             self._armable.set()
             self._armable = asyncio.Event()
 
-    def watch(self) -> None:
+    def _watch(self) -> None:
         """One watcher per list of the open claim. Others are cancelled: their armed fetches are for an older
         generation, which the open claim refuses, so cancelling them strands nothing."""
         wanted = {key for _, key in self._order}
         for key in wanted - self._watchers.keys():
-            self._watchers[key] = asyncio.create_task(self._watch(key), name=f"celeriac-redis-watch {key!r}")
+            self._watchers[key] = asyncio.create_task(self._watch_list(key), name=f"celeriac-redis-watch {key!r}")
         for key in self._watchers.keys() - wanted:
             self._watchers.pop(key).cancel()
 
-    async def disarm(self, consumed: set[str]) -> None:
+    async def _disarm(self, consumed: set[str]) -> None:
         """Close the open claim; return once no armed fetch can take messages and the reply of any that did
         was taken (or is known to be lost). Then stop the watchers of lists not in ``consumed``.
 
@@ -117,11 +173,11 @@ class ArmedWait:
         for key in self._watchers.keys() - consumed:
             self._watchers.pop(key).cancel()
 
-    async def end(self) -> None:
+    async def close(self) -> None:
         """The consumer ends: close and delete the claim, then stop every watcher (nothing stranded)."""
         try:
-            if self.armed:
-                await self.disarm(set())
+            if self._armed:
+                await self._disarm(set())
             if self._written:
                 await self._ops.delete_claim(self.key)
                 self._written = False
@@ -132,16 +188,16 @@ class ArmedWait:
                 task.cancel()
             self._watchers.clear()
 
-    async def _watch(self, key: str) -> None:
+    async def _watch_list(self, key: str) -> None:
         """Block on ``key`` with an armed fetch behind, once per open claim (again while it stays open)."""
         waiter = Waiter(self._ops)
         done = 0  # the claims this watcher is finished with
         try:
             while True:
                 raise_if_cancelled()
-                while not (self.armed and not self.stale and self._opens > done):
+                while not (self._armed and not self._stale and self._opens > done):
                     await self._armable.wait()
-                opens, generation, order = self._opens, self._open_version, self._order
+                opens, generation, order = self._opens, self._open_generation, self._order
                 rid = str(next(self._request_ids))
                 self._requests[rid] = key
                 try:
@@ -153,10 +209,10 @@ class ArmedWait:
                 # Found nothing and the claim is still open: block again at once. Else wait for the next claim.
                 done = opens - 1 if outcome.state == "open" else opens
                 self._heard(outcome, rid, opens)
-                await self._take(outcome)
+                await self._host.take(outcome)
         except TransportError as exc:
-            self.error = exc
-            self._wake()
+            self._error = exc
+            self._host.wake()
         finally:
             await waiter.close()
             if self._watchers.get(key) is asyncio.current_task():
@@ -174,4 +230,4 @@ class ArmedWait:
             self._over = opens  # the claim expired (no armed fetch renewed it for claim_ttl): open one again
         else:
             return
-        self._wake()
+        self._host.wake()

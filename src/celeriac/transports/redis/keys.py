@@ -11,7 +11,7 @@ Names only celeriac writes (each has a TTL or is deleted by its owner):
                                             deleted on ack, drop or dead-lettering
 ``<p><queue>.dead``                 list    messages delivered more than ``max_deliveries`` times, or whose
                                             envelope cannot be read; TTL refreshed on every push
-``<p>celeriac.claim.<consumer>``    string  an idle consumer's claim on its armed fetches (`redis_lua.FETCH`);
+``<p>celeriac.claim.<consumer>``    string  an idle consumer's claim on its armed fetches (`scripts.FETCH`);
                                             TTL (renewed while armed), deleted when the consumer ends
 ==================================  ======  ==================================================================
 

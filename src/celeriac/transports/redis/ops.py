@@ -11,52 +11,17 @@ import functools
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_exc
 
-from celeriac._redis.client import redis_errors
+from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
-from celeriac.transports.redis import scripts as redis_lua
+from celeriac.transports.redis import scripts
+from celeriac.transports.redis.fetch import FETCH, Outcome, fetch_command, outcome, text
 from celeriac.transports.redis.keys import Binding
 from celeriac.transports.redis.options import RedisSettings
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """One message the fetch script moved: from which queue and list, its envelope, its delivery count."""
-
-    queue: str
-    list_key: str
-    raw: bytes  # the envelope as Redis returned it: decoded from these bytes, never re-encoded
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one run of the fetch script did (`redis_lua.FETCH`).
-
-    Attributes:
-        delivered: messages moved into unacked for this consumer.
-        dead: messages moved to dead-letter lists instead.
-        state: ``fetched`` or ``opened`` (a fetch), ``claimed``, ``open`` or ``stale`` (an armed fetch).
-        detail: for ``claimed``, the id of the claim taken; for ``stale``, the claim key's value the armed fetch
-            found (None: there was none).
-    """
-
-    delivered: list[Fetched]
-    dead: list[Fetched]
-    state: str
-    detail: str | None = None
-
-
-NOT_RUN = Outcome([], [], "open")
-"""An armed fetch that did not run (the server had lost the script): as if it found nothing."""
-
-FETCH = "F"
-CLAIM = "C"
 
 
 @functools.lru_cache(maxsize=256)
@@ -75,16 +40,12 @@ def _matches(binding: Binding, routing_key: str) -> bool:
     return compiled is not None and compiled.match(routing_key) is not None
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
 class RedisOps:
     """The transport's server operations over two clients: ``client`` (commands) and ``blocking`` (waits).
 
     Args:
         client: the command client; its socket timeout bounds every non-blocking call.
-        blocking: the template of blocking connections (`redis_wait`): its socket timeout is longer than
+        blocking: the template of blocking connections (`wait`): its socket timeout is longer than
             ``settings.block_timeout``.
         settings: names and tunables.
         where: the redacted URL, for error messages.
@@ -96,12 +57,12 @@ class RedisOps:
         self.settings = settings
         self.keys = settings.keys
         self.where = where
-        self._fetch = client.register_script(redis_lua.FETCH)
-        self._ack = client.register_script(redis_lua.ACK)
-        self._move_back = client.register_script(redis_lua.MOVE_BACK)
-        self._bury = client.register_script(redis_lua.BURY)
-        self._release = client.register_script(redis_lua.RELEASE_MUTEX)
-        self._close_claim = client.register_script(redis_lua.CLOSE_CLAIM)
+        self._fetch = client.register_script(scripts.FETCH)
+        self._ack = client.register_script(scripts.ACK)
+        self._move_back = client.register_script(scripts.MOVE_BACK)
+        self._bury = client.register_script(scripts.BURY)
+        self._release = client.register_script(scripts.RELEASE_MUTEX)
+        self._close_claim = client.register_script(scripts.CLOSE_CLAIM)
         # The hot paths send one round trip at a time each: a connection of their own spares them the pool.
         self._fetch_lane = Lane(client)
         self._ack_lane = Lane(client)
@@ -144,7 +105,7 @@ class RedisOps:
         with redis_errors(self.where):
             members = await self.client.smembers(self.keys.binding(exchange))
         queues: list[str] = []
-        for member in sorted(_text(m) for m in members):
+        for member in sorted(text(m) for m in members):
             binding = self.keys.parse_binding(member)
             if binding is not None and _matches(binding, routing_key) and binding.queue not in queues:
                 queues.append(binding.queue)
@@ -200,45 +161,18 @@ class RedisOps:
         rid: str = "",
         open_id: int = 0,
     ) -> list[Any]:
-        """The EVALSHA command of the fetch script (`redis_lua.FETCH`) over the lists of ``order``."""
-        settings = self.settings
-        keys = [self.keys.unacked, self.keys.unacked_index, claim]
-        keys += [key for _, key in order]
-        keys += [self.keys.dead_letter(queue) for queue, _ in order]
-        args: list[Any] = [
-            count,
-            repr(time.time()),
-            self.keys.delivery_count_prefix,
-            settings.counter_ttl,
-            settings.max_deliveries,
-            settings.dead_letter_ttl,
-            mode,
-            generation,
-            rid,
-            int(settings.claim_ttl * 1000),
-            open_id,
-        ]
-        return ["EVALSHA", self._fetch.sha, len(keys), *keys, *args]
+        """The EVALSHA command of the fetch script (`scripts.FETCH`) over the lists of ``order``."""
+        return fetch_command(self._fetch.sha, self.settings, order, count, mode, claim, generation, rid, open_id)
 
     @staticmethod
     def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
         """The `Outcome` of a fetch script reply for the lists of ``order``."""
-
-        def unpack(flat: list[Any]) -> list[Fetched]:
-            found = []
-            for i in range(0, len(flat), 3):
-                queue, key = order[int(flat[i]) - 1]
-                raw = flat[i + 1]
-                found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), int(flat[i + 2])))
-            return found
-
-        delivered, dead, state, detail = reply
-        return Outcome(unpack(delivered), unpack(dead), _text(state), None if detail is None else _text(detail))
+        return outcome(order, reply)
 
     async def fetch(
         self, order: Sequence[tuple[str, str]], count: int, claim: str, generation: int, open_id: int
     ) -> Outcome:
-        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `redis_lua.FETCH`).
+        """Move up to ``count`` messages from the lists of ``order`` into unacked (script `scripts.FETCH`).
 
         Ends any claim under ``claim``; when every list is empty, opens claim ``open_id`` for ``generation`` and
         ``count`` messages (state ``opened``).
@@ -252,13 +186,13 @@ class RedisOps:
     async def load_fetch(self) -> None:
         """Load the fetch script into the server's script cache again (after a restart or SCRIPT FLUSH)."""
         with redis_errors(self.where):
-            await self.client.script_load(redis_lua.FETCH)
+            await self.client.script_load(scripts.FETCH)
 
     async def close_claim(self, claim: str) -> str | None:
-        """Close the claim ``claim`` if open (script `redis_lua.CLOSE_CLAIM`); returns its value before."""
+        """Close the claim ``claim`` if open (script `scripts.CLOSE_CLAIM`); returns its value before."""
         with redis_errors(self.where):
             value = await self._close_claim(keys=[claim], args=[])
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
     async def delete_claim(self, claim: str) -> None:
         """Delete the claim key ``claim`` (its consumer has ended)."""
@@ -266,7 +200,7 @@ class RedisOps:
             await self.client.delete(claim)
 
     async def ack(self, items: Sequence[tuple[str, int]]) -> None:
-        """Forget the deliveries ``(tag, count)`` in one round trip (script `redis_lua.ACK`)."""
+        """Forget the deliveries ``(tag, count)`` in one round trip (script `scripts.ACK`)."""
         args: list[Any] = [self.keys.delivery_count_prefix]
         for tag, count in items:
             args += [tag, count]
@@ -284,7 +218,7 @@ class RedisOps:
         expected: str | None = None,
         cutoff: float | None = None,
     ) -> int:
-        """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `redis_lua.MOVE_BACK`).
+        """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `scripts.MOVE_BACK`).
 
         ``front`` pushes to the end consumed next (RPUSH, a restore), else to the back (LPUSH, a requeue).
         The move happens only if the entry still has delivery count ``count``, value ``expected`` and a
@@ -329,7 +263,7 @@ class RedisOps:
             if not tags:
                 return []
             values = await self.client.hmget(self.keys.unacked, tags)
-        return [(_text(tag), None if value is None else _text(value)) for tag, value in zip(tags, values, strict=True)]
+        return [(text(tag), None if value is None else text(value)) for tag, value in zip(tags, values, strict=True)]
 
     async def lock(self, token: str) -> bool:
         """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu)."""

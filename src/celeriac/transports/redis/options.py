@@ -8,9 +8,11 @@ celeriac's and documented on `RedisSettings`.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac._redis.client import CLIENT_OPTIONS, check_options
 from celeriac.errors import ConfigurationError
 from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis.keys import PRIORITY_STEPS, SEP, RedisKeys
@@ -62,6 +64,45 @@ class RedisSettings:
     claim_ttl: float
 
 
+OPTIONS = frozenset(
+    {
+        "visibility_timeout",
+        "max_deliveries",
+        "global_keyprefix",
+        "sep",
+        "priority_steps",
+        "fanout_prefix",
+        "fanout_patterns",
+        "unacked_key",
+        "unacked_index_key",
+        "unacked_mutex_key",
+        "unacked_mutex_expire",
+        "unacked_restore_limit",
+        "unacked_restore_interval",
+        "renew_interval",
+        "delivery_counter_ttl",
+        "dead_letter_ttl",
+        "block_timeout",
+        "fetch_limit",
+        "ack_batch",
+        *CLIENT_OPTIONS,
+    }
+)
+"""Every ``broker_transport_options`` key the Redis transport reads (and any ``ssl_*`` key, for ``rediss://``)."""
+
+
+def check_names(extra: dict[str, Any]) -> None:
+    """Raise `ConfigurationError` for a key of ``extra`` the Redis transport does not read, or a malformed
+    connection option (the message names it; kombu options celeriac does not implement are refused too)."""
+    for name in extra:
+        if name in OPTIONS or name.startswith("ssl_"):
+            continue
+        close = difflib.get_close_matches(name, OPTIONS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(f"unknown broker transport option {name!r} for Redis{hint}")
+    check_options(extra, "broker transport option")
+
+
 def _number(extra: dict[str, Any], name: str, default: float, minimum: float = 0.0) -> float:
     value = extra.get(name, default)
     try:
@@ -87,9 +128,11 @@ def settings_from(options: TransportOptions, db: int) -> RedisSettings:
     """Read `RedisSettings` from ``options`` for database ``db``.
 
     Raises:
-        ConfigurationError: an option has a value of the wrong type or range (the message names it).
+        ConfigurationError: an unknown option, or one with a value of the wrong type or range (the message
+            names it).
     """
     extra = options.extra
+    check_names(extra)
     # kombu's own option wins over the generic field when both are given (a Celery config sets only the option).
     visibility = _number(extra, "visibility_timeout", options.visibility_timeout, minimum=0.001)
     max_deliveries = int(_number(extra, "max_deliveries", options.max_deliveries))

@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
-from celeriac._redis.client import redis_errors
+from celeriac._redis.errors import redis_errors
 from celeriac.errors import DecodeError, TransportError
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Subscription

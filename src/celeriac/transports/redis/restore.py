@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 
-from celeriac._redis.client import raise_if_cancelled
+from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import DecodeError, TransportError
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.ops import RedisOps

@@ -2,7 +2,7 @@
 
 A script runs atomically on the server: no other command sees a message half-way between two keys. The
 scripts read only kombu's data layout (celery-wire.md §2.1, §2.5) plus celeriac's delivery counters
-(`redis_keys`), so kombu processes sharing the database keep working. Delivery counters are addressed by
+(`keys`), so kombu processes sharing the database keep working. Delivery counters are addressed by
 prefix + tag inside the scripts, which is fine on a single Redis server (kombu's transport does not support
 Redis Cluster either).
 
@@ -143,7 +143,7 @@ moment at which it is in neither place, so a crashed consumer or dropped connect
 it waits in ``unacked`` for the visibility-timeout restore. Lists are served in KEYS order (kombu's BRPOP
 order), each from its right end (FIFO with kombu's LPUSH).
 
-The claim key makes an idle consumer's armed fetches (`redis_wait`) safe. Mode ``F`` (a fetch the consumer
+The claim key makes an idle consumer's armed fetches (`wait`) safe. Mode ``F`` (a fetch the consumer
 runs itself) first deletes the key; if it finds every list empty it *opens* the claim: ``open <generation>
 <max> <id>`` (state ``opened``), ``max`` being the consumer's free prefetch window at that moment. Mode ``C`` (a
 fetch sent behind a BLMOVE, run when that returns) takes messages only while the claim is open for its

@@ -2,7 +2,7 @@
 workers, ``celery inspect``/``events`` and Flower share queues, bindings, unacked bookkeeping and fanout
 channels with celeriac.
 
-What celeriac adds on the same bytes (see `redis_consumer` and `redis_restore`):
+What celeriac adds on the same bytes (see `consumer` and `restore`):
 
 * the move from a queue into ``unacked`` is one Lua script, so no crash or dropped connection loses a message;
 * an idle consumer blocks (``BLMOVE`` of a list onto itself) instead of polling, with the fetch script queued
@@ -21,11 +21,7 @@ every control command. Control *replies* are not fanout: they are list messages 
 ``publish(reply, routing_key=<oid>, exchange="reply.celery.pidbox")``, into the queue a client bound with
 ``bind(f"{oid}.reply.celery.pidbox", "reply.celery.pidbox", oid)`` (celery-wire.md §5.3).
 
-The parts, one module each: `redis_keys` (names), `redis_lua` (scripts), `redis_envelope` (the JSON),
-`celeriac._redis.client` (URLs, clients, error translation), `redis_settings` (options), `redis_ops` (every server
-call), `redis_consumer` (fetch, renew, settle), `redis_armed` and `redis_wait` (an idle consumer's blocking
-waits with their armed fetches), `redis_restore` (visibility-timeout restore),
-`redis_batch` (shared round trips), `redis_pubsub` (subscriptions).
+The parts are mapped in the package docstring (`celeriac.transports.redis`).
 """
 
 from __future__ import annotations
@@ -35,7 +31,8 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from celeriac._redis.client import database, make_client, raw_connection, redact
+from celeriac._redis.client import database, make_client, raw_connection
+from celeriac._redis.urls import redact
 from celeriac.errors import TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports._batch import Batcher
@@ -43,7 +40,7 @@ from celeriac.transports.base import Transport, TransportOptions
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.consumer import RedisConsumer
 from celeriac.transports.redis.ops import RedisOps
-from celeriac.transports.redis.options import settings_from
+from celeriac.transports.redis.options import check_names, settings_from
 from celeriac.transports.redis.pubsub import RedisSubscription
 from celeriac.transports.redis.restore import Restorer
 
@@ -54,9 +51,9 @@ class RedisTransport(Transport):
     """A connection to one Redis database, speaking kombu's Redis transport protocol.
 
     Args:
-        url: ``redis://``, ``rediss://`` or ``redis+socket://`` URL (see `celeriac._redis.client`).
+        url: ``redis://``, ``rediss://`` or ``redis+socket://`` URL (see `celeriac._redis.urls`).
         options: transport options; ``extra`` holds kombu's ``broker_transport_options`` (see
-            `redis_settings.RedisSettings` for every key read).
+            `options.RedisSettings` for every key read).
 
     Raises:
         ConfigurationError: a bad URL or option (no I/O happens here).
@@ -69,9 +66,10 @@ class RedisTransport(Transport):
         self.url = redact(url)
         self.options = options or TransportOptions()
         extra = self.options.extra
+        check_names(extra)  # before the client, so an option's error names it as a broker transport option
         self._client = make_client(url, extra)
         self.settings = settings_from(self.options, database(self._client))
-        # The template of blocking waits' connections (`redis_wait`), whose read timeout outlasts a wait; the
+        # The template of blocking waits' connections (`wait`), whose read timeout outlasts a wait; the
         # waits do their one retry themselves.
         socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
         self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout, retries=0)
@@ -176,7 +174,7 @@ class RedisTransport(Transport):
         await self._pushes.submit((lists, payload))  # shares a round trip with concurrent publishes
 
     def consume(self, queues: Sequence[str], prefetch: int) -> RedisConsumer:
-        """A consumer of ``queues``; see `redis_consumer` for how it behaves.
+        """A consumer of ``queues``; see `consumer` for how it behaves.
 
         Consuming needs no declaration on Redis (a queue is just its lists); `declare` binds a queue for
         publishers that route through its exchange.

@@ -7,7 +7,7 @@ A `Waiter` owns one connection outside the pool. `Waiter.claim_when_nonempty` se
 
 Redis reads no further command from a client blocked in BLMOVE, so the script runs the moment the list fills
 (or the wait times out), and both replies come back together: the messages are already in ``unacked`` when the
-consumer first hears of them. `redis_lua.FETCH` explains the claim that keeps several armed fetches within
+consumer first hears of them. `scripts.FETCH` explains the claim that keeps several armed fetches within
 the consumer's prefetch window.
 
 Connection loss: a request whose connection broke is sent once more on a fresh connection, with the same
@@ -25,8 +25,11 @@ from typing import Any
 
 import redis.exceptions as redis_exc
 
-from celeriac._redis.client import dedicated_connection, raise_if_cancelled, redis_errors
-from celeriac.transports.redis.ops import CLAIM, NOT_RUN, Outcome, RedisOps
+from celeriac._redis.client import dedicated_connection
+from celeriac._redis.compat import raise_if_cancelled
+from celeriac._redis.errors import redis_errors
+from celeriac.transports.redis.fetch import CLAIM, NOT_RUN, Outcome
+from celeriac.transports.redis.ops import RedisOps
 
 
 class Waiter:
