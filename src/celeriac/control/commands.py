@@ -10,7 +10,7 @@ command gives ``{"error": "KeyError('x')"}``, a handler exception ``{"error": re
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -150,12 +150,38 @@ class Command:
         return arguments
 
 
-class CommandRegistry:
-    """Command name (or alias) -> `Command`."""
+def command(
+    kind: Kind,
+    *args: Arg,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    reply: str = "",
+    visible: bool = True,
+) -> Callable[[Handler], Command]:
+    """Decorator: declare ``async def <name>(node, **arguments)`` as a `Command` (add it to a registry with
+    `CommandRegistry.add`). ``name`` defaults to the function's name without a trailing ``_``."""
 
-    def __init__(self) -> None:
+    def declare(handler: Handler) -> Command:
+        return Command(name or handler.__name__.rstrip("_"), handler, kind, tuple(args), tuple(aliases), reply, visible)
+
+    return declare
+
+
+class CommandRegistry:
+    """Command name (or alias) -> `Command`: the commands one worker answers (``builtin.with_builtins()`` gives
+    a new one holding the built-ins; each worker owns its own, none is shared through a module global)."""
+
+    def __init__(self, commands: Iterable[Command] = ()) -> None:
         self._commands: dict[str, Command] = {}
         self._aliases: dict[str, str] = {}
+        for each in commands:
+            self.add(each)
+
+    def add(self, command: Command) -> None:
+        """Register ``command`` (replacing one of the same name)."""
+        self._commands[command.name] = command
+        for alias in command.aliases:
+            self._aliases[alias] = command.name
 
     def register(
         self,
@@ -166,15 +192,10 @@ class CommandRegistry:
         reply: str = "",
         visible: bool = True,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``async def <name>(node, **arguments)`` as a command."""
+        """Decorator: register ``async def <name>(node, **arguments)`` as a command; returns the function."""
 
         def add(handler: Handler) -> Handler:
-            command = Command(
-                name or handler.__name__.rstrip("_"), handler, kind, tuple(args), tuple(aliases), reply, visible
-            )
-            self._commands[command.name] = command
-            for alias in command.aliases:
-                self._aliases[alias] = command.name
+            self.add(command(kind, *args, name=name, aliases=aliases, reply=reply, visible=visible)(handler))
             return handler
 
         return add

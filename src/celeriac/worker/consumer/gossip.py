@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac.errors import ProtocolError, TransportError
+from celeriac.events.cluster import ClusterState, WorkerInfo
 from celeriac.events.model import EXCHANGE, WORKER_ELECT, WORKER_ELECT_ACK, WORKER_OFFLINE, Event
 from celeriac.events.receiver import events_in
-from celeriac.events.cluster import ClusterState, WorkerInfo
 from celeriac.protocol.serializers import normalize_accept
 from celeriac.transports.base import Subscription
 from celeriac.worker.bootsteps import Step
