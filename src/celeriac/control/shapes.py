@@ -14,7 +14,7 @@ from typing import Any
 from celeriac._schemes import redact_url
 from celeriac.control.node import ControlNode, TaskRequest
 from celeriac.control.replies import ExchangeInfo, QueueInfo, RequestInfo, ScheduledInfo
-from celeriac.protocol.codec import safe_repr
+from celeriac.protocol.fields import safe_repr
 
 DEFAULT_TASKINFO_ITEMS = ("exchange", "routing_key", "rate_limit")
 ETA_PRIORITY = 6  # what Celery reports as the timer priority of ETA entries
