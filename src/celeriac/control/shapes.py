@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import platform
 import re
-import signal as signals
 import sys
 from typing import Any
 
@@ -20,17 +19,6 @@ DEFAULT_TASKINFO_ITEMS = ("exchange", "routing_key", "rate_limit")
 ETA_PRIORITY = 6  # what Celery reports as the timer priority of ETA entries
 _HIDDEN = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE", re.IGNORECASE)
 _MASK = "********"
-
-
-def signum_of(value: Any) -> int:
-    """A signal number from ``15``, ``"15"``, ``"SIGTERM"`` or ``"TERM"``. Raises ValueError."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return int(value)
-    name = str(value).upper()
-    found = getattr(signals, name if name.startswith("SIG") else f"SIG{name}", None)
-    if not isinstance(found, int):
-        raise ValueError(f"unknown signal {value!r}")
-    return int(found)
 
 
 # -- shapes ----------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from itertools import repeat
 from typing import Any
 
 from celeriac.errors import DecodeError
-from celeriac.protocol import serializers
 from celeriac.protocol.compression import compress, compression_type, decompress
 from celeriac.protocol.fields import (
     EMBED_KEYS,
@@ -32,6 +31,7 @@ from celeriac.protocol.fields import (
     safe_repr,
 )
 from celeriac.protocol.message import Message, TaskMessage
+from celeriac.protocol.serializers import dumps, loads
 
 UTC = dt.UTC
 
@@ -100,9 +100,7 @@ def encode_task(
     # Extra headers may not overwrite a typed field (or fake a compression header): the fields are the truth.
     headers.update({k: v for k, v in task.extra_headers.items() if k not in NOT_EXTRA})
 
-    content_type, content_encoding, body = serializers.dumps(
-        encode_body(task.args, task.kwargs, task.embed), serializer
-    )
+    content_type, content_encoding, body = dumps(encode_body(task.args, task.kwargs, task.embed), serializer)
     if compression is not None:
         headers["compression"], body = compress(body, compression)
 
@@ -177,7 +175,7 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
     compression = None if known else headers.get("compression")
     if compression is not None:
         body_bytes = decompress(body_bytes, compression)
-    body = serializers.loads(body_bytes, message.content_type, message.content_encoding, accept)
+    body = loads(body_bytes, message.content_type, message.content_encoding, accept)
 
     if "task" in headers:
         if isinstance(body, dict):
