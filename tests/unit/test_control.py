@@ -13,8 +13,8 @@ from celeriac import App, __version__
 from celeriac.control.arguments import Arg, as_bool, as_int, as_str_list
 from celeriac.control.builtin import BUILTINS, with_builtins
 from celeriac.control.commands import NO_REPLY, CommandRegistry, Kind
+from celeriac.control.messages import ControlRequest, parse_request, reply_message, request_message
 from celeriac.control.node import TaskTable
-from celeriac.control.pidbox import ControlRequest, parse_request, reply_message, request_message
 from celeriac.errors import ProtocolError
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.message import Message

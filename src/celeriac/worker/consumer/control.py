@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import NO_REPLY, CommandRegistry
-from celeriac.control.pidbox import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
+from celeriac.control.messages import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
 from celeriac.control.shapes import json_safe
 from celeriac.errors import CeleriacError, TransportError
 from celeriac.protocol.clock import LamportClock
