@@ -17,7 +17,7 @@ from itertools import repeat
 from typing import Any
 
 from celeriac.errors import DecodeError
-from celeriac.protocol.compression import compress, compression_type, decompress
+from celeriac.protocol.compressors import compress, compression_type, decompress
 from celeriac.protocol.fields import (
     EMBED_KEYS,
     KNOWN,
