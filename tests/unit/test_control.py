@@ -18,6 +18,7 @@ from celeriac.control.node import TaskTable
 from celeriac.errors import ProtocolError
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.message import Message
+from celeriac.worker.stats import broker_info
 
 
 class FakeNode:
@@ -241,3 +242,21 @@ def test_every_builtin_declares_its_reply_type() -> None:
     for command in BUILTINS:
         shape = typing.get_type_hints(command.handler)["return"]
         assert shape is not Any, command.name
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://", ("localhost", None, "0", None, False, "redis")),
+        ("rediss://u:pw@h:6380/2", ("h", "u", "2", 6380, True, "rediss")),
+        ("redis+socket:///tmp/r.sock", ("localhost", None, "tmp/r.sock", None, False, "redis+socket")),
+        ("sqlite:///./x.db", (None, None, "./x.db", None, False, "sqlite")),
+    ],
+)
+def test_stats_broker_part_comes_from_the_transport(url: str, expected: tuple[Any, ...]) -> None:
+    """``stats``' ``broker`` dict, as the worker answered it when it read the URL itself (no password)."""
+    transport = App("t", broker=url).make_transport()
+    info = broker_info(transport.address(), {"password": "secret"})
+    keys = ("hostname", "userid", "virtual_host", "port", "ssl", "transport")
+    assert tuple(dict(info)[key] for key in keys) == expected
+    assert info["transport_options"] == {"password": "********"}
