@@ -173,7 +173,8 @@ def build_task(
     # Each value: an exact-type test for the common case, else its checker (which may still accept it, as a
     # str subclass from a pickle body). Measured with timeit, `decode_task` of a typical JSON message (one
     # process, best of 7 x 100k): 7.0 us both with this one path and with the separate common-case builder it
-    # replaced; sending every field through its checker instead costs 9.5 us (the ~2.5 us this saves).
+    # replaced; sending every field through its checker instead costs 9.5 us (the ~2.5 us this saves). A
+    # message with eta and expires, which the old shortcut left to the careful path: 10.5 us before, 7.7 now.
     # Checked in the order the fields are declared (after ignore_result, stamps and the reprs, as before), so
     # a message with several bad fields names the same one it always did.
     get = fields.get
