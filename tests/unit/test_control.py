@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from celeriac import App
-from celeriac.control.builtin import BUILTIN
-from celeriac.control.commands import NO_REPLY, Arg, CommandRegistry, Kind, as_bool, as_int, as_str_list
-from celeriac.control.pidbox import ControlRequest, parse_request, reply_message, request_message
+from celeriac import App, __version__
+from celeriac.control.arguments import Arg, as_bool, as_int, as_str_list
+from celeriac.control.builtin import BUILTINS, with_builtins
+from celeriac.control.commands import NO_REPLY, CommandRegistry, Kind
+from celeriac.control.messages import ControlRequest, parse_request, reply_message, request_message
+from celeriac.control.node import TaskTable
 from celeriac.errors import ProtocolError
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.message import Message
+from celeriac.worker.stats import broker_info
 
 
 class FakeNode:
@@ -34,6 +38,19 @@ class FakeNode:
         @self.app.task(name="fake.mul")
         def mul(x: int, y: int) -> int:
             return x * y
+
+    version = __version__
+
+    @property
+    def app_name(self) -> str:
+        return self.app.main or "__main__"
+
+    @property
+    def tasks(self) -> TaskTable:
+        return self.app.tasks
+
+    def settings(self, with_defaults: bool) -> Mapping[str, Any]:
+        return self.app.conf.as_dict() if with_defaults else self.app.conf.changes()
 
     def requests(self, kind: str) -> list[Any]:
         return []
@@ -65,6 +82,9 @@ class FakeNode:
 
     def shutdown(self, reason: str | None) -> None:
         self.calls.append(("shutdown", reason))
+
+
+BUILTIN = with_builtins()
 
 
 async def ask(node: FakeNode, method: str, **arguments: Any) -> Any:
@@ -202,3 +222,41 @@ async def test_control_replies() -> None:
     assert ("resize", 2) in node.calls and ("resize", -1) in node.calls
     assert await ask(node, "autoscale", max=4, min=1) == {"error": "ValueError('Autoscale not enabled')"}
     assert await ask(node, "shutdown") is NO_REPLY and ("shutdown", None) in node.calls
+
+
+def test_each_registry_is_its_own() -> None:
+    """The built-ins are copied into every new registry: a command one app adds never reaches another."""
+    mine, other = with_builtins(), with_builtins()
+
+    @mine.register(Kind.INSPECT)
+    async def extra(node: Any) -> Any:
+        return {"ok": "extra"}
+
+    assert mine.get("extra") is not None and other.get("extra") is None
+    assert [c.name for c in other] == sorted(c.name for c in BUILTINS)
+
+
+def test_every_builtin_declares_its_reply_type() -> None:
+    """Each handler's return annotation resolves to its reply shape (`celeriac.control.replies`), never ``Any``,
+    so a reader (the dashboard) can take the shape from the command itself."""
+    for command in BUILTINS:
+        shape = typing.get_type_hints(command.handler)["return"]
+        assert shape is not Any, command.name
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://", ("localhost", None, "0", None, False, "redis")),
+        ("rediss://u:pw@h:6380/2", ("h", "u", "2", 6380, True, "rediss")),
+        ("redis+socket:///tmp/r.sock", ("localhost", None, "tmp/r.sock", None, False, "redis+socket")),
+        ("sqlite:///./x.db", (None, None, "./x.db", None, False, "sqlite")),
+    ],
+)
+def test_stats_broker_part_comes_from_the_transport(url: str, expected: tuple[Any, ...]) -> None:
+    """``stats``' ``broker`` dict, as the worker answered it when it read the URL itself (no password)."""
+    transport = App("t", broker=url).make_transport()
+    info = broker_info(transport.address(), {"password": "secret"})
+    keys = ("hostname", "userid", "virtual_host", "port", "ssl", "transport")
+    assert tuple(dict(info)[key] for key in keys) == expected
+    assert info["transport_options"] == {"password": "********"}

@@ -1,4 +1,4 @@
-"""Events without a broker: dispatcher stamping, batching and buffering; reading bodies; the cluster State."""
+"""Events without a broker: dispatcher stamping, batching and buffering; reading bodies; the cluster ClusterState."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from celeriac.errors import ConnectionLost, ProtocolError
+from celeriac.events.cluster import ClusterState
 from celeriac.events.dispatcher import EventDispatcher, event_message
 from celeriac.events.model import group_of, routing_key_of
 from celeriac.events.receiver import events_in
-from celeriac.events.state import State
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.message import Message
 from celeriac.protocol.serializers import normalize_accept
@@ -123,7 +123,7 @@ def test_events_in_accepts_objects_and_arrays_and_fills_hostname() -> None:
 
 
 def test_state_tracks_workers_by_heartbeat() -> None:
-    state = State()
+    state = ClusterState()
     state.event({"type": "worker-online", "hostname": "a", "freq": 1.0, "local_received": 100.0, "active": 2})
     a = state.workers["a"]
     assert a.alive(now=101.9) and not a.alive(now=102.1)  # gone after 2 x freq
@@ -135,7 +135,7 @@ def test_state_tracks_workers_by_heartbeat() -> None:
 
 
 def test_state_tracks_tasks_and_merges_out_of_order_events() -> None:
-    state = State(max_tasks=2)
+    state = ClusterState(max_tasks=2)
     received = {
         "type": "task-received",
         "uuid": "t1",
@@ -163,7 +163,7 @@ def test_the_live_view_shows_workers_and_task_rates() -> None:
 
     from celeriac.cli.events import render
 
-    state = State()
+    state = ClusterState()
     state.event(
         {
             "type": "worker-heartbeat",

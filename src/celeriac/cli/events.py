@@ -23,8 +23,8 @@ from rich.table import Table
 from celeriac.app.app import App
 from celeriac.control.pidbox import Mailbox
 from celeriac.errors import ConfigurationError
+from celeriac.events.cluster import ClusterState
 from celeriac.events.receiver import EventReceiver
-from celeriac.events.state import State
 
 
 def add_parser(verbs: Any) -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def render(state: State, now: float | None = None, window: float = 10.0) -> Group:
+def render(state: ClusterState, now: float | None = None, window: float = 10.0) -> Group:
     """The live view: a table of workers and one of task rates."""
     now = time.time() if now is None else now
     workers = Table(title="Workers", expand=True)
@@ -67,7 +67,7 @@ async def watch(app: App, dump: bool, freq: float) -> None:
             async for event in receiver:
                 print(json.dumps(event, sort_keys=True, default=str), flush=True)
             return
-        state = State()
+        state = ClusterState()
         with Live(render(state), refresh_per_second=max(1.0, 1 / freq), screen=False) as live:
             next_draw = 0.0
             async for event in receiver:

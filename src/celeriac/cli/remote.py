@@ -17,12 +17,17 @@ from typing import Any
 
 from celeriac.app.app import App
 from celeriac.app.inspection import flatten
-from celeriac.control.builtin import BUILTIN
-from celeriac.control.commands import Command, Kind
+from celeriac.control.builtin import with_builtins
+from celeriac.control.commands import Command, CommandRegistry, Kind
 from celeriac.errors import ConfigurationError
 
 NO_REPLY = "Error: No nodes replied within time constraint"
 CAST_ONLY = frozenset({"shutdown"})  # commands whose nodes never answer
+
+
+def known_commands() -> CommandRegistry:
+    """The commands the verbs know: the built-ins (the CLI parses its words before an app is loaded)."""
+    return with_builtins()
 
 
 def add_parser(verbs: Any) -> argparse.ArgumentParser:
@@ -39,7 +44,7 @@ def add_control_parser(verbs: Any) -> argparse.ArgumentParser:
 
 
 def _add(verbs: Any, kind: Kind, text: str) -> argparse.ArgumentParser:
-    names = ", ".join(BUILTIN.names(kind))
+    names = ", ".join(known_commands().names(kind))
     parser: argparse.ArgumentParser = verbs.add_parser(kind.value, help=text, description=f"commands: {names}")
     parser.add_argument("command", help=f"one of: {names}")
     parser.add_argument("arguments", nargs="*", help="the command's arguments")
@@ -52,9 +57,10 @@ def _add(verbs: Any, kind: Kind, text: str) -> argparse.ArgumentParser:
 
 def command_for(kind: Kind, name: str) -> Command:
     """The registered command ``name`` of ``kind``; a one-line ConfigurationError with a suggestion if none."""
-    command = BUILTIN.get(name)
+    commands = known_commands()
+    command = commands.get(name)
     if command is None or command.kind is not kind:
-        known = BUILTIN.names(kind)
+        known = commands.names(kind)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (choose from {', '.join(known)})"
         raise ConfigurationError(f"unknown {kind.value} command {name!r}{hint}")

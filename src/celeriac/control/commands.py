@@ -10,10 +10,12 @@ command gives ``{"error": "KeyError('x')"}``, a handler exception ``{"error": re
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
+
+from celeriac.control.arguments import Arg
 
 log = logging.getLogger("celeriac.control")
 
@@ -35,67 +37,6 @@ class NoReply:
 
 
 NO_REPLY: Final = NoReply()
-
-
-def as_str(value: Any) -> str:
-    """A text argument."""
-    return str(value)
-
-
-def as_int(value: Any) -> int:
-    """An integer argument (``"3"`` and ``3.0`` too). Raises ValueError."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return int(value)
-
-
-def as_float(value: Any) -> float:
-    """A number argument. Raises ValueError."""
-    return float(value)
-
-
-def as_bool(value: Any) -> bool:
-    """A flag: JSON true/false, 0/1 (Flower sends those) or the words true/false/yes/no/1/0/on/off."""
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in ("1", "true", "yes", "on", "y"):
-            return True
-        if word in ("0", "false", "no", "off", "n", ""):
-            return False
-        raise ValueError(f"not a true/false value: {value!r}")
-    return bool(value)
-
-
-def as_str_list(value: Any) -> list[str]:
-    """One id or a list of them (``revoke`` accepts both)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence | set | frozenset):
-        return [str(item) for item in value]
-    raise ValueError(f"expected a string or a list of strings, not {type(value).__name__}")
-
-
-def optional(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``coerce``, letting None (and the word ``none``) through."""
-
-    def convert(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        return coerce(value)
-
-    return convert
-
-
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """One declared argument: its name, how a value is coerced, whether it takes every remaining CLI word
-    (then ``coerce`` gets the list of words)."""
-
-    name: str
-    coerce: Callable[[Any], Any] = as_str
-    variadic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +91,38 @@ class Command:
         return arguments
 
 
-class CommandRegistry:
-    """Command name (or alias) -> `Command`."""
+def command(
+    kind: Kind,
+    *args: Arg,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    reply: str = "",
+    visible: bool = True,
+) -> Callable[[Handler], Command]:
+    """Decorator: declare ``async def <name>(node, **arguments)`` as a `Command` (add it to a registry with
+    `CommandRegistry.add`). ``name`` defaults to the function's name without a trailing ``_``."""
 
-    def __init__(self) -> None:
+    def declare(handler: Handler) -> Command:
+        return Command(name or handler.__name__.rstrip("_"), handler, kind, tuple(args), tuple(aliases), reply, visible)
+
+    return declare
+
+
+class CommandRegistry:
+    """Command name (or alias) -> `Command`: the commands one worker answers (``builtin.with_builtins()`` gives
+    a new one holding the built-ins; each worker owns its own, none is shared through a module global)."""
+
+    def __init__(self, commands: Iterable[Command] = ()) -> None:
         self._commands: dict[str, Command] = {}
         self._aliases: dict[str, str] = {}
+        for each in commands:
+            self.add(each)
+
+    def add(self, command: Command) -> None:
+        """Register ``command`` (replacing one of the same name)."""
+        self._commands[command.name] = command
+        for alias in command.aliases:
+            self._aliases[alias] = command.name
 
     def register(
         self,
@@ -166,15 +133,10 @@ class CommandRegistry:
         reply: str = "",
         visible: bool = True,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``async def <name>(node, **arguments)`` as a command."""
+        """Decorator: register ``async def <name>(node, **arguments)`` as a command; returns the function."""
 
         def add(handler: Handler) -> Handler:
-            command = Command(
-                name or handler.__name__.rstrip("_"), handler, kind, tuple(args), tuple(aliases), reply, visible
-            )
-            self._commands[command.name] = command
-            for alias in command.aliases:
-                self._aliases[alias] = command.name
+            self.add(command(kind, *args, name=name, aliases=aliases, reply=reply, visible=visible)(handler))
             return handler
 
         return add

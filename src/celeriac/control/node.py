@@ -1,17 +1,17 @@
 """What remote-control commands see of a worker: the `ControlNode` protocol the built-in handlers are written
 against (the worker implements it), and `TaskRequest`, the view of one request they report on.
 
-Keeping the handlers on this protocol keeps ``celeriac.control`` below ``celeriac.worker``: the worker provides
-an object with these members; nothing here imports it.
+Keeping the handlers on this protocol keeps ``celeriac.control`` below ``celeriac.app`` and ``celeriac.worker``:
+the worker provides an object with these members (its tasks and settings included); nothing here imports either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from celeriac.app.app import App
+    from celeriac.control.replies import StatsReply
     from celeriac.protocol.clock import LamportClock
     from celeriac.protocol.message import TaskMessage
     from celeriac.transports.base import Delivery
@@ -36,6 +36,16 @@ class TaskRequest(Protocol):
     def name(self) -> str: ...
 
 
+class TaskTable(Protocol):
+    """The node's registered tasks (the app's task registry): names, and each task's attributes by name."""
+
+    def names(self) -> list[str]: ...
+
+    def __getitem__(self, name: str) -> object: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+
 class ControlNode(Protocol):
     """A worker as the command handlers drive it. Methods do not block unless they are ``async``."""
 
@@ -45,8 +55,22 @@ class ControlNode(Protocol):
         ...
 
     @property
-    def app(self) -> App:
-        """The worker's app (tasks and settings)."""
+    def version(self) -> str:
+        """The celeriac version the node runs."""
+        ...
+
+    @property
+    def app_name(self) -> str:
+        """The app's main module name (``__main__`` when it has none)."""
+        ...
+
+    @property
+    def tasks(self) -> TaskTable:
+        """The registered tasks."""
+        ...
+
+    def settings(self, with_defaults: bool) -> Mapping[str, Any]:
+        """The app's settings: every one with ``with_defaults``, else only those changed from the default."""
         ...
 
     @property
@@ -70,7 +94,7 @@ class ControlNode(Protocol):
         """Revoke ``ids`` (dropping held ones); with ``terminate`` stop running ones. Returns those stopped."""
         ...
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StatsReply:
         """The ``stats`` reply (celery-wire.md §5.6)."""
         ...
 

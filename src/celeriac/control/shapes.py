@@ -1,17 +1,19 @@
-"""Reply shapes of the built-in commands (celery-wire.md §5.5-§5.7) and the helpers that build them; no I/O."""
+"""Build the replies of the built-in commands (celery-wire.md §5.5-§5.7) from what a node holds; no I/O.
+
+The shapes themselves are the TypedDicts of `celeriac.control.replies`.
+"""
 
 from __future__ import annotations
 
 import platform
 import re
-import signal as signals
 import sys
 from typing import Any
 
-from celeriac import __version__
+from celeriac._schemes import redact_url
 from celeriac.control.node import ControlNode, TaskRequest
-from celeriac.protocol.codec import safe_repr
-from celeriac.transports import redact_url
+from celeriac.control.replies import ExchangeInfo, QueueInfo, RequestInfo, ScheduledInfo
+from celeriac.protocol.fields import safe_repr
 
 DEFAULT_TASKINFO_ITEMS = ("exchange", "routing_key", "rate_limit")
 ETA_PRIORITY = 6  # what Celery reports as the timer priority of ETA entries
@@ -19,21 +21,10 @@ _HIDDEN = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE", re.IGNOREC
 _MASK = "********"
 
 
-def signum_of(value: Any) -> int:
-    """A signal number from ``15``, ``"15"``, ``"SIGTERM"`` or ``"TERM"``. Raises ValueError."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return int(value)
-    name = str(value).upper()
-    found = getattr(signals, name if name.startswith("SIG") else f"SIG{name}", None)
-    if not isinstance(found, int):
-        raise ValueError(f"unknown signal {value!r}")
-    return int(found)
-
-
 # -- shapes ----------------------------------------------------------------------------------------------
 
 
-def request_info(request: TaskRequest, safe: bool = False) -> dict[str, Any]:
+def request_info(request: TaskRequest, safe: bool = False) -> RequestInfo:
     """The request-info dict of active/reserved/scheduled/query_task (§5.5); ``safe``: args as reprs."""
     m = request.message
     return {
@@ -50,15 +41,15 @@ def request_info(request: TaskRequest, safe: bool = False) -> dict[str, Any]:
     }
 
 
-def scheduled_info(request: TaskRequest, safe: bool = False) -> dict[str, Any]:
+def scheduled_info(request: TaskRequest, safe: bool = False) -> ScheduledInfo:
     """One ``scheduled`` entry: ``{"eta", "priority", "request"}``."""
     eta = request.message.eta
     return {"eta": eta.isoformat() if eta else None, "priority": ETA_PRIORITY, "request": request_info(request, safe)}
 
 
-def queue_info(name: str) -> dict[str, Any]:
+def queue_info(name: str) -> QueueInfo:
     """One ``active_queues`` entry (§5.7): a durable queue bound to the direct exchange of its name."""
-    exchange = {
+    exchange: ExchangeInfo = {
         "name": name,
         "type": "direct",
         "arguments": None,
@@ -112,8 +103,7 @@ def masked(name: str, value: Any) -> Any:
 
 def conf_values(node: ControlNode, with_defaults: bool) -> dict[str, Any]:
     """The ``conf`` reply: settings (changed ones unless ``with_defaults``), masked, JSON-safe."""
-    conf = node.app.conf
-    values = conf.as_dict() if with_defaults else conf.changes()
+    values = node.settings(with_defaults)
     return {name: masked(name, value) for name, value in sorted(values.items())}
 
 
@@ -122,11 +112,11 @@ def report_text(node: ControlNode) -> str:
     python = ".".join(str(part) for part in sys.version_info[:3])
     lines = [
         "",
-        f"software -> celeriac:{__version__} py:{python}",
+        f"software -> celeriac:{node.version} py:{python}",
         f"            node:{node.hostname}",
         f"platform -> system:{platform.system()} arch:{' '.join(platform.architecture())} imp:"
         f"{platform.python_implementation()}",
-        f"loader   -> app:{node.app.main or '__main__'}",
+        f"loader   -> app:{node.app_name}",
         "",
     ]
     lines += [f"{name}: {value!r}" for name, value in conf_values(node, with_defaults=False).items()]

@@ -1,7 +1,7 @@
-"""Cluster events: `EventDispatcher` sends them, `EventReceiver` reads them, `State` makes sense of them."""
+"""Cluster events: `EventDispatcher` sends them, `EventReceiver` reads them, `ClusterState` makes sense of them."""
 
+from celeriac.events.cluster import ClusterState, TaskInfo, WorkerInfo
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.receiver import EventReceiver
-from celeriac.events.state import State, TaskInfo, WorkerInfo
 
-__all__ = ["EventDispatcher", "EventReceiver", "State", "TaskInfo", "WorkerInfo"]
+__all__ = ["ClusterState", "EventDispatcher", "EventReceiver", "TaskInfo", "WorkerInfo"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Final, Literal, TypedDict
 
+from celeriac.protocol.states import State
+
 EXCHANGE: Final = "celeryev"
 MULTI_ROUTING_KEY: Final = "task.multi"
 
@@ -28,15 +30,15 @@ TASK_REVOKED: Final = "task-revoked"
 TASK_REJECTED: Final = "task-rejected"
 
 #: What a receiver's task state becomes on each task event (Celery's TASK_EVENT_TO_STATE).
-TASK_EVENT_STATE: Final[dict[str, str]] = {
-    TASK_SENT: "PENDING",
-    TASK_RECEIVED: "RECEIVED",
-    TASK_STARTED: "STARTED",
-    TASK_SUCCEEDED: "SUCCESS",
-    TASK_FAILED: "FAILURE",
-    TASK_RETRIED: "RETRY",
-    TASK_REVOKED: "REVOKED",
-    TASK_REJECTED: "REJECTED",
+TASK_EVENT_STATE: Final[dict[str, State]] = {
+    TASK_SENT: State.PENDING,
+    TASK_RECEIVED: State.RECEIVED,
+    TASK_STARTED: State.STARTED,
+    TASK_SUCCEEDED: State.SUCCESS,
+    TASK_FAILED: State.FAILURE,
+    TASK_RETRIED: State.RETRY,
+    TASK_REVOKED: State.REVOKED,
+    TASK_REJECTED: State.REJECTED,
 }
 
 Event = dict[str, Any]

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from celeriac import errors
+import celeriac.errors as errors
 from celeriac.protocol.serializers import json_dumps
 
 MALFORMED = "MalformedExceptionInfo"

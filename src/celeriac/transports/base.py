@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from celeriac._resource import AsyncResource
 from celeriac.protocol.message import Message
@@ -156,6 +157,18 @@ class Subscription(abc.ABC):
         """Stop listening; a pending ``__anext__`` ends with StopAsyncIteration."""
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where a transport's broker is, as ``inspect stats`` reports it (kombu's connection info); no password."""
+
+    scheme: str
+    hostname: str | None
+    port: int | None
+    userid: str | None
+    virtual_host: str
+    ssl: bool
+
+
 class Transport(AsyncResource):
     """A connection to one broker.
 
@@ -171,6 +184,21 @@ class Transport(AsyncResource):
     url: str
     has_broadcast: bool = True
     has_delayed_delivery: bool = False
+
+    def address(self) -> BrokerAddress:
+        """Where the broker is, read from ``url``. A network broker's URL may leave the host (``localhost``)
+        and the virtual host implicit; a transport whose defaults differ from these overrides this."""
+        parts = urlsplit(self.url)
+        scheme = parts.scheme.lower()
+        network = scheme.startswith(("redis", "amqp"))  # an embedded broker (a file) has no host
+        return BrokerAddress(
+            scheme=scheme,
+            hostname=parts.hostname or ("localhost" if network else None),
+            port=parts.port,
+            userid=parts.username,
+            virtual_host=parts.path.lstrip("/") or ("/" if scheme.startswith("amqp") else "0"),
+            ssl=scheme in ("rediss", "amqps"),
+        )
 
     @abc.abstractmethod
     async def connect(self) -> None:

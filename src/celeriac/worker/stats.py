@@ -1,12 +1,13 @@
-"""The ``inspect stats`` reply of a worker, shaped as Celery's (celery-wire.md §5.6)."""
+"""The ``inspect stats`` reply of a worker, shaped as Celery's (celery-wire.md §5.6; `StatsReply`)."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from celeriac.control.replies import BrokerInfo, StatsReply
 from celeriac.control.shapes import masked
+from celeriac.transports.base import BrokerAddress
 
 if TYPE_CHECKING:
     from celeriac.worker.worker import Worker
@@ -41,19 +42,16 @@ def rusage() -> dict[str, Any] | str:
     return {name: getattr(usage, f"ru_{name}") for name in _RUSAGE_FIELDS}
 
 
-def broker_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The ``broker`` dict: where the broker is (no password)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ("localhost" if scheme.startswith("redis") or scheme.startswith("amqp") else None)
+def broker_info(address: BrokerAddress, options: dict[str, Any]) -> BrokerInfo:
+    """The ``broker`` dict: where the broker is (as its transport says; no password)."""
     return {
-        "hostname": host,
-        "userid": parts.username,
-        "virtual_host": parts.path.lstrip("/") or ("/" if scheme.startswith("amqp") else "0"),
-        "port": parts.port,
+        "hostname": address.hostname,
+        "userid": address.userid,
+        "virtual_host": address.virtual_host,
+        "port": address.port,
         "insist": False,
-        "ssl": scheme in ("rediss", "amqps"),
-        "transport": scheme,
+        "ssl": address.ssl,
+        "transport": address.scheme,
         "connect_timeout": 4,
         "transport_options": {key: masked(key, value) for key, value in options.items()},
         "login_method": None,
@@ -64,8 +62,8 @@ def broker_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def worker_stats(worker: Worker) -> dict[str, Any]:
-    """The whole ``stats`` reply of ``worker``."""
+def worker_stats(worker: Worker, broker: BrokerAddress) -> StatsReply:
+    """The whole ``stats`` reply of ``worker``, whose transport is at ``broker``."""
     state = worker.state
     conf = worker.app.conf
     pool_stats = worker.pool.statistics()
@@ -86,7 +84,7 @@ def worker_stats(worker: Worker) -> dict[str, Any]:
             "waiting": pool_stats.waiting,
             "completed": pool_stats.completed,
         },
-        "broker": broker_info(worker.app.broker_url, dict(conf.broker_transport_options)),
+        "broker": broker_info(broker, dict(conf.broker_transport_options)),
         "prefetch_count": worker.prefetch_count,
         "rusage": rusage(),
         "sw_ident": "py-celeriac",

@@ -12,9 +12,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from celeriac.control.builtin import BUILTIN
+from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import NO_REPLY, CommandRegistry
-from celeriac.control.pidbox import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
+from celeriac.control.messages import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
 from celeriac.control.shapes import json_safe
 from celeriac.errors import CeleriacError, TransportError
 from celeriac.protocol.clock import LamportClock
@@ -32,13 +32,18 @@ log = logging.getLogger("celeriac.worker")
 
 
 class Control(Step["Consumer"]):
-    """Subscribes to the mailbox, runs the commands meant for this node, replies to ``reply_to``."""
+    """Subscribes to the mailbox, runs the commands meant for this node, replies to ``reply_to``.
+
+    Args:
+        registry: the commands answered; by default a new registry of the built-ins (`with_builtins`), owned
+            by this step, so no two workers share one.
+    """
 
     requires = (Tasks,)
     connection_bound = True
 
-    def __init__(self, registry: CommandRegistry = BUILTIN) -> None:
-        self.registry = registry
+    def __init__(self, registry: CommandRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else with_builtins()
         self.clock = LamportClock()  # the mailbox clock (reply headers), apart from the worker's app clock
         self.handled = 0
         self._subscription: Subscription | None = None
@@ -51,7 +56,7 @@ class Control(Step["Consumer"]):
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
         self._subscription = await transport.subscribe([EXCHANGE])
-        node = WorkerNode(consumer)
+        node = WorkerNode(consumer, transport)
         self._reader = asyncio.create_task(self._serve(consumer, transport, node, self._subscription), name="control")
 
     async def stop(self, consumer: Consumer) -> None:

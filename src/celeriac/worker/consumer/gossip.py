@@ -1,6 +1,6 @@
 """Gossip step: follow the other workers through their worker-* events (celery-wire.md §7.3).
 
-It keeps a cluster `State` of the workers, calls ``on_node_join`` / ``on_node_leave`` / ``on_node_lost`` (and
+It keeps a `ClusterState` of the workers, calls ``on_node_join`` / ``on_node_leave`` / ``on_node_lost`` (and
 the callbacks registered on them) as peers come, say goodbye, or fall silent for ``2 * freq`` seconds (checked
 every ``check_interval``), keeps the Lamport clock in step with theirs, and takes part in elections: every
 candidate broadcasts ``worker-elect``, everyone acks, and once every alive node acked, all agree on the same
@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac.errors import ProtocolError, TransportError
+from celeriac.events.cluster import ClusterState, WorkerInfo
 from celeriac.events.model import EXCHANGE, WORKER_ELECT, WORKER_ELECT_ACK, WORKER_OFFLINE, Event
 from celeriac.events.receiver import events_in
-from celeriac.events.state import State, WorkerInfo
 from celeriac.protocol.serializers import normalize_accept
 from celeriac.transports.base import Subscription
 from celeriac.worker.bootsteps import Step
@@ -43,7 +43,7 @@ class Gossip(Step["Consumer"]):
     connection_bound = True
 
     def __init__(self) -> None:
-        self.state = State(max_tasks=0)
+        self.state = ClusterState(max_tasks=0)
         self.peers: set[str] = set()
         self.join_callbacks: list[PeerCallback] = []
         self.leave_callbacks: list[PeerCallback] = []

@@ -7,10 +7,12 @@ for the dispatcher, Heart and Gossip when included), so a command never reaches 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac.control.node import RequestKind, TaskRequest
+from celeriac import __version__
+from celeriac.control.node import ControlNode, RequestKind, TaskRequest, TaskTable
+from celeriac.control.replies import StatsReply
 from celeriac.worker.consumer.events import Events
 from celeriac.worker.consumer.gossip import Gossip
 from celeriac.worker.consumer.heart import Heart
@@ -22,18 +24,20 @@ from celeriac.worker.stats import worker_stats
 if TYPE_CHECKING:
     from celeriac.app.app import App
     from celeriac.protocol.clock import LamportClock
+    from celeriac.transports.base import Transport
     from celeriac.worker.consumer.consumer import Consumer
     from celeriac.worker.strategy import Strategy
 
 log = logging.getLogger("celeriac.worker")
 
 
-class WorkerNode:
-    """Implements `celeriac.control.node.ControlNode` for one consumer (and its worker)."""
+class WorkerNode(ControlNode):
+    """The `ControlNode` of one consumer (and its worker); declared as one, so mypy checks every member."""
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, transport: Transport) -> None:
         self.consumer = consumer
         self.worker = consumer.worker
+        self.transport = transport
 
     @property
     def hostname(self) -> str:
@@ -46,6 +50,22 @@ class WorkerNode:
     @property
     def clock(self) -> LamportClock:
         return self.worker.state.clock
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    @property
+    def app_name(self) -> str:
+        return self.app.main or "__main__"
+
+    @property
+    def tasks(self) -> TaskTable:
+        return self.app.tasks
+
+    def settings(self, with_defaults: bool) -> Mapping[str, Any]:
+        conf = self.app.conf
+        return conf.as_dict() if with_defaults else conf.changes()
 
     def _strategy(self) -> Strategy | None:
         blueprint = self.consumer.blueprint
@@ -68,8 +88,8 @@ class WorkerNode:
             if task_id not in revoked:
                 revoked.add(task_id)
 
-    def stats(self) -> dict[str, Any]:
-        return worker_stats(self.worker)
+    def stats(self) -> StatsReply:
+        return worker_stats(self.worker, self.transport.address())
 
     def queues(self) -> list[str]:
         return list(self.worker.queues)

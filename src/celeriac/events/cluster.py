@@ -1,6 +1,6 @@
-"""State: an in-memory view of a cluster built from its events, for monitors (``celeriac events``, gossip).
+"""ClusterState: an in-memory view of a cluster built from its events, for monitors (``celeriac events``, gossip).
 
-Feed it every event with `State.event`. Workers are alive while a heartbeat came within ``2 * freq`` seconds
+Feed it every event with `ClusterState.event`. Workers are alive while a heartbeat came within ``2 * freq`` seconds
 (celery-wire.md §4.3; ``worker-offline`` ends that at once); tasks are kept by id (the newest ``max_tasks``)
 with the state of their latest event, out-of-order events merged by state precedence (§4.4, §6.4);
 `throughput` and `task_rates` count tasks finished per second over a recent window.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac.events.model import TASK_EVENT_STATE, WORKER_OFFLINE, Event, group_of
-from celeriac.protocol.states import READY_STATES, precedence
+from celeriac.protocol.states import READY_STATES, State, precedence
 
 HEARTBEAT_EXPIRE = 2.0  # a worker is gone after this many heartbeat intervals without one
 # Fields a task takes from task-received only (later events may not change them).
@@ -51,7 +51,7 @@ class TaskInfo:
     """What the events of one task said; ``state`` is Celery's state name."""
 
     uuid: str
-    state: str = "PENDING"
+    state: str = State.PENDING
     hostname: str | None = None
     timestamp: float = 0.0
     fields: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +63,7 @@ class TaskInfo:
         return str(value) if value is not None else None
 
 
-class State:
+class ClusterState:
     """The cluster as its events describe it.
 
     Args:
@@ -128,7 +128,7 @@ class State:
         if newer or precedence(new_state) < precedence(task.state):
             task.state = new_state
             task.timestamp = max(task.timestamp, timestamp)
-            if new_state in ("SUCCESS", "FAILURE"):
+            if new_state in (State.SUCCESS, State.FAILURE):
                 now = float(event.get("local_received") or time.time())
                 self._finished.append((now, task.name or "?", new_state))
                 self._expire(now)
