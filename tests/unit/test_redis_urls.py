@@ -80,6 +80,13 @@ def test_broker_and_backend_refuse_a_bad_url_option_when_made() -> None:
         make_client("redis://127.0.0.1:1/0?bogus=1", {})
 
 
+@pytest.mark.parametrize("options", [{"ssl_ca_certs": "/ca.pem"}, {"ssl": {"ssl_cert_reqs": "required"}}])
+def test_tls_options_on_a_plain_url_are_refused_not_dropped(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="needs a rediss:// URL"):
+        make_client("redis://:secret@127.0.0.1:1/0", options)
+    make_client("rediss://127.0.0.1:1/0", options)  # the same options with TLS are fine
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -105,7 +112,7 @@ def test_known_transport_options_pass() -> None:
         "client_name": "n",
         "ssl_cert_reqs": "none",
     }
-    RedisTransport("redis://127.0.0.1:1/0", TransportOptions(extra=extra))
+    RedisTransport("rediss://127.0.0.1:1/0", TransportOptions(extra=extra))
 
 
 @pytest.mark.parametrize(

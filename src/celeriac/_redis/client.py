@@ -93,6 +93,10 @@ def make_client(
     }
     if options.get("max_connections"):
         kwargs["max_connections"] = int(options["max_connections"])
+    tls_keys = sorted(k for k in options if k == "ssl" or k.startswith("ssl_"))
+    if tls_keys and scheme != "rediss":
+        # TLS settings on a plain-TCP URL would be dropped: the connection would silently run unencrypted.
+        raise ConfigurationError(f"Redis option {tls_keys[0]!r} needs a rediss:// URL, not {redact(url)!r}")
     if scheme == "rediss":
         ssl = options.get("ssl")
         tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
