@@ -185,19 +185,23 @@ class Transport(AsyncResource):
     has_broadcast: bool = True
     has_delayed_delivery: bool = False
 
+    # What a URL may leave implicit, as `address` fills it in: a network broker's host, its virtual host, and
+    # the schemes that mean TLS. The defaults suit an embedded broker (a file has no host).
+    default_host: str | None = None
+    default_virtual_host: str = "0"
+    tls_schemes: frozenset[str] = frozenset()
+
     def address(self) -> BrokerAddress:
-        """Where the broker is, read from ``url``. A network broker's URL may leave the host (``localhost``)
-        and the virtual host implicit; a transport whose defaults differ from these overrides this."""
+        """Where the broker is, read from ``url`` and the class's defaults above."""
         parts = urlsplit(self.url)
         scheme = parts.scheme.lower()
-        network = scheme.startswith(("redis", "amqp"))  # an embedded broker (a file) has no host
         return BrokerAddress(
             scheme=scheme,
-            hostname=parts.hostname or ("localhost" if network else None),
+            hostname=parts.hostname or self.default_host,
             port=parts.port,
             userid=parts.username,
-            virtual_host=parts.path.lstrip("/") or ("/" if scheme.startswith("amqp") else "0"),
-            ssl=scheme in ("rediss", "amqps"),
+            virtual_host=parts.path.lstrip("/") or self.default_virtual_host,
+            ssl=scheme in self.tls_schemes,
         )
 
     @abc.abstractmethod

@@ -61,6 +61,8 @@ class RedisTransport(Transport):
 
     has_broadcast = True
     has_delayed_delivery = False
+    default_host = "localhost"  # redis-py's default when the URL names no host
+    tls_schemes = frozenset({"rediss"})
 
     def __init__(self, url: str, options: TransportOptions | None = None) -> None:
         self.url = redact(url)
