@@ -25,6 +25,7 @@ from celeriac._redis.client import make_client, raw_connection, redact, redis_er
 from celeriac._redis.lane import Lane
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis.listener import ListenerStatistics, ResultListener
+from celeriac.backends.redis.primitives import RedisPrimitives
 from celeriac.errors import BackendError, CeleriacError
 from celeriac.errors import TimeoutError as ResultTimeout
 
@@ -78,6 +79,7 @@ class RedisBackend(ResultBackend):
         )
         self._store_script = self._client.register_script(STORE_SCRIPT)
         self._store_lane = Lane(self._client)  # a worker stores one result after another, mostly
+        self._primitives = RedisPrimitives(self._client, self._prefix, self.url)
         self._closed = False
 
     def key(self, task_id: str) -> str:
@@ -191,6 +193,38 @@ class RedisBackend(ResultBackend):
         self._listener.discard(self.key(task_id))
         with redis_errors(self.url, lost=BackendError, other=BackendError):
             await self._client.delete(self.key(task_id))
+
+    async def join_add(
+        self, group_id: str, index: int, meta: TaskMeta, size: int, expires: float | None = None
+    ) -> list[TaskMeta] | None:
+        """See `ResultBackend.join_add`: one Lua script (`primitives`). Raises ValueError for an index outside."""
+        self._check_open()
+        if not 0 <= index < size:
+            raise ValueError(f"member index {index} is outside a group of {size}")
+        ttl = self.options.expires if expires is None else expires
+        seconds = max(1, math.ceil(ttl)) if ttl else 0
+        found = await self._primitives.join_add(group_id, index, self.encode_meta(meta), size, seconds)
+        return None if found is None else [self.decode_meta(raw) for raw in found]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        self._check_open()
+        return await self._primitives.acquire(name, holder, ttl)
+
+    async def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> bool:
+        self._check_open()
+        return await self._primitives.renew(name, holder, token, ttl)
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        self._check_open()
+        return await self._primitives.release(name, holder, token)
+
+    async def record_fenced(self, name: str, token: int, key: str, value: bytes) -> bool:
+        self._check_open()
+        return await self._primitives.record_fenced(name, token, key, value)
+
+    async def read_fenced(self, name: str, key: str) -> bytes | None:
+        self._check_open()
+        return await self._primitives.read_fenced(name, key)
 
     def statistics(self) -> ListenerStatistics:
         """What the result listener holds: subscriptions, waits, send-time subscriptions, unread records."""

@@ -12,10 +12,11 @@ so a test module runs each as one parametrized test::
 Checks wait on conditions with timeouts, never on the clock; the few bounded waits for something *not* to
 happen (the prefetch window) are short and say so. Timing-based checks use a 1 s visibility timeout.
 
-The map: `helpers` (factories and helpers), `transport` (`TRANSPORT_CHECKS`), `backend` (`BACKEND_CHECKS`).
+The map: `helpers` (factories and helpers), `transport` (`TRANSPORT_CHECKS`), `backend` (store, read, wait) and
+`primitives` (join, lease), together `BACKEND_CHECKS`.
 """
 
-from celeriac.testing.contract.backend import BACKEND_CHECKS, task_meta
+from celeriac.testing.contract.backend import RESULT_CHECKS, task_meta
 from celeriac.testing.contract.helpers import (
     QUIET,
     TIMEOUT,
@@ -33,11 +34,16 @@ from celeriac.testing.contract.helpers import (
     wait_for,
     with_options,
 )
+from celeriac.testing.contract.primitives import PRIMITIVE_CHECKS
 from celeriac.testing.contract.transport import TRANSPORT_CHECKS
+
+BACKEND_CHECKS: tuple[BackendCheck, ...] = RESULT_CHECKS + PRIMITIVE_CHECKS
 
 __all__ = [
     "BACKEND_CHECKS",
+    "PRIMITIVE_CHECKS",
     "QUIET",
+    "RESULT_CHECKS",
     "TIMEOUT",
     "TRANSPORT_CHECKS",
     "VISIBILITY_TIMEOUT",

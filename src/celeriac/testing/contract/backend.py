@@ -1,5 +1,5 @@
 """The behaviour every result backend must show: one ``async def check_…(make)`` per promise of
-`celeriac.backends.base` (store, read, wait, forget, expiry, close), all listed in `BACKEND_CHECKS`."""
+`celeriac.backends.base` (store, read, wait, forget, expiry, close), all listed in `RESULT_CHECKS`."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ async def check_backend_close(make: BackendFactory) -> None:
         await backend.get_meta(_new_id())
 
 
-BACKEND_CHECKS: tuple[BackendCheck, ...] = (
+RESULT_CHECKS: tuple[BackendCheck, ...] = (
     check_missing_is_pending,
     check_store_and_get,
     check_success_not_replaced,
