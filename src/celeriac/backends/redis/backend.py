@@ -7,10 +7,12 @@
   Every state is PUBLISHed on the channel named like the key, which is what Celery clients wait on.
 * Waiting: SUBSCRIBE to the key's channel, *then* GET (a result stored in between is not missed), then wait
   for a ready state on the channel. All waits of one backend share one pub/sub connection
-  (`redis_listener.ResultListener`); it survives a dropped connection by re-subscribing and re-reading.
-* Subscribing at send time (`RedisBackend.expect`, Celery's ``on_task_call``): SUBSCRIBE goes out before the
-  task is published; the ready record published on the channel is kept, so the ``wait`` that follows returns
-  it without a command. Bounded by ``options.unread_limit`` (`celeriac.backends.unread`).
+  (`listener.ResultListener` over `link.PubSubLink`); it survives a dropped connection by re-subscribing and
+  re-reading.
+* Subscribing at send time (`RedisBackend.expect`, Celery's ``on_task_call``; `ahead`): SUBSCRIBE goes out
+  before the task is published; the ready record published on the channel is kept, so the ``wait`` that follows
+  returns it without a command. Bounded by ``options.unread_limit`` (`unread`).
+* The join and the lease of `celeriac.backends.base`: one Lua script each (`primitives`).
 
 ``global_keyprefix`` and connection settings come from ``options.extra`` (``result_backend_transport_options``).
 """
@@ -63,7 +65,7 @@ class RedisBackend(ResultBackend):
         ConfigurationError: a bad URL or serializer (no I/O happens here).
     """
 
-    listens_ahead = True  # expect() subscribes before the send
+    listens_ahead = True  # expect() subscribes before the send (what the sender reads until it checks for `expect`)
 
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(options or BackendOptions())
@@ -77,6 +79,7 @@ class RedisBackend(ResultBackend):
             self.url,
             unread_limit=self.options.unread_limit,
         )
+        self._ahead = self._listener.ahead
         self._store_script = self._client.register_script(STORE_SCRIPT)
         self._store_lane = Lane(self._client)  # a worker stores one result after another, mostly
         self._primitives = RedisPrimitives(self._client, self._prefix, self.url)
@@ -129,7 +132,7 @@ class RedisBackend(ResultBackend):
         A ready record already received through a send-time subscription is returned without a command.
         """
         self._check_open()
-        received = self._listener.received(self.key(task_id))
+        received = self._ahead.received(self.key(task_id))
         if received is not None:
             return received
         with redis_errors(self.url, lost=BackendError, other=BackendError):
@@ -159,16 +162,7 @@ class RedisBackend(ResultBackend):
         only when the backend is closed.
         """
         self._check_open()
-        await self._listener.expect(self.key(task_id))
-
-    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
-        """The ready record of ``task_id`` received after `expect` and not read yet (handed over), else None.
-
-        Safe from any thread. With ``wait`` > 0 a thread other than the backend's loop blocks up to ``wait``
-        seconds for a record still expected (sent with `expect`, its subscription kept): the listener hands
-        it over directly, so a sync ``get()`` costs no hop onto the loop at all.
-        """
-        return self._listener.take_received(self.key(task_id), wait)
+        await self._ahead.expect(self.key(task_id))
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until ``task_id`` is ready; raises celeriac's `TimeoutError` after ``timeout`` seconds.
@@ -190,7 +184,7 @@ class RedisBackend(ResultBackend):
     async def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
         self._check_open()
-        self._listener.discard(self.key(task_id))
+        self._ahead.discard(self.key(task_id))
         with redis_errors(self.url, lost=BackendError, other=BackendError):
             await self._client.delete(self.key(task_id))
 
