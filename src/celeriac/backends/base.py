@@ -70,7 +70,7 @@ class BackendOptions:
         expires: default seconds a record is kept (``result_expires``); None keeps it forever.
         extra: ``result_backend_transport_options``.
         unread_limit: how many results `ResultBackend.expect` keeps track of before they are read
-            (``result_subscribe_max_unread``); see `celeriac.backends.unread`.
+            (``result_subscribe_max_unread``); see `celeriac.backends.redis.unread`.
     """
 
     serializer: str = "json"
