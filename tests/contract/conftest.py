@@ -34,8 +34,8 @@ TRANSPORTS = {
 }
 
 BACKENDS = {
-    "sqlite": "sqlite_url",
-    "redis": "redis_url",
+    "sqlite": Broker("sqlite_url"),
+    "redis": Broker("redis_url", prefix_option="global_keyprefix"),
 }
 
 
@@ -76,10 +76,14 @@ async def delete_prefixed(url: str, prefix: str) -> None:
 @pytest.fixture(params=list(BACKENDS))
 async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
     """Makes unconnected result backends of the kind under test; any left open are closed afterwards."""
-    url: str = request.getfixturevalue(BACKENDS[request.param])
+    store = BACKENDS[request.param]
+    url: str = request.getfixturevalue(store.url_fixture)
     made: list[ResultBackend] = []
+    prefix = f"contract-{uuid.uuid4().hex[:8]}:"
 
     def make(options: BackendOptions) -> ResultBackend:
+        if store.prefix_option is not None:
+            options = replace(options, extra={store.prefix_option: prefix, **options.extra})
         backend = backend_from_url(url, options)
         made.append(backend)
         return backend
@@ -87,3 +91,5 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendF
     yield BackendFactory(make)
     for backend in made:
         await backend.close()
+    if store.prefix_option is not None:
+        await delete_prefixed(url, prefix)

@@ -12,6 +12,15 @@ result serializer. Promises:
   notifies may start listening then (Redis subscribes, as Celery's client does), so that ``wait`` finds the
   result already there. It never blocks on the store's answer and never fails the send.
 * Records expire after ``expires`` seconds (``None`` or 0: kept forever).
+
+Two primitives for what is built on results (see each method for its promise, and
+`celeriac.testing.contract.primitives` for the checks both stores pass):
+
+* a **join** (`ResultBackend.join_add`), the atomic counter of a chord: members' results are recorded by index,
+  idempotently, and the whole set is handed to exactly one caller, the one whose add completed it;
+* a **lease with a fencing token** (`acquire_lease`, `renew_lease`, `release_lease`, `record_fenced`,
+  `read_fenced`) for one leader at a time (HA beat): the token grows every time the lease changes hands, and a
+  fenced write succeeds only under the current token, so a paused ex-leader cannot record anything.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ class BackendOptions:
         expires: default seconds a record is kept (``result_expires``); None keeps it forever.
         extra: ``result_backend_transport_options``.
         unread_limit: how many results `ResultBackend.expect` keeps track of before they are read
-            (``result_subscribe_max_unread``); see `celeriac.backends.unread`.
+            (``result_subscribe_max_unread``); see `celeriac.backends.redis.unread`.
     """
 
     serializer: str = "json"
@@ -144,3 +153,51 @@ class ResultBackend(AsyncResource):
     @abc.abstractmethod
     async def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
+
+    # -- join (chords) ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def join_add(
+        self, group_id: str, index: int, meta: TaskMeta, size: int, expires: float | None = None
+    ) -> list[TaskMeta] | None:
+        """Record the result of member ``index`` (0 <= index < ``size``) of ``group_id``; atomic.
+
+        Idempotent per index: the first record of an index is kept and a second add of the same index (a
+        redelivered member) neither replaces it nor counts again. The add that records the last missing index
+        returns every member's record, ordered by index; every other add (earlier ones, repeats, and adds
+        after the set was complete) returns None. So the set is handed out exactly once, to exactly one
+        caller, however the members race. The join is kept ``expires`` seconds (default ``options.expires``;
+        0 keeps it) after its latest add.
+        """
+
+    # -- lease with a fencing token (one leader) -----------------------------------------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        """Take the lease ``name`` for ``holder`` for ``ttl`` seconds; its fencing token, or None if taken.
+
+        Succeeds when nobody holds the lease (never held, released, or expired) or ``holder`` holds it already
+        (then it is extended and keeps its token). The token strictly increases each time the lease changes
+        hands (it is never reused, also after expiry); of concurrent acquirers exactly one gets it.
+        """
+
+    @abc.abstractmethod
+    async def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> bool:
+        """Extend the lease to ``ttl`` seconds from now if ``holder`` still holds it under ``token``.
+
+        False when it expired or changed hands (the caller is no longer the leader; it may try `acquire_lease`).
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        """Give the lease up now if ``holder`` holds it under ``token`` (else do nothing and return False)."""
+
+    @abc.abstractmethod
+    async def record_fenced(self, name: str, token: int, key: str, value: bytes) -> bool:
+        """Set ``key`` to ``value`` in the records of lease ``name``, only while ``token`` is its live token.
+
+        Atomic with the token check: False (nothing written) once the lease expired or changed hands, so a
+        leader that was paused past its lease cannot record anything its successor might also record.
+        """
+
+    @abc.abstractmethod
+    async def read_fenced(self, name: str, key: str) -> bytes | None:
+        """The value last recorded under ``key`` by a holder of lease ``name`` (None if nothing was)."""

@@ -11,6 +11,9 @@ own connection and thread, so result traffic never queues behind broker traffic.
   task in one query whenever ``PRAGMA data_version`` says another connection committed (polled from 1 ms
   backing off to ``polling_interval``) or this backend stored something.
 
+The join and the lease (`sqlite_primitives`) are rows of their own tables in the same file, each call one
+transaction.
+
 ``options.extra`` keys: ``busy_timeout`` (default 5 s), ``polling_interval`` (default 0.05 s),
 ``cleanup_interval`` (default 60 s).
 """
@@ -32,6 +35,7 @@ from celeriac._sqlite.errors import ErrorMap
 from celeriac._sqlite.sql import load_queries
 from celeriac._sqlite.thread import SQLiteThread
 from celeriac._sqlite.watch import ChangeWatcher
+from celeriac.backends import sqlite_primitives as primitives
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.errors import BackendError, CeleriacError
 
@@ -129,7 +133,7 @@ class SQLiteBackend(ResultBackend):
         self._watcher.notify()
         if now >= self._next_cleanup:
             self._next_cleanup = now + self._cleanup_interval
-            await self._thread.run(_write, SQL["purge_expired"], {"now": now})
+            await self._thread.run(primitives.purge_expired, now)
 
     async def get_meta(self, task_id: str) -> TaskMeta:
         self._check_open()
@@ -169,6 +173,40 @@ class SQLiteBackend(ResultBackend):
     async def forget(self, task_id: str) -> None:
         self._check_open()
         await self._thread.run(_write, SQL["forget"], {"task_id": task_id})
+
+    async def join_add(
+        self, group_id: str, index: int, meta: TaskMeta, size: int, expires: float | None = None
+    ) -> list[TaskMeta] | None:
+        """See `ResultBackend.join_add`: one transaction. Raises ValueError for an index outside the group."""
+        self._check_open()
+        if not 0 <= index < size:
+            raise ValueError(f"member index {index} is outside a group of {size}")
+        ttl = self.options.expires if expires is None else expires
+        now = time.time()
+        found = await self._thread.run(
+            primitives.join_add, group_id, index, self.encode_meta(meta), size, now + ttl if ttl else None, now
+        )
+        return None if found is None else [self.decode_meta(raw) for raw in found]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        self._check_open()
+        return await self._thread.run(primitives.acquire_lease, name, holder, ttl, time.time())
+
+    async def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> bool:
+        self._check_open()
+        return await self._thread.run(primitives.renew_lease, name, holder, token, ttl, time.time())
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        self._check_open()
+        return await self._thread.run(primitives.release_lease, name, holder, token, time.time())
+
+    async def record_fenced(self, name: str, token: int, key: str, value: bytes) -> bool:
+        self._check_open()
+        return await self._thread.run(primitives.record_fenced, name, token, key, value, time.time())
+
+    async def read_fenced(self, name: str, key: str) -> bytes | None:
+        self._check_open()
+        return await self._thread.run(primitives.read_fenced, name, key)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -9,6 +9,28 @@ CREATE TABLE IF NOT EXISTS results (
     expires_at REAL             -- Unix time; NULL = kept forever
 );
 CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at) WHERE expires_at IS NOT NULL;
+-- A join (chord): one row per member index; the first record of an index is kept (see join_add).
+CREATE TABLE IF NOT EXISTS joins (
+    group_id   TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    meta       BLOB NOT NULL,
+    expires_at REAL,            -- Unix time; NULL = kept forever; refreshed on every add to the group
+    PRIMARY KEY (group_id, idx)
+);
+-- A lease: token is the last fencing token handed out for the name, never lowered, so tokens are never reused.
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT,            -- NULL once released
+    token      INTEGER NOT NULL,
+    expires_at REAL NOT NULL    -- Unix time
+);
+-- What holders of a lease recorded (fenced writes), kept forever.
+CREATE TABLE IF NOT EXISTS fenced (
+    name  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (name, key)
+);
 
 -- name: store
 -- A live SUCCESS row is never replaced: a task that ran twice must not turn a success into something else.
@@ -32,3 +54,48 @@ DELETE FROM results WHERE task_id = :task_id;
 
 -- name: purge_expired
 DELETE FROM results WHERE expires_at <= :now;
+
+-- name: purge_expired_joins
+DELETE FROM joins WHERE expires_at <= :now;
+
+-- name: join_drop_expired
+DELETE FROM joins WHERE group_id = :group_id AND expires_at <= :now;
+
+-- name: join_add
+-- The first record of an index is kept: a repeated member changes nothing (changes() = 0).
+INSERT INTO joins (group_id, idx, meta, expires_at) VALUES (:group_id, :idx, :meta, :expires_at)
+ON CONFLICT (group_id, idx) DO NOTHING;
+
+-- name: join_touch
+UPDATE joins SET expires_at = :expires_at WHERE group_id = :group_id;
+
+-- name: join_count
+SELECT count(*) FROM joins WHERE group_id = :group_id;
+
+-- name: join_all
+SELECT meta FROM joins WHERE group_id = :group_id ORDER BY idx;
+
+-- name: lease_get
+SELECT holder, token, expires_at FROM leases WHERE name = :name;
+
+-- name: lease_set
+INSERT INTO leases (name, holder, token, expires_at) VALUES (:name, :holder, :token, :expires_at)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = excluded.token, expires_at = excluded.expires_at;
+
+-- name: lease_renew
+UPDATE leases SET expires_at = :expires_at
+WHERE name = :name AND holder = :holder AND token = :token AND expires_at > :now;
+
+-- name: lease_release
+UPDATE leases SET holder = NULL, expires_at = :now
+WHERE name = :name AND holder = :holder AND token = :token AND expires_at > :now;
+
+-- name: lease_live
+SELECT 1 FROM leases WHERE name = :name AND token = :token AND holder IS NOT NULL AND expires_at > :now;
+
+-- name: fenced_set
+INSERT INTO fenced (name, key, value) VALUES (:name, :key, :value)
+ON CONFLICT (name, key) DO UPDATE SET value = excluded.value;
+
+-- name: fenced_get
+SELECT value FROM fenced WHERE name = :name AND key = :key;

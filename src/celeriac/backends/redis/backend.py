@@ -7,10 +7,12 @@
   Every state is PUBLISHed on the channel named like the key, which is what Celery clients wait on.
 * Waiting: SUBSCRIBE to the key's channel, *then* GET (a result stored in between is not missed), then wait
   for a ready state on the channel. All waits of one backend share one pub/sub connection
-  (`redis_listener.ResultListener`); it survives a dropped connection by re-subscribing and re-reading.
-* Subscribing at send time (`RedisBackend.expect`, Celery's ``on_task_call``): SUBSCRIBE goes out before the
-  task is published; the ready record published on the channel is kept, so the ``wait`` that follows returns
-  it without a command. Bounded by ``options.unread_limit`` (`celeriac.backends.unread`).
+  (`listener.ResultListener` over `link.PubSubLink`); it survives a dropped connection by re-subscribing and
+  re-reading.
+* Subscribing at send time (`RedisBackend.expect`, Celery's ``on_task_call``; `ahead`): SUBSCRIBE goes out
+  before the task is published; the ready record published on the channel is kept, so the ``wait`` that follows
+  returns it without a command. Bounded by ``options.unread_limit`` (`unread`).
+* The join and the lease of `celeriac.backends.base`: one Lua script each (`primitives`).
 
 ``global_keyprefix`` and connection settings come from ``options.extra`` (``result_backend_transport_options``).
 """
@@ -27,6 +29,7 @@ from celeriac._redis.lane import Lane
 from celeriac._redis.urls import redact
 from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.backends.redis.listener import ListenerStatistics, ResultListener
+from celeriac.backends.redis.primitives import RedisPrimitives
 from celeriac.errors import BackendError, CeleriacError
 from celeriac.errors import TimeoutError as ResultTimeout
 
@@ -64,7 +67,7 @@ class RedisBackend(ResultBackend):
         ConfigurationError: a bad URL or serializer (no I/O happens here).
     """
 
-    listens_ahead = True  # expect() subscribes before the send
+    listens_ahead = True  # expect() subscribes before the send (what the sender reads until it checks for `expect`)
 
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(options or BackendOptions())
@@ -78,8 +81,10 @@ class RedisBackend(ResultBackend):
             self.url,
             unread_limit=self.options.unread_limit,
         )
+        self._ahead = self._listener.ahead
         self._store_script = self._client.register_script(STORE_SCRIPT)
         self._store_lane = Lane(self._client)  # a worker stores one result after another, mostly
+        self._primitives = RedisPrimitives(self._client, self._prefix, self.url)
         self._closed = False
 
     def key(self, task_id: str) -> str:
@@ -129,7 +134,7 @@ class RedisBackend(ResultBackend):
         A ready record already received through a send-time subscription is returned without a command.
         """
         self._check_open()
-        received = self._listener.received(self.key(task_id))
+        received = self._ahead.received(self.key(task_id))
         if received is not None:
             return received
         with redis_errors(self.url, lost=BackendError, other=BackendError):
@@ -159,16 +164,7 @@ class RedisBackend(ResultBackend):
         only when the backend is closed.
         """
         self._check_open()
-        await self._listener.expect(self.key(task_id))
-
-    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
-        """The ready record of ``task_id`` received after `expect` and not read yet (handed over), else None.
-
-        Safe from any thread. With ``wait`` > 0 a thread other than the backend's loop blocks up to ``wait``
-        seconds for a record still expected (sent with `expect`, its subscription kept): the listener hands
-        it over directly, so a sync ``get()`` costs no hop onto the loop at all.
-        """
-        return self._listener.take_received(self.key(task_id), wait)
+        await self._ahead.expect(self.key(task_id))
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until ``task_id`` is ready; raises celeriac's `TimeoutError` after ``timeout`` seconds.
@@ -190,9 +186,41 @@ class RedisBackend(ResultBackend):
     async def forget(self, task_id: str) -> None:
         """Delete the record of ``task_id``."""
         self._check_open()
-        self._listener.discard(self.key(task_id))
+        self._ahead.discard(self.key(task_id))
         with redis_errors(self.url, lost=BackendError, other=BackendError):
             await self._client.delete(self.key(task_id))
+
+    async def join_add(
+        self, group_id: str, index: int, meta: TaskMeta, size: int, expires: float | None = None
+    ) -> list[TaskMeta] | None:
+        """See `ResultBackend.join_add`: one Lua script (`primitives`). Raises ValueError for an index outside."""
+        self._check_open()
+        if not 0 <= index < size:
+            raise ValueError(f"member index {index} is outside a group of {size}")
+        ttl = self.options.expires if expires is None else expires
+        seconds = max(1, math.ceil(ttl)) if ttl else 0
+        found = await self._primitives.join_add(group_id, index, self.encode_meta(meta), size, seconds)
+        return None if found is None else [self.decode_meta(raw) for raw in found]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        self._check_open()
+        return await self._primitives.acquire(name, holder, ttl)
+
+    async def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> bool:
+        self._check_open()
+        return await self._primitives.renew(name, holder, token, ttl)
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        self._check_open()
+        return await self._primitives.release(name, holder, token)
+
+    async def record_fenced(self, name: str, token: int, key: str, value: bytes) -> bool:
+        self._check_open()
+        return await self._primitives.record_fenced(name, token, key, value)
+
+    async def read_fenced(self, name: str, key: str) -> bytes | None:
+        self._check_open()
+        return await self._primitives.read_fenced(name, key)
 
     def statistics(self) -> ListenerStatistics:
         """What the result listener holds: subscriptions, waits, send-time subscriptions, unread records."""

@@ -1,6 +1,6 @@
 """The safety net of send-time result subscriptions: a delayed, batched read of keys that got no record.
 
-A subscription made when the task is sent (`redis_listener.ResultListener.expect`) can miss a record that was
+A subscription made when the task is sent (`ahead.SubscriptionsAhead.expect`) can miss a record that was
 stored before it took effect (say, a re-sent task id whose SUCCESS is kept). So once Redis confirmed such a
 subscription, if no ready record came within `CHECK_DELAY`, its key is read once (one MGET per batch). Not at
 once: measured on a 2-core VM, that read ran on the loop just while the publish's reply and the caller's
@@ -55,13 +55,12 @@ class DelayedChecks:
     def confirmed(self, channel: str, confirm: asyncio.Future[None]) -> None:
         """Redis confirmed the send-time subscription ``confirm`` of ``channel``: read its key later."""
         loop = asyncio.get_running_loop()
+        # Re-inserted at the end, so `_due` stays in confirmation order (an entry of a released channel is
+        # skipped when due: ``current`` says its confirmation is no longer the channel's).
+        self._due.pop(channel, None)
         self._due[channel] = (confirm, loop.time())
         if self._timer is None:
             self._timer = loop.call_later(CHECK_DELAY, self._run_due)
-
-    def forget(self, channel: str) -> None:
-        """No read for ``channel`` any more (it was released)."""
-        self._due.pop(channel, None)
 
     def close(self) -> None:
         """Stop: no read happens after this."""

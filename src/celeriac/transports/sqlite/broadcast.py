@@ -7,19 +7,28 @@ import json
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from celeriac._sqlite.watch import IDLE_RECHECK
+from celeriac._sqlite.thread import SQLiteThread
+from celeriac._sqlite.watch import IDLE_RECHECK, ChangeWatcher
 from celeriac.errors import DecodeError
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Subscription
 from celeriac.transports.sqlite import ops
 from celeriac.transports.sqlite.rows import row_message
 
-if TYPE_CHECKING:
-    from celeriac.transports.sqlite.transport import SQLiteTransport
-
 log = logging.getLogger("celeriac.transports.sqlite")
+
+
+class SubscriptionHost(Protocol):
+    """What a subscription needs from its transport (`celeriac.transports.sqlite.transport.SQLiteTransport`)."""
+
+    thread: SQLiteThread
+    watcher: ChangeWatcher
+
+    def forget_subscription(self, subscription: SQLiteSubscription) -> None:
+        """The subscription is closed: the transport can forget it."""
+
 
 _GLOB = frozenset("*?[")  # a subscribed channel name with one of these is a GLOB pattern
 
@@ -27,7 +36,7 @@ _GLOB = frozenset("*?[")  # a subscribed channel name with one of these is a GLO
 class SQLiteSubscription(Subscription):
     """Reads the broadcast rows of its channels with id > the last one it has seen."""
 
-    def __init__(self, transport: SQLiteTransport, channels: Sequence[str], after: int) -> None:
+    def __init__(self, transport: SubscriptionHost, channels: Sequence[str], after: int) -> None:
         self._transport = transport
         names = [channel.replace("#", "*") for channel in dict.fromkeys(channels)]
         self._channels = json.dumps([name for name in names if not _GLOB.intersection(name)])

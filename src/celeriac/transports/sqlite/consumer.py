@@ -15,20 +15,46 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL
+from celeriac._sqlite.thread import SQLiteThread
+from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL, ChangeWatcher
 from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
-from celeriac.transports.base import Consumer, Delivery, settled_future
+from celeriac.transports.base import Consumer, Delivery, TransportOptions, settled_future
 from celeriac.transports.sqlite import ops
 from celeriac.transports.sqlite.ops import LeasedRow
 from celeriac.transports.sqlite.rows import row_message
 
-if TYPE_CHECKING:
-    from celeriac.transports.sqlite.transport import SQLiteTransport
-
 log = logging.getLogger("celeriac.transports.sqlite")
+
+
+class ConsumerHost(Protocol):
+    """What a consumer needs from its transport (`celeriac.transports.sqlite.transport.SQLiteTransport`)."""
+
+    options: TransportOptions
+    thread: SQLiteThread
+    watcher: ChangeWatcher
+    lease_batch: int
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the transport is connected and not closed."""
+
+    async def declare(self, queue: str) -> None:
+        """Bind ``queue`` to the exchange of its own name."""
+
+    def ack_soon(self, owner: str, row_id: int) -> asyncio.Future[None]:
+        """Queue the ack of a leased row; the future completes with its commit."""
+
+    async def release(self, releases: list[tuple[str, list[int], list[int]]]) -> None:
+        """Give leases back: (owner, handed-out row ids, never handed-out row ids) each."""
+
+    async def dead_letter(self, owner: str, row_id: int, reason: str) -> None:
+        """Move a leased row to ``dead_letters``."""
+
+    def forget_consumer(self, consumer: SQLiteConsumer) -> None:
+        """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
 
 
 class SQLiteDelivery(Delivery):
@@ -66,7 +92,7 @@ class SQLiteDelivery(Delivery):
 class SQLiteConsumer(Consumer):
     """Leases rows of its queues for one owner id and hands them out, at most ``prefetch`` un-acked."""
 
-    def __init__(self, transport: SQLiteTransport, queues: Sequence[str], prefetch: int) -> None:
+    def __init__(self, transport: ConsumerHost, queues: Sequence[str], prefetch: int) -> None:
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._transport = transport
         self._queues = tuple(dict.fromkeys(queues))

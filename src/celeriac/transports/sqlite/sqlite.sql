@@ -1,4 +1,4 @@
--- The embedded broker's SQL, one named block per statement (loaded once by celeriac.transports.sqlite_ops).
+-- The embedded broker's SQL, one named block per statement (loaded once by celeriac.transports.sqlite.ops).
 --
 -- A message row is in one of three states, told apart by lease_until and lease_owner:
 --   ready    lease_until IS NULL                                  (in the partial index messages_ready)

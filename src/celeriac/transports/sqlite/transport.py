@@ -26,8 +26,9 @@ Several worker and producer processes on one machine share the file (WAL mode). 
 
 Each connection belongs to one thread (`celeriac._sqlite.thread.SQLiteThread`); coroutines hand it functions
 to run. That plumbing (thread, change watcher, group commit, URL and error handling) lives in
-`celeriac._sqlite`, shared with the SQLite result backend; the functions run on the thread are in
-`sqlite_ops`, the consumer in `sqlite_consumer`, the broadcast subscription in `sqlite_broadcast`.
+`celeriac._sqlite`, shared with the SQLite result backend; the functions run on the thread are in `ops`, the
+consumer in `consumer`, the broadcast subscription in `broadcast` (each takes this transport through a small host
+protocol of its own, so they never import this module).
 """
 
 from __future__ import annotations

@@ -5,9 +5,7 @@ Two kinds of entries, keyed by channel, each kind capped at ``limit`` entries, t
 * *pending*: subscribed when the task was sent; nobody waits on it yet and no ready record came.
 * *received*: the ready record came before anyone asked for it; kept for the ``get()`` that follows.
 
-Received records may be taken from any thread (`Unread.take`: a sync ``get()`` picks up a record the portal loop
-already received without a hop onto that loop, and may wait there for one still pending); everything else
-happens on the listener's loop.
+Everything happens on the listener's loop (a sync ``get()`` runs ``aget()`` there through the portal).
 
 Dropping an entry never loses a result: the record is still in the store, and a later wait subscribes and
 reads it the ordinary way. So results nobody ever reads cost at most ``limit`` subscriptions and ``limit``
@@ -17,8 +15,6 @@ records, and no ``AsyncResult`` has to be forgotten or garbage-collected for tha
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections import OrderedDict
 
 from celeriac.backends.base import TaskMeta
@@ -35,23 +31,14 @@ class Unread:
         self.limit = max(0, limit)
         self._pending: OrderedDict[str, asyncio.Future[None]] = OrderedDict()  # channel -> its confirmation
         self._received: OrderedDict[str, TaskMeta] = OrderedDict()
-        self._received_lock = threading.Lock()  # `take` may come from another thread
-        self._changed = threading.Condition(self._received_lock)  # a record came, or a pending entry went
-        self._loop_thread: int | None = None  # the listener loop's thread: `take` must never block it
-        # Threads blocked in `take`: the loop wakes them only when there are any (it delivers every result).
-        # Raised under the lock before the waiter looks at `_pending`, read by the loop after it changed it.
-        self._waiting = 0
 
     # -- pending subscriptions -----------------------------------------------------------------------------
     def add_pending(self, channel: str, confirm: asyncio.Future[None]) -> list[str]:
         """Remember a subscription made at send time; return the channels dropped to stay within the limit."""
-        self._loop_thread = threading.get_ident()
         self._pending[channel] = confirm
         dropped = []
         while len(self._pending) > self.limit:
             dropped.append(self._pending.popitem(last=False)[0])
-        if dropped:
-            self._wake()
         return dropped
 
     def pending_confirm(self, channel: str) -> asyncio.Future[None] | None:
@@ -60,10 +47,7 @@ class Unread:
 
     def take_pending(self, channel: str) -> asyncio.Future[None] | None:
         """Forget ``channel``'s pending subscription (a waiter took it over, or it ended); its confirmation."""
-        confirm = self._pending.pop(channel, None)
-        if confirm is not None:
-            self._wake()
-        return confirm
+        return self._pending.pop(channel, None)
 
     def is_pending(self, channel: str) -> bool:
         """Whether ``channel`` was subscribed at send time and still has no waiter and no record."""
@@ -76,55 +60,22 @@ class Unread:
     # -- received records ----------------------------------------------------------------------------------
     def keep(self, channel: str, meta: TaskMeta) -> None:
         """Keep a ready record nobody asked for yet (dropping the oldest beyond the limit)."""
-        with self._received_lock:
-            self._received[channel] = meta
-            self._received.move_to_end(channel)
-            while len(self._received) > self.limit:
-                self._received.popitem(last=False)
-            if self._waiting:
-                self._changed.notify_all()
+        self._received[channel] = meta
+        self._received.move_to_end(channel)
+        while len(self._received) > self.limit:
+            self._received.popitem(last=False)
 
-    def take(self, channel: str, wait: float = 0.0) -> TaskMeta | None:
-        """Hand over (and forget) the received record of ``channel``, if any. Safe from any thread.
-
-        With ``wait`` > 0, a thread other than the listener's waits up to ``wait`` seconds for the record while
-        ``channel`` is still pending (subscribed at send, not dropped, no other waiter): the listener hands it
-        straight to this thread, with no hop through its loop. None when it did not come (or is not expected).
-        """
-        with self._received_lock:
-            meta = self._received.pop(channel, None)
-            if meta is not None or wait <= 0 or threading.get_ident() == self._loop_thread:
-                return meta
-            deadline = time.monotonic() + wait
-            self._waiting += 1
-            try:
-                while channel in self._pending:  # read without the loop's help: a dict lookup is atomic
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._changed.wait(remaining)
-                    meta = self._received.pop(channel, None)
-                    if meta is not None:
-                        return meta
-            finally:
-                self._waiting -= 1
-            return self._received.pop(channel, None)
-
-    def _wake(self) -> None:
-        """Let threads blocked in `take` look again (a pending entry went); nothing to do when none waits."""
-        if self._waiting:
-            with self._received_lock:
-                self._changed.notify_all()
+    def take(self, channel: str) -> TaskMeta | None:
+        """Hand over (and forget) the received record of ``channel``, if any."""
+        return self._received.pop(channel, None)
 
     def peek(self, channel: str) -> TaskMeta | None:
         """The received record of ``channel``, if any, kept for the wait that follows."""
-        with self._received_lock:
-            return self._received.get(channel)
+        return self._received.get(channel)
 
     def discard(self, channel: str) -> None:
         """Forget the received record of ``channel`` (a new run of the task, or the result was deleted)."""
-        with self._received_lock:
-            self._received.pop(channel, None)
+        self._received.pop(channel, None)
 
     # -- all -----------------------------------------------------------------------------------------------
     def counts(self) -> tuple[int, int]:
@@ -134,6 +85,4 @@ class Unread:
     def clear(self) -> None:
         """Forget everything."""
         self._pending.clear()
-        with self._received_lock:
-            self._received.clear()
-            self._changed.notify_all()
+        self._received.clear()

@@ -1,121 +1,26 @@
-"""The behaviour every transport and every result backend must show, written once and run against each.
-
-A transport check is ``async def check_…(make: TransportFactory, queue: str)``: ``make(options)`` returns
-a new, unconnected transport to the broker under test, ``queue`` is a name no other test uses. A backend
-check is ``async def check_…(make: BackendFactory)``. `TRANSPORT_CHECKS` and `BACKEND_CHECKS` list them all,
-so a test module runs each as one parametrized test::
-
-    @pytest.mark.parametrize("check", TRANSPORT_CHECKS, ids=check_id)
-    async def test_transport(check, make_transport, queue_name):
-        await check(make_transport, queue_name)
-
-Checks wait on conditions with timeouts, never on the clock; the few bounded waits for something *not* to
-happen (the prefetch window) are short and say so. Timing-based checks use a 1 s visibility timeout.
-"""
+"""The behaviour every transport must show: one ``async def check_…(make, queue)`` per promise of
+`celeriac.transports.base`, all listed in `TRANSPORT_CHECKS`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from celeriac import errors
-from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
 from celeriac.protocol.message import Message
-from celeriac.transports.base import Consumer, Delivery, Subscription, Transport, TransportOptions
-
-VISIBILITY_TIMEOUT = 1.0  # small, so "comes back after the visibility timeout" is quick to see
-TIMEOUT = 10.0  # longest wait for something that must happen
-QUIET = 0.3  # how long "nothing more is delivered" is watched (only where the contract says so)
-
-
-@dataclass(frozen=True)
-class TransportFactory:
-    """How the suite makes transports of one kind.
-
-    Attributes:
-        make: a new, unconnected transport with the given options (add isolation such as key prefixes here).
-        higher_priority_first: the broker's priority direction (AMQP and SQLite: 9 before 0; Redis: 0 first).
-    """
-
-    make: Callable[[TransportOptions], Transport]
-    higher_priority_first: bool = True
-
-    def __call__(self, options: TransportOptions | None = None) -> Transport:
-        return self.make(options or TransportOptions(visibility_timeout=VISIBILITY_TIMEOUT))
-
-
-@dataclass(frozen=True)
-class BackendFactory:
-    """How the suite makes result backends of one kind: ``make(options)`` is new and unconnected."""
-
-    make: Callable[[BackendOptions], ResultBackend]
-    options: BackendOptions = field(default_factory=BackendOptions)
-
-    def __call__(self, options: BackendOptions | None = None) -> ResultBackend:
-        return self.make(options or self.options)
-
-
-TransportCheck = Callable[[TransportFactory, str], Awaitable[None]]
-BackendCheck = Callable[[BackendFactory], Awaitable[None]]
-
-
-# -- helpers -----------------------------------------------------------------------------------------------
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT, what: str = "") -> None:
-    """Return once ``await predicate()`` is true; AssertionError after ``timeout`` s (polls up to 20/s)."""
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout:g} s: {what or predicate}")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-@contextlib.contextmanager
-def raises(kind: type[BaseException]) -> Iterator[None]:
-    """Assert that the block raises ``kind`` (the suite does not depend on pytest)."""
-    try:
-        yield
-    except kind:
-        return
-    raise AssertionError(f"{kind.__name__} was not raised")
-
-
-async def next_delivery(consumer: Consumer, timeout: float = TIMEOUT) -> Delivery:
-    """The consumer's next delivery; AssertionError when none comes within ``timeout`` s."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await anext(consumer)
-    except TimeoutError:
-        raise AssertionError(f"no delivery within {timeout:g} s") from None
-
-
-async def next_broadcast(subscription: Subscription, timeout: float = TIMEOUT) -> tuple[str, Message]:
-    try:
-        async with asyncio.timeout(timeout):
-            return await anext(subscription)
-    except TimeoutError:
-        raise AssertionError(f"no broadcast within {timeout:g} s") from None
-
-
-async def is_pending(task: asyncio.Future[Any], seconds: float = QUIET) -> bool:
-    """True when ``task`` is still not done after ``seconds`` (a bounded watch for "nothing happens")."""
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    return not done
-
-
-def message(body: bytes, **headers: Any) -> Message:
-    return Message(body=body, headers=headers)
-
-
-# -- transport checks --------------------------------------------------------------------------------------
+from celeriac.testing.contract.helpers import (
+    TIMEOUT,
+    VISIBILITY_TIMEOUT,
+    TransportCheck,
+    TransportFactory,
+    is_pending,
+    message,
+    next_broadcast,
+    next_delivery,
+    raises,
+    wait_for,
+)
+from celeriac.transports.base import Transport
 
 
 async def check_round_trip(make: TransportFactory, queue: str) -> None:
@@ -461,172 +366,3 @@ TRANSPORT_CHECKS: tuple[TransportCheck, ...] = (
     check_concurrent_acks,
     check_delayed_delivery,
 )
-
-
-# -- backend checks ----------------------------------------------------------------------------------------
-
-
-def task_meta(task_id: str, status: str, result: Any = None, **extended: Any) -> TaskMeta:
-    """A record as a worker stores it (``date_done`` only for ready states)."""
-    meta = TaskMeta(
-        task_id=task_id,
-        status=status,
-        result=result,
-        traceback=None,
-        children=[],
-        date_done="2026-11-23T19:22:32.474739+00:00" if status in READY_STATES else None,
-    )
-    meta.update(extended)  # type: ignore[typeddict-item]
-    return meta
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
-async def check_missing_is_pending(make: BackendFactory) -> None:
-    async with make() as backend:
-        task_id = _new_id()
-        assert await backend.get_meta(task_id) == pending_meta(task_id)
-
-
-async def check_store_and_get(make: BackendFactory) -> None:
-    """A stored record reads back equal, extended fields included; a later store replaces it."""
-    async with make() as backend:
-        task_id = _new_id()
-        await backend.store(task_meta(task_id, "STARTED", {"pid": 1, "hostname": "w@h"}))
-        assert (await backend.get_meta(task_id))["status"] == "STARTED"
-        stored = task_meta(
-            task_id, "SUCCESS", {"sum": [1, 2.5, "x", None]}, name="t.add", args=[2, 3], kwargs={}, retries=0
-        )
-        await backend.store(stored)
-        assert await backend.get_meta(task_id) == stored
-
-
-async def check_success_not_replaced(make: BackendFactory) -> None:
-    """SUCCESS is final: a later FAILURE or STARTED does not replace it (FAILURE itself can be replaced)."""
-    async with make() as backend:
-        task_id = _new_id()
-        await backend.store(task_meta(task_id, "FAILURE", {"exc_type": "KeyError", "exc_message": ["k"]}))
-        await backend.store(task_meta(task_id, "SUCCESS", 5))
-        await backend.store(task_meta(task_id, "FAILURE", {"exc_type": "KeyError", "exc_message": ["k"]}))
-        await backend.store(task_meta(task_id, "STARTED"))
-        meta = await backend.get_meta(task_id)
-        assert (meta["status"], meta["result"]) == ("SUCCESS", 5)
-
-
-async def check_wait(make: BackendFactory) -> None:
-    """wait returns the ready record stored later through another connection, skipping non-ready states."""
-    async with make() as waiter, make() as worker:
-        task_id = _new_id()
-        waiting = asyncio.ensure_future(waiter.wait(task_id, timeout=TIMEOUT))
-        await worker.store(task_meta(task_id, "STARTED"))
-        assert await is_pending(waiting, 0.1), "wait returned for a non-ready state"
-        await worker.store(task_meta(task_id, "SUCCESS", [1, 2]))
-        meta = await asyncio.wait_for(waiting, TIMEOUT)
-        assert (meta["status"], meta["result"]) == ("SUCCESS", [1, 2])
-        assert (await waiter.wait(task_id, timeout=1.0))["status"] == "SUCCESS"  # already ready: at once
-
-
-async def check_wait_many(make: BackendFactory) -> None:
-    """Concurrent waits on many tasks each get their own record (stored through the same backend)."""
-    async with make() as backend:
-        ids = [_new_id() for _ in range(30)]
-        waits = [asyncio.ensure_future(backend.wait(task_id, timeout=TIMEOUT)) for task_id in ids]
-        await asyncio.gather(*(backend.store(task_meta(t, "SUCCESS", t)) for t in ids))
-        results = await asyncio.wait_for(asyncio.gather(*waits), TIMEOUT)
-        assert [meta["result"] for meta in results] == ids
-
-
-async def check_wait_timeout(make: BackendFactory) -> None:
-    """wait raises celeriac.errors.TimeoutError (also a builtin TimeoutError) when nothing is ready."""
-    async with make() as backend:
-        task_id = _new_id()
-        await backend.store(task_meta(task_id, "STARTED"))
-        started = time.monotonic()
-        with raises(errors.TimeoutError):
-            await backend.wait(task_id, timeout=0.2)
-        assert 0.15 <= time.monotonic() - started < TIMEOUT
-        assert issubclass(errors.TimeoutError, TimeoutError)
-
-
-async def check_forget(make: BackendFactory) -> None:
-    async with make() as backend:
-        task_id = _new_id()
-        await backend.store(task_meta(task_id, "SUCCESS", 1))
-        await backend.forget(task_id)
-        assert (await backend.get_meta(task_id))["status"] == "PENDING"
-        await backend.forget(task_id)  # forgetting nothing is fine
-
-
-async def check_expiry(make: BackendFactory) -> None:
-    """A record stored with ``expires`` reads as PENDING once it expires; a kept one stays."""
-    async with make() as backend:
-        short, kept = _new_id(), _new_id()
-        await backend.store(task_meta(short, "SUCCESS", 1), expires=0.5)
-        await backend.store(task_meta(kept, "SUCCESS", 2))
-        assert (await backend.get_meta(short))["status"] == "SUCCESS"
-
-        async def expired() -> bool:
-            return (await backend.get_meta(short))["status"] == "PENDING"
-
-        await wait_for(expired, what="the record expired")
-        assert (await backend.get_meta(kept))["status"] == "SUCCESS"
-        await backend.store(task_meta(short, "SUCCESS", 3))  # an expired SUCCESS no longer blocks a store
-        assert (await backend.get_meta(short))["result"] == 3
-
-
-async def check_backend_close(make: BackendFactory) -> None:
-    """close may be called twice; a pending wait ends with BackendError; use after close raises it too."""
-    backend = make()
-    await backend.connect()
-    waiting = asyncio.ensure_future(backend.wait(_new_id(), timeout=TIMEOUT))
-    assert await is_pending(waiting, 0.05)
-    await backend.close()
-    await backend.close()
-    with raises(errors.BackendError):
-        await asyncio.wait_for(waiting, TIMEOUT)
-    with raises(errors.BackendError):
-        await backend.store(task_meta(_new_id(), "SUCCESS"))
-    with raises(errors.BackendError):
-        await backend.get_meta(_new_id())
-
-
-BACKEND_CHECKS: tuple[BackendCheck, ...] = (
-    check_missing_is_pending,
-    check_store_and_get,
-    check_success_not_replaced,
-    check_wait,
-    check_wait_many,
-    check_wait_timeout,
-    check_forget,
-    check_expiry,
-    check_backend_close,
-)
-
-
-def check_id(check: Callable[..., Any]) -> str:
-    """A short test id for a check: its name without ``check_``."""
-    return check.__name__.removeprefix("check_")
-
-
-def with_options(make: TransportFactory, **changes: Any) -> TransportFactory:
-    """``make`` whose default options have ``changes`` applied (e.g. ``max_deliveries=2``)."""
-    base = make.make
-    return replace(make, make=lambda options: base(replace(options, **changes)))
-
-
-__all__ = [
-    "BACKEND_CHECKS",
-    "TRANSPORT_CHECKS",
-    "BackendFactory",
-    "TransportFactory",
-    "check_id",
-    "is_pending",
-    "next_broadcast",
-    "next_delivery",
-    "raises",
-    "task_meta",
-    "wait_for",
-    "with_options",
-]
