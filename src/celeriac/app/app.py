@@ -133,7 +133,7 @@ class App:
         """The result backend URL: configured, else the broker's URL when its scheme keeps results too (SQLite,
         Redis; see `celeriac.backends.keeps_results`)."""
         if self.conf.result_backend:
-            return str(self.conf.result_backend)
+            return self.conf.result_backend
         return self.broker_url if keeps_results(self.broker_url) else None
 
     def transport_options(self) -> TransportOptions:
@@ -288,7 +288,7 @@ class App:
         **options: Unpack[SendOptions],
     ) -> TaskMessage:
         """The protocol-2 task message `send_task` would publish (exposed for tests and tools)."""
-        return self._sender.build(name, args, kwargs, task, self._sender.defaults(), options)
+        return self._sender.build(name, args, kwargs, task, options)
 
     def AsyncResult(self, id: str) -> AsyncResult[Any]:
         """The result handle of the task ``id``."""
