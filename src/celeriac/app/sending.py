@@ -24,6 +24,7 @@ from celeriac.protocol.message import TaskMessage
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
+    from celeriac.app.context import RequestContext
     from celeriac.app.task import Task
 
 log = logging.getLogger("celeriac.app")
@@ -150,3 +151,37 @@ class Sender:
             priority=priority,
             delivery_mode=conf.task_default_delivery_mode,
         )
+
+
+def retry_options(request: RequestContext, when: float | dt.datetime) -> SendOptions:
+    """The send options of the message that runs ``request`` again after ``when`` (seconds or a datetime).
+
+    The same task id, one more retry, the same root, this run as the parent when it has none, the same queue,
+    headers, priority, limits and expiry (as the worker's tracer re-sends a retried message).
+    """
+    options = SendOptions(
+        task_id=request.id or "",
+        retries=request.retries + 1,
+        headers=dict(request.headers),
+        ignore_result=request.ignore_result,
+    )
+    if isinstance(when, dt.datetime):
+        options["eta"] = when
+    else:
+        options["countdown"] = float(when)
+    if request.id:
+        options["parent_id"] = request.parent_id or request.id
+    if request.root_id:
+        options["root_id"] = request.root_id
+    if request.delivery_info.get("routing_key"):
+        options["queue"] = request.delivery_info["routing_key"]
+    if request.priority is not None:
+        options["priority"] = request.priority
+    if request.expires:
+        options["expires"] = dt.datetime.fromisoformat(request.expires)
+    hard, soft = request.timelimit
+    if hard is not None:
+        options["time_limit"] = hard
+    if soft is not None:
+        options["soft_time_limit"] = soft
+    return options
