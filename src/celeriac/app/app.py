@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from celeriac._portal import portal
 from celeriac.app.current import register_default, set_current_app
@@ -23,7 +23,7 @@ from celeriac.app.resources import Resources
 from celeriac.app.result import AsyncResult
 from celeriac.app.routing import Router
 from celeriac.app.sending import Sender
-from celeriac.app.task import Task
+from celeriac.app.task import BoundTaskDecorator, Task, TaskDecorator
 from celeriac.backends import from_url as backend_from_url
 from celeriac.backends import keeps_results
 from celeriac.backends.base import BackendOptions, ResultBackend
@@ -44,24 +44,6 @@ R = TypeVar("R")
 DEFAULT_BROKER = "sqlite:///celeriac.db"
 
 log = logging.getLogger("celeriac.app")
-
-
-class TaskDecorator(Protocol):
-    """What ``@app.task(...)`` returns for unbound tasks."""
-
-    @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
-
-
-class BoundTaskDecorator(Protocol):
-    """What ``@app.task(bind=True, ...)`` returns: the function's first parameter receives the task."""
-
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
-    @overload
-    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
 
 
 def anon_nodename() -> str:
