@@ -1,7 +1,8 @@
 """celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
 
 The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, and the
-error types from `celeriac.errors`.
+error types from `celeriac.errors` (pinned by tests/unit/test_public_api.py). The worker is
+``celeriac.worker.Worker``; tests start one with ``celeriac.testing.start_worker``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from celeriac.app.app import App
-from celeriac.app.current import get_current_app
-from celeriac.app.result import AsyncResult
-from celeriac.app.task import Task
+from celeriac.app import App, AsyncResult, Task, get_current_app
 from celeriac.errors import (
     CeleriacError,
     ConfigurationError,

@@ -18,18 +18,25 @@ from celeriac.errors import ConfigurationError
 
 @dataclass(frozen=True, slots=True)
 class SchemeEntry:
-    """Where the class for one URL scheme lives, and the extra that installs what it needs."""
+    """Where the class for one URL scheme lives, and the extra that installs what it needs.
+
+    ``unsupported`` names a scheme this version knows but cannot serve: `load` refuses it with that reason.
+    """
 
     module: str
     cls: str
     extra: str | None = None
+    unsupported: str | None = None
 
     def load(self, scheme: str, base: type[Any]) -> Callable[[str, Any], Any]:
         """Import the class: a constructor ``cls(url, options)``.
 
         Raises:
-            ConfigurationError: its module or client library is missing, or it is not a ``base``.
+            ConfigurationError: the scheme is not supported yet, its module or client library is missing, or it
+                is not a ``base``.
         """
+        if self.unsupported is not None:
+            raise ConfigurationError(self.unsupported)
         try:
             found = getattr(importlib.import_module(self.module), self.cls)
         except ImportError as exc:

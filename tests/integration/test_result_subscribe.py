@@ -9,6 +9,7 @@ the test's own prefix on the run's own database.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import time
@@ -146,7 +147,7 @@ async def test_delay_get_round_trips_with_a_worker(redis_url: str, redis_prefix:
     await app.aclose()
 
 
-def test_sync_get_returns_a_received_record(redis_url: str, redis_prefix: str, queue_name: str) -> None:
+def test_sync_get_takes_a_received_record(redis_url: str, redis_prefix: str, queue_name: str) -> None:
     # send_task on the portal loop; the "worker" is a plain store after the send.
     app = make_app(redis_url, redis_prefix)
     try:
@@ -165,9 +166,39 @@ def test_sync_get_returns_a_received_record(redis_url: str, redis_prefix: str, q
             assert time.monotonic() < deadline, "the record was not received within 10 s"
             time.sleep(0.01)
 
-        assert result.get(timeout=10) == 9  # the kept record, through the portal loop
+        # get() is the one-line twin of aget() (issue 9): it takes the received record on the portal loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            assert pool.submit(result.get, 10).result(timeout=5) == 9
         assert result.get(timeout=10) == 9  # the handle keeps a ready record
         assert portal.run(redis_backend(app)).statistics().received == 0
+    finally:
+        app.close()
+
+
+def test_sync_get_is_handed_the_record_in_one_portal_hop(
+    redis_url: str, redis_prefix: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(redis_url, redis_prefix)
+    try:
+        result = app.send_task("tests.nothing", (3,), queue=queue_name)
+        hops: list[object] = []
+        run = portal.run
+        monkeypatch.setattr(portal, "run", lambda coro, timeout=None: hops.append(coro) or run(coro, timeout))
+        other = app.AsyncResult(str(uuid.uuid4()))  # not sent here: nothing expects it
+
+        async def complete(task_id: str, value: int) -> None:
+            async with RedisBackend(redis_url, BackendOptions(extra={"global_keyprefix": redis_prefix})) as store:
+                await store.store(meta(task_id, result=value))
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(result.get, 10)  # blocks in its own thread until the listener hands it the record
+            asyncio.run(complete(result.id, 9))
+            assert waiting.result(timeout=10) == 9
+        assert len(hops) == 1  # get() is the one-line twin of aget() (issue 9): one hop onto the portal loop
+        # A result nothing expects is waited for on the loop, as before.
+        asyncio.run(complete(other.id, 5))
+        assert other.get(timeout=10) == 5
+        assert len(hops) == 2
     finally:
         app.close()
 

@@ -77,3 +77,13 @@ def test_default_broker_is_embedded_sqlite_and_backend_follows(monkeypatch: pyte
     assert app.broker_url == "sqlite:///celeriac.db"
     assert app.backend_url == "sqlite:///celeriac.db"
     assert App("amqp", broker="amqp://guest@localhost//").backend_url is None
+
+
+@pytest.mark.parametrize("url", ["amqp://guest@localhost//", "amqps://localhost//", "pyamqp://localhost//"])
+def test_amqp_broker_is_a_one_line_not_supported_yet_error(url: str) -> None:
+    app = App("amqp", broker=url)
+    with pytest.raises(ConfigurationError) as info:
+        app.make_transport()
+    message = str(info.value)
+    assert message == "RabbitMQ (amqp://) is not supported by this version of celeriac yet; use redis:// or sqlite://"
+    assert "pip install" not in message

@@ -7,7 +7,6 @@ record was seen, the handle keeps it (as Celery's does): asking again costs no r
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac._portal import portal
@@ -19,9 +18,6 @@ if TYPE_CHECKING:
     from celeriac.app.app import App
 
 R = TypeVar("R")
-
-DIRECT_WAIT = 1.0
-"""Seconds a sync ``get()`` waits for a result handed straight to its thread before it waits on the portal loop."""
 
 
 class AsyncResult(Generic[R]):
@@ -82,20 +78,7 @@ class AsyncResult(Generic[R]):
     # -- sync facades ----------------------------------------------------------------------------
     def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Block until the task is ready and return its value (see `aget`)."""
-        # A result expected since the send (Redis: subscribed then) is handed to this thread by the listener,
-        # without a hop onto the portal loop and back: those hops were a tenth of a delay().get() round trip on
-        # the 2-core benchmark VM. Anything else (not expected, not there within DIRECT_WAIT) takes the loop.
-        meta = self._ready
-        if meta is None:
-            started = time.monotonic()
-            wait = DIRECT_WAIT if timeout is None else min(timeout, DIRECT_WAIT)
-            meta = self.app.take_received_result(self.id, wait=wait)
-            if meta is None:
-                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-                return portal.run(self.aget(timeout=left, propagate=propagate))
-        self._ready = meta
-        value: R = self._value(meta, propagate)
-        return value
+        return portal.run(self.aget(timeout=timeout, propagate=propagate))
 
     def forget(self) -> None:
         """Delete the stored result."""

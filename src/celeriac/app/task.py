@@ -7,16 +7,30 @@ tracer sends the retry message.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import random
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
+from collections.abc import Callable, Coroutine, Mapping
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from celeriac._portal import portal
 from celeriac.app.context import RequestContext
 from celeriac.app.current import current_request
 from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.app.sending import retry_options
 from celeriac.errors import MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
@@ -27,6 +41,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NO_REQUEST = RequestContext(called_directly=True)
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns for unbound tasks."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+class BoundTaskDecorator(Protocol):
+    """What ``@app.task(bind=True, ...)`` returns: the function's first parameter receives the task."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
 
 
 class Task(Generic[P, R]):
@@ -108,20 +140,47 @@ class Task(Generic[P, R]):
         return result
 
     # -- retrying --------------------------------------------------------------------------------
+    @overload
     def retry(
         self,
         args: tuple[Any, ...] | list[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         exc: BaseException | None = None,
         countdown: float | None = None,
-        eta: Any = None,
+        eta: dt.datetime | None = None,
+        max_retries: int | None = None,
+        throw: Literal[True] = True,
+    ) -> NoReturn: ...
+    @overload
+    def retry(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        max_retries: int | None = None,
+        *,
+        throw: bool,
+    ) -> Retry: ...
+
+    def retry(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
         max_retries: int | None = None,
         throw: bool = True,
-    ) -> NoReturn:
-        """Ask the worker to run this task again later; always raises.
+    ) -> Retry:
+        """Ask the worker to run this task again later.
 
-        Raises `Retry` (the worker re-sends the message with ``retries + 1``), or, past ``max_retries``,
-        ``exc`` when given, else `MaxRetriesExceededError`.
+        With ``throw`` (the default) it raises `Retry`: the worker re-sends the message with ``retries + 1``,
+        records RETRY and acks the original. With ``throw=False`` (Celery's meaning) it re-sends the message
+        itself, blocking until the broker has it, and returns the `Retry`; the body goes on, and what it then
+        returns or raises settles this run. Past ``max_retries`` it raises ``exc`` when given, else
+        `MaxRetriesExceededError`, whatever ``throw`` says.
         """
         request = self.request
         limit = self.max_retries if max_retries is None else max_retries
@@ -131,12 +190,19 @@ class Task(Generic[P, R]):
             raise MaxRetriesExceededError(
                 f"can't retry {self.name}[{request.id}] args:{request.args} kwargs:{dict(request.kwargs)}"
             )
-        when: Any = eta if eta is not None else (self.default_retry_delay if countdown is None else countdown)
+        when: float | dt.datetime = (
+            eta if eta is not None else (self.default_retry_delay if countdown is None else countdown)
+        )
         signal = Retry(exc=exc, when=when)
         signal.new_args = tuple(args) if args is not None else None
         signal.new_kwargs = dict(kwargs) if kwargs is not None else None
         signal.max_retries = limit
-        raise signal
+        if throw:
+            raise signal
+        again_args = signal.new_args if signal.new_args is not None else request.args
+        again_kwargs = signal.new_kwargs if signal.new_kwargs is not None else request.kwargs
+        portal.run(self.app.asend_task(self.name, again_args, again_kwargs, task=self, **retry_options(request, when)))
+        return signal
 
     def autoretry(self, exc: BaseException, retries: int) -> Retry | None:
         """The `Retry` that ``autoretry_for`` asks for after ``exc`` on try ``retries``, or None.

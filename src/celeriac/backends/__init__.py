@@ -15,6 +15,15 @@ SCHEMES: dict[str, SchemeEntry] = {
 }
 
 
+def keeps_results(url: str) -> bool:
+    """Whether ``url``'s scheme has a result backend, so a broker at ``url`` can keep the results too.
+
+    Never raises: a URL without a known backend scheme answers False.
+    """
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in SCHEMES
+
+
 def backend_class(url: str) -> type[ResultBackend]:
     """The class `from_url` would make for ``url`` (its capabilities, without making one).
 
@@ -40,4 +49,4 @@ def from_url(url: str, options: BackendOptions | None = None) -> ResultBackend:
     return backend
 
 
-__all__ = ["SCHEMES", "backend_class", "from_url", "redact_url"]
+__all__ = ["SCHEMES", "backend_class", "from_url", "keeps_results", "redact_url"]

@@ -8,9 +8,7 @@ result serializer. Promises:
 * ``get_meta`` never blocks on the task: a missing record reads as PENDING.
 * ``wait`` returns once the state is ready (SUCCESS, FAILURE, REVOKED), without busy polling where the store
   can notify (Redis pub/sub), else polling with a backoff; it raises `celeriac.errors.TimeoutError`.
-* ``expect`` is told about a task just before it is sent, when its result will be wanted; a store that
-  notifies may start listening then (Redis subscribes, as Celery's client does), so that ``wait`` finds the
-  result already there. It never blocks on the store's answer and never fails the send.
+* A store that notifies may also listen ahead, before a task is sent: see `celeriac.backends.prefetch`.
 * Records expire after ``expires`` seconds (``None`` or 0: kept forever).
 
 Two primitives for what is built on results (see each method for its promise, and
@@ -28,7 +26,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from celeriac._resource import AsyncResource
 from celeriac.protocol import serializers
@@ -69,7 +67,8 @@ class BackendOptions:
         accept: content types accepted when reading results (``result_accept_content``).
         expires: default seconds a record is kept (``result_expires``); None keeps it forever.
         extra: ``result_backend_transport_options``.
-        unread_limit: how many results `ResultBackend.expect` keeps track of before they are read
+        unread_limit: how many results a backend that subscribes ahead
+            (`celeriac.backends.prefetch`) keeps track of before they are read
             (``result_subscribe_max_unread``); see `celeriac.backends.redis.unread`.
     """
 
@@ -87,12 +86,9 @@ class ResultBackend(AsyncResource):
 
     Attributes:
         url: the backend URL with any password replaced by ``***`` (safe to log).
-        listens_ahead: whether `expect` does anything: the store pushes records to waiters, so it can start
-            listening before the task is sent (Redis). When false, callers need not call `expect`.
     """
 
     url: str
-    listens_ahead: ClassVar[bool] = False
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
@@ -128,23 +124,6 @@ class ResultBackend(AsyncResource):
     @abc.abstractmethod
     async def get_meta(self, task_id: str) -> TaskMeta:
         """The current record of ``task_id`` (PENDING when there is none)."""
-
-    async def expect(self, task_id: str) -> None:
-        """Get ready for a `wait` on ``task_id``, which is about to be sent; call before the send.
-
-        Returns without waiting for the store's answer and does not raise for a store that cannot be reached
-        (the `wait` reports that). Default: nothing to do.
-        """
-
-    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
-        """The ready record of ``task_id`` if it came in after `expect` (and hand it over), else None.
-
-        Safe from any thread, so a sync caller can skip the hop onto the loop that owns the backend. With
-        ``wait`` > 0, a thread other than that loop's may block up to ``wait`` seconds for a record still
-        expected (never the loop's own thread: it returns at once there). Default: None (nothing is ever
-        received ahead).
-        """
-        return None
 
     @abc.abstractmethod
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:

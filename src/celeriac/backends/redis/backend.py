@@ -67,8 +67,6 @@ class RedisBackend(ResultBackend):
         ConfigurationError: a bad URL or serializer (no I/O happens here).
     """
 
-    listens_ahead = True  # expect() subscribes before the send (what the sender reads until it checks for `expect`)
-
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         super().__init__(options or BackendOptions())
         self.url = redact(url)

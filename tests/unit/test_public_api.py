@@ -1,0 +1,59 @@
+"""The public surface is pinned: a name added to or dropped from ``celeriac.__all__`` is a deliberate change."""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+
+import celeriac
+import celeriac.app
+import celeriac.testing
+
+PUBLIC = [
+    "App",
+    "AsyncResult",
+    "CeleriacError",
+    "ConfigurationError",
+    "Ignore",
+    "MaxRetriesExceededError",
+    "Reject",
+    "RemoteError",
+    "Retry",
+    "State",
+    "Task",
+    "TaskRevokedError",
+    "TimeoutError",
+    "UnknownTask",
+    "__version__",
+    "current_app",
+    "get_current_app",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert celeriac.__all__ == PUBLIC
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    for name in celeriac.__all__:
+        if name != "current_app":  # looked up on access: the app current in this context (tested below)
+            assert getattr(celeriac, name) is not None, name
+
+
+def test_short_paths_name_the_same_objects() -> None:
+    assert celeriac.app.__all__ == ["App", "AsyncResult", "Task", "get_current_app"]
+    for name in celeriac.app.__all__:
+        assert getattr(celeriac.app, name) is getattr(celeriac, name)
+    assert celeriac.App is importlib.import_module("celeriac.app.app").App
+    assert callable(celeriac.testing.start_worker) and callable(celeriac.testing.wait_for)
+
+
+def test_current_app_follows_the_current_app() -> None:
+    def check() -> None:
+        app = celeriac.App("public-api")
+        other = celeriac.App("public-api-2")  # the last one created is the default...
+        assert celeriac.current_app is other
+        app.set_current()  # ...unless one is set for this context
+        assert celeriac.current_app is app
+
+    contextvars.copy_context().run(check)
