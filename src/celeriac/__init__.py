@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
+from celeriac._version import __version__
 from celeriac.app import App, AsyncResult, Task, get_current_app
 from celeriac.errors import (
     CeleriacError,

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from celeriac import __version__
+from celeriac._version import __version__
 from celeriac.app.app import App
 from celeriac.cli import call, events, purge, remote, result, status, worker
 from celeriac.cli.loader import load_app

@@ -12,7 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from celeriac import __version__, _loops
+from celeriac import _loops
+from celeriac._version import __version__
 from celeriac.app.app import App
 from celeriac.cli.logs import parse_level, setup_logging
 from celeriac.errors import ConfigurationError

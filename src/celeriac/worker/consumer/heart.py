@@ -12,7 +12,7 @@ import os
 import platform
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__
+from celeriac._version import __version__
 from celeriac.events.model import WORKER_HEARTBEAT, WORKER_OFFLINE, WORKER_ONLINE
 from celeriac.worker.bootsteps import Step
 from celeriac.worker.consumer.events import Events

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import __version__
+from celeriac._version import __version__
 from celeriac.control.node import ControlNode, RequestKind, TaskRequest, TaskTable
 from celeriac.control.replies import StatsReply
 from celeriac.worker.consumer.events import Events
