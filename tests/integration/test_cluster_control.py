@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from celeriac.control import Arg, Kind
+from celeriac.control.arguments import as_int
 from celeriac.control.pidbox import Mailbox
 from celeriac.errors import TimeLimitExceeded
 from celeriac.events.receiver import EventReceiver
@@ -217,4 +219,21 @@ async def test_ping_round_trip_is_quick(broker: Broker) -> None:
         for _ in range(5):
             assert await app.control.aping(destination=["fast@itest"], timeout=5) == [{"fast@itest": {"ok": "pong"}}]
         assert time.monotonic() - started < 5  # no reply waits out its timeout when a limit is known
+    await app.aclose()
+
+
+async def test_a_command_registered_on_the_app_is_answered_by_its_worker(broker: Broker) -> None:
+    app = broker.app()
+    other = broker.app("other")
+
+    @app.control_commands.register(Kind.CONTROL, Arg("n", as_int), reply="{'ok': 'bumped by <n>'}")
+    async def bump(node: Any, n: int = 1) -> dict[str, str]:
+        return {"ok": f"bumped {node.hostname} by {n}"}
+
+    assert app.control_commands.get("ping") is not None  # the built-ins are there too
+    assert other.control_commands.get("bump") is None  # one app's commands never reach another
+    async with start_worker(app, hostname="user@itest"):
+        replies = await app.control.abroadcast("bump", {"n": "2"}, reply=True, timeout=5, destination=["user@itest"])
+        assert replies == [{"user@itest": {"ok": "bumped user@itest by 2"}}]
+        assert await app.control.aping(destination=["user@itest"], timeout=5) == [{"user@itest": {"ok": "pong"}}]
     await app.aclose()

@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
+from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from celeriac._portal import portal
+from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app
 from celeriac.app.options import SendOptions, TaskOptions
 from celeriac.app.producer import Producer
@@ -27,6 +28,8 @@ from celeriac.app.task import BoundTaskDecorator, Task, TaskDecorator
 from celeriac.backends import from_url as backend_from_url
 from celeriac.backends import keeps_results
 from celeriac.backends.base import BackendOptions, ResultBackend
+from celeriac.control.builtin import with_builtins
+from celeriac.control.commands import CommandRegistry
 from celeriac.errors import ConfigurationError
 from celeriac.protocol import serializers
 from celeriac.protocol.message import TaskMessage
@@ -34,9 +37,6 @@ from celeriac.settings import Settings
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports import redact_url
 from celeriac.transports.base import Transport, TransportOptions
-
-if TYPE_CHECKING:
-    from celeriac.app.control import Control
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +79,7 @@ class App:
         self._sender = Sender(self)
         self._router: Router | None = None
         self._control: Control | None = None
+        self._control_commands: CommandRegistry | None = None
         self.origin = anon_nodename()
         register_default(self)
 
@@ -226,12 +227,29 @@ class App:
     def control(self) -> Control:
         """Remote control of this app's workers: ``app.control.inspect().ping()``, ``app.control.revoke(id)``."""
         if self._control is None:
-            # Imported on first use: celeriac.app.control imports celeriac.control, whose package still re-exports
-            # celeriac.app.control (a cycle at import time until that re-export goes).
-            from celeriac.app.control import Control
-
             self._control = Control(self)
         return self._control
+
+    @property
+    def control_commands(self) -> CommandRegistry:
+        """The remote-control commands this app's workers answer: the built-ins, plus the app's own.
+
+        Add a command before the worker starts (each worker answers from this registry)::
+
+            from celeriac.control import Arg, Kind
+            from celeriac.control.arguments import as_int
+
+            @app.control_commands.register(Kind.CONTROL, Arg("n", as_int))
+            async def bump(node, n=1):
+                return {"ok": f"bumped by {n}"}
+
+        ``app.control.broadcast("bump", {"n": 2}, reply=True)`` then gets ``[{node: {"ok": ...}}]``. A handler
+        receives the worker as control commands see it (`celeriac.control.node.ControlNode`) and the declared
+        arguments, coerced; its return value is the reply (JSON-serializable).
+        """
+        if self._control_commands is None:
+            self._control_commands = with_builtins()
+        return self._control_commands
 
     def redacted_broker_url(self) -> str:
         """The broker URL with its password hidden (safe to log and print)."""

@@ -55,9 +55,10 @@ def _add(verbs: Any, kind: Kind, text: str) -> argparse.ArgumentParser:
     return parser
 
 
-def command_for(kind: Kind, name: str) -> Command:
-    """The registered command ``name`` of ``kind``; a one-line ConfigurationError with a suggestion if none."""
-    commands = known_commands()
+def command_for(kind: Kind, name: str, commands: CommandRegistry | None = None) -> Command:
+    """The command ``name`` of ``kind`` in ``commands`` (default: the built-ins); a one-line ConfigurationError
+    with a suggestion if there is none."""
+    commands = commands if commands is not None else known_commands()
     command = commands.get(name)
     if command is None or command.kind is not kind:
         known = commands.names(kind)
@@ -110,11 +111,11 @@ def print_replies(replies: dict[str, Any], as_json: bool, ping: bool = False) ->
 def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) -> int:
     """Send the command; print the replies."""
     kind: Kind = args.kind
-    command = command_for(kind, args.command)
+    app = app_for(args)
+    command = command_for(kind, args.command, app.control_commands)  # the app's own commands too
     arguments = arguments_for(command, args)
     if args.timeout <= 0:
         raise ConfigurationError(f"-t/--timeout must be more than 0, not {args.timeout}")
-    app = app_for(args)
     destination = [d.strip() for d in args.destination.split(",") if d.strip()] if args.destination else None
     wants_reply = command.name not in CAST_ONLY
     try:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import NO_REPLY, CommandRegistry
 from celeriac.control.messages import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
 from celeriac.control.shapes import json_safe
@@ -35,15 +34,15 @@ class Control(Step["Consumer"]):
     """Subscribes to the mailbox, runs the commands meant for this node, replies to ``reply_to``.
 
     Args:
-        registry: the commands answered; by default a new registry of the built-ins (`with_builtins`), owned
-            by this step, so no two workers share one.
+        registry: the commands answered; by default the app's (``app.control_commands``: the built-ins and
+            the app's own commands), taken when the step starts.
     """
 
     requires = (Tasks,)
     connection_bound = True
 
     def __init__(self, registry: CommandRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else with_builtins()
+        self.registry = registry
         self.clock = LamportClock()  # the mailbox clock (reply headers), apart from the worker's app clock
         self.handled = 0
         self._subscription: Subscription | None = None
@@ -55,6 +54,7 @@ class Control(Step["Consumer"]):
     async def start(self, consumer: Consumer) -> None:
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
+        self.registry = self.registry or consumer.app.control_commands
         self._subscription = await transport.subscribe([EXCHANGE])
         node = WorkerNode(consumer, transport)
         self._reader = asyncio.create_task(self._serve(consumer, transport, node, self._subscription), name="control")
@@ -95,6 +95,7 @@ class Control(Step["Consumer"]):
             return
         node.clock.forward()
         log.debug("control: %s %s", request.method, dict(request.arguments))
+        assert self.registry is not None  # set by start()
         value = await self.registry.dispatch(node, request.method, request.arguments)
         self.handled += 1
         if value is NO_REPLY or not request.wants_reply:
