@@ -1,4 +1,4 @@
-"""The tracer's on_stored seam, on a real in-process worker: after the result is stored, before the late ack."""
+"""On a real in-process worker: the tracer's on_stored seam (after the store, before the late ack); reconnects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 
 from celeriac import App, State
+from celeriac.errors import ConnectionLost
 from celeriac.testing import start_worker, wait_for
+from celeriac.worker import Step, Worker
+from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.outcome import Outcome
 from celeriac.worker.request import Request
 
@@ -86,4 +89,29 @@ async def test_a_failing_hook_leaves_the_late_message_for_redelivery(app: App) -
         await wait_for(lambda: len(calls) == 2, timeout=20)  # requeued, run again, hook succeeds
         await wait_for(lambda: worker.state.processed == 2)
     assert runs == [7, 7] and calls == [False, False]
+    await app.aclose()
+
+
+async def test_a_reconnect_restarts_every_consumer_step_and_no_worker_step(app: App) -> None:
+    # No `connection_bound` flag: the consumer's blueprint is what lives with one broker connection.
+    events: list[str] = []
+
+    class Audit(Step[Worker]):
+        async def start(self, worker: Worker) -> None:
+            events.append("worker-start")
+
+    class Probe(Step[Consumer]):
+        async def start(self, consumer: Consumer) -> None:
+            events.append("consumer-start")
+
+        async def stop(self, consumer: Consumer) -> None:
+            events.append("consumer-stop")
+
+    app.steps["worker"].append(Audit)
+    app.steps["consumer"].append(Probe)
+    async with start_worker(app) as worker:
+        assert events == ["consumer-start", "worker-start"]
+        worker.consumer.connection_lost(ConnectionLost("test: link dropped"))
+        await wait_for(lambda: events == ["consumer-start", "worker-start", "consumer-stop", "consumer-start"])
+        assert worker.consumer.blueprint.get(Probe) in worker.consumer.blueprint.started
     await app.aclose()
