@@ -29,6 +29,7 @@ from celeriac.pools.call import Call
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
+from celeriac.worker.early_acks import EarlyAcks
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.meta import make_meta
 from celeriac.worker.outcome import Outcome, StoredHook, run_stored_hooks
@@ -62,7 +63,7 @@ class Tracer:
         self.pid = os.getpid()  # the worker_pid of every request (looked up once: it is a system call)
         self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
         self._executing: set[str] = set()  # ids whose body runs now (the only time terminate may cancel)
-        self._early_acks: dict[asyncio.Future[None], Request] = {}  # early acks still on the wire
+        self._early_acks = EarlyAcks()
         #: Awaited in order after a final outcome is stored, before the late ack (outcome.py has the rules).
         self.on_stored: list[StoredHook] = on_stored if on_stored is not None else []
 
@@ -104,28 +105,15 @@ class Tracer:
             state.total[request.task.name] += 1
 
     async def _run(self, request: Request) -> None:
-        # Early ack (the default): sent as the body starts and not waited for, so the round trip is off the
-        # critical path and the pool slot is free as soon as the body ends; `wait_acks` (warm shutdown) waits
-        # for those still on the wire. With acks_late nothing is sent until the outcome is stored.
+        # Early ack (the default): sent as the body starts, not waited for (early_acks.py); with acks_late
+        # nothing is sent until the outcome is stored.
         if not request.acks_late:
-            early_ack = request.ack_soon()
-            if early_ack is not None:
-                if early_ack.done():
-                    request.ack_sent(early_ack)
-                else:
-                    self._early_acks[early_ack] = request
-                    early_ack.add_done_callback(self._early_acked)
+            self._early_acks.send(request)
         await self._run_body(request)
-
-    def _early_acked(self, future: asyncio.Future[None]) -> None:
-        request = self._early_acks.pop(future, None)
-        if request is not None:
-            request.ack_sent(future)
 
     async def wait_acks(self) -> None:
         """Wait until every early ack sent so far is done (each failure is logged as it happens)."""
-        while self._early_acks:
-            await asyncio.wait(list(self._early_acks))
+        await self._early_acks.wait()
 
     async def _run_body(self, request: Request) -> None:
         task = request.task
