@@ -173,12 +173,8 @@ class Tracer:
         finally:
             self._executing.discard(request.id)
 
-    async def _stored(self, request: Request, outcome: Outcome) -> bool:
-        """Run the on_stored hooks; False when one failed (the message must not be acked)."""
-        return not self.on_stored or await run_stored_hooks(self.on_stored, request, outcome)
-
     async def succeed(self, request: Request, value: Any, runtime: float) -> None:
-        """Store SUCCESS, tell listeners, ack (late)."""
+        """Store SUCCESS, run the on_stored hooks, tell listeners, ack (late)."""
         try:
             await self.store(request, State.SUCCESS, value)
         except BackendError as exc:
@@ -190,19 +186,20 @@ class Tracer:
         except Exception as exc:  # e.g. a return value the result serializer cannot encode
             await self.fail(request, exc, traceback.format_exc())
             return
-        stored = await self._stored(request, Outcome(State.SUCCESS, value))
+        # `stored` is False when an on_stored hook failed: the message must not be acked. No hooks, no cost.
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.SUCCESS, value))
         if log.isEnabledFor(logging.INFO):  # the repr of a large result is not free
             log.info("Task %s[%s] succeeded in %.6fs: %s", request.name, request.id, runtime, _short(value))
         self.tell("task_succeeded", request, result=value, runtime=runtime)
         await (request.ack() if stored else self._keep(request))
 
     async def fail(self, request: Request, exc: BaseException, tb: str) -> None:
-        """Store FAILURE, tell listeners, ack or reject per ``task_acks_on_failure_or_timeout``."""
+        """Store FAILURE, run on_stored hooks, tell listeners, ack or reject (``task_acks_on_failure_or_timeout``)."""
         log.error("Task %s[%s] raised unexpected: %r", request.name, request.id, exc)
         if tb:
             log.debug("%s", tb)
         await self._store_quietly(request, State.FAILURE, exception_to_dict(exc), tb)
-        stored = await self._stored(request, Outcome(State.FAILURE, exc, tb))
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.FAILURE, exc, tb))
         self.tell("task_failed", request, exc=exc, traceback=tb)
         if not stored:
             await self._keep(request)
@@ -252,7 +249,7 @@ class Tracer:
         log.info("Discarding %s task %s[%s]", reason, request.name, request.id)
         error = TaskRevokedError(reason)
         await self._store_quietly(request, State.REVOKED, exception_to_dict(error))
-        stored = await self._stored(request, Outcome(State.REVOKED, error))
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.REVOKED, error))
         self.tell("task_revoked", request, expired=expired, terminated=terminated, signum=signum)
         await (request.ack() if stored else self._keep(request))
 
