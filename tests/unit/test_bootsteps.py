@@ -113,3 +113,13 @@ def test_get_returns_the_typed_instance() -> None:
     assert isinstance(blueprint.get(B), B)
     with pytest.raises(LookupError):
         blueprint.get(C)
+
+
+def test_short_public_paths() -> None:
+    from celeriac import testing, worker
+    from celeriac.worker.bootsteps import Blueprint, Step
+    from celeriac.worker.worker import Worker
+
+    assert (worker.Worker, worker.Step, worker.Blueprint) == (Worker, Step, Blueprint)
+    assert sorted(worker.__all__) == ["Blueprint", "Step", "Worker"]
+    assert callable(testing.start_worker) and callable(testing.wait_for)

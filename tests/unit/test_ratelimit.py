@@ -90,9 +90,10 @@ def test_statedb_round_trip_keeps_ids_ages_and_clock(tmp_path: Path) -> None:
 async def test_pool_grows_shrinks_and_cancels_one_job() -> None:
     import asyncio
 
+    from celeriac.app.registry import TaskRegistry
     from celeriac.pools.aio import AsyncioPool
 
-    pool = AsyncioPool(2)
+    pool = AsyncioPool(2, TaskRegistry())
     await pool.start()
     gate = asyncio.Event()
     done: list[str] = []

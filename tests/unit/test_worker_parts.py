@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 
 from celeriac import App
 from celeriac.app.routing import Router
 from celeriac.errors import ConfigurationError, MaxRetriesExceededError, Retry
-from celeriac.pools import by_name
+from celeriac.pools import Call, by_name
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Delivery
-from celeriac.worker.policy import PolicyCache
+from celeriac.worker.policy import PolicyCache, warn_reject_without_acks_late
 from celeriac.worker.request import Request
 from celeriac.worker.state import RevokedSet, WorkerState
 from celeriac.worker.tracer import Tracer
@@ -154,7 +155,7 @@ async def test_the_pool_slot_does_not_wait_for_the_early_ack_but_wait_acks_does(
     app.finalize()
     message = app.build_message(nothing.name)
     delivery = _HeldAckDelivery(encode_task(message))
-    tracer = Tracer(by_name("solo")(1), WorkerState(), [], None, "host")
+    tracer = Tracer(by_name("solo")(1, app.tasks), WorkerState(), [], None, "host")
     request = Request(message, delivery, nothing, "host", PolicyCache().get(nothing))
     await asyncio.wait_for(tracer.trace(request), 5)  # returns although the ack has not landed
     assert request.acknowledged and not delivery.landed.done()
@@ -163,3 +164,126 @@ async def test_the_pool_slot_does_not_wait_for_the_early_ack_but_wait_acks_does(
     assert not waiting.done()  # a warm shutdown would still wait here
     delivery.landed.set_result(None)
     await asyncio.wait_for(waiting, 5)
+
+
+def _call_for(app: App, name: str, *, task_id: str = "call-1") -> Call:
+    from celeriac.app.context import RequestContext
+
+    context = RequestContext(
+        id=task_id,
+        task=name,
+        args=(2, 3),
+        kwargs={"k": 1},
+        retries=4,
+        hostname="w@h",
+        delivery_info={"routing_key": "celery", "exchange": ""},
+        headers={"x": "y"},
+        root_id="root",
+        parent_id="parent",
+    )
+    return Call(name, (2, 3), {"k": 1}, context, time_limit=5.0, acks_late=True, reject_on_worker_lost=True)
+
+
+def test_a_call_round_trips_through_pickle_as_plain_data() -> None:
+    import pickle
+
+    app = App("calls")
+    call = _call_for(app, "t.add")
+    again = pickle.loads(pickle.dumps(call))
+    assert again == call
+    assert again.context.delivery_info["routing_key"] == "celery"
+    assert (again.acks_late, again.reject_on_worker_lost, again.time_limit) == (True, True, 5.0)
+
+
+async def test_a_call_with_a_lazy_request_pickles_its_context() -> None:
+    import pickle
+
+    app = App("calls")
+
+    @app.task(name="t.add")
+    async def add(x: int) -> int:
+        return x
+
+    message = app.build_message("t.add", (1,), {}, task_id="lazy-1")
+    request = Request(message, _HeldAckDelivery(encode_task(message)), add, "w@h", PolicyCache().get(add))
+    call = Call("t.add", (1,), {}, request)
+    again = pickle.loads(pickle.dumps(call))
+    assert again.request == request.context()
+    assert again.context.id == "lazy-1" and again.context.hostname == "w@h"
+
+
+@pytest.mark.parametrize("pool_name", ["asyncio", "threads", "solo"])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_every_pool_runs_a_pickled_call_with_its_request(pool_name: str, kind: str) -> None:
+    import pickle
+
+    app = App("calls")
+    seen: dict[str, object] = {}
+
+    def record(req: Any) -> None:
+        seen.update(
+            id=req.id,
+            args=req.args,
+            kwargs=dict(req.kwargs),
+            retries=req.retries,
+            routing_key=req.delivery_info["routing_key"],
+            headers=dict(req.headers),
+            root_id=req.root_id,
+            called_directly=req.called_directly,
+        )
+
+    if kind == "sync":
+
+        @app.task(bind=True, name="t.add")
+        def add(self, x: int, y: int, k: int) -> int:  # type: ignore[no-untyped-def]
+            record(self.request)
+            return x + y + k
+
+    else:
+
+        @app.task(bind=True, name="t.add")
+        async def add(self, x: int, y: int, k: int) -> int:  # type: ignore[no-untyped-def]
+            record(self.request)
+            return x + y + k
+
+    pool = by_name(pool_name)(2, app.tasks)
+    await pool.start()
+    try:
+        call = pickle.loads(pickle.dumps(_call_for(app, "t.add")))
+        assert await pool.execute(call) == 6
+    finally:
+        await pool.stop()
+        await pool.close()
+    assert seen == {
+        "id": "call-1",
+        "args": (2, 3),
+        "kwargs": {"k": 1},
+        "retries": 4,
+        "routing_key": "celery",
+        "headers": {"x": "y"},
+        "root_id": "root",
+        "called_directly": False,
+    }
+    assert add.request.called_directly  # the pool reset the context after the body
+
+
+def test_reject_on_worker_lost_without_acks_late_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    app = App("rowl")
+
+    @app.task(name="t.both", acks_late=True, reject_on_worker_lost=True)
+    def both() -> None: ...
+
+    @app.task(name="t.alone", reject_on_worker_lost=True)
+    def alone() -> None: ...
+
+    @app.task(name="t.plain")
+    def plain() -> None: ...
+
+    with caplog.at_level("WARNING", logger="celeriac.worker"):
+        assert warn_reject_without_acks_late(app) == ["t.alone"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "reject_on_worker_lost has no effect without acks_late; tasks: t.alone"
+    ]
+    app.conf.task_acks_late = True
+    assert warn_reject_without_acks_late(app) == []
+    assert PolicyCache().get(app.tasks["t.both"]).reject_on_worker_lost

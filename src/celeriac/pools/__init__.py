@@ -1,4 +1,4 @@
-"""Pools: where task bodies run. ``by_name`` turns the ``-P`` value into a pool class, lazily."""
+"""Pools: where task bodies run, each fed `Call`s. ``by_name`` turns the ``-P`` value into a pool class, lazily."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 
 from celeriac.errors import ConfigurationError
 from celeriac.pools.base import Pool
+from celeriac.pools.call import Call
 
 _POOLS = {
     "asyncio": "celeriac.pools.aio:AsyncioPool",
@@ -27,4 +28,4 @@ def by_name(name: str) -> type[Pool]:
     return cls
 
 
-__all__ = ["Pool", "by_name"]
+__all__ = ["Call", "Pool", "by_name"]

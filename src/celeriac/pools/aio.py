@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.pools.base import Pool
 
 if TYPE_CHECKING:
+    from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
 
 
@@ -20,8 +21,8 @@ class AsyncioPool(Pool):
 
     implementation = "asyncio"
 
-    def __init__(self, concurrency: int) -> None:
-        super().__init__(concurrency)
+    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
+        super().__init__(concurrency, tasks)
         self._executor: ThreadPoolExecutor | None = None
 
     def cancellable(self, task: Task[Any, Any]) -> bool:

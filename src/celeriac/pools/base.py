@@ -1,7 +1,9 @@
 """The Pool interface: run jobs with bounded concurrency, and execute task bodies the pool's way.
 
 A pool has ``concurrency`` runners pulling jobs from one queue, so at most that many jobs run at once and the
-rest wait in order. Pools differ only in `execute`: where a task body runs (the loop, a thread, inline).
+rest wait in order. A body to run is described by a picklable `Call`; ``execute(call)`` looks the task up in
+the registry the pool was given and sets ``self.request`` where the body runs. Pools differ only in
+`run_body`: where a task body runs (the loop, a thread, inline).
 Promises: ``stop()`` waits for running jobs; ``terminate()`` cancels them; ``take_pending()`` hands back jobs
 that have not started, so the worker can return their messages to the broker.
 """
@@ -16,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from celeriac.app.current import request_var
 from celeriac.errors import TimeLimitExceeded
+from celeriac.pools.call import Call
 
 if TYPE_CHECKING:
+    from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
 
 log = logging.getLogger(__name__)
@@ -48,10 +53,11 @@ class Pool(abc.ABC):
 
     implementation: str = "base"
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
+        self.tasks = tasks  # where `execute` finds a Call's task by name
         self._queue: asyncio.Queue[Job] | None = None
         self._runners: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], Job] = {}
@@ -179,17 +185,28 @@ class Pool(abc.ABC):
             completed=self._completed,
         )
 
-    async def execute(
-        self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], time_limit: float | None
-    ) -> Any:
-        """Run the task body and return its value; `TimeLimitExceeded` past ``time_limit`` seconds."""
-        if time_limit is None:
-            return await self.run_body(task, args, kwargs)
+    async def execute(self, call: Call) -> Any:
+        """Run the body ``call`` names, with ``self.request`` set, and return its value.
+
+        Raises:
+            UnknownTask: the pool's registry has no task of that name.
+            TimeLimitExceeded: the body ran past ``call.time_limit`` seconds.
+            BaseException: whatever the body raised (Retry, Reject, Ignore and failures alike).
+        """
+        task = self.tasks[call.task]
+        # The request context is set here, where the body runs (a thread copies the context it is started
+        # in), not by the caller: a child process will do the same with the Call it receives.
+        token = request_var().set(call.request)
         try:
-            async with asyncio.timeout(time_limit):
-                return await self.run_body(task, args, kwargs)
-        except TimeoutError:
-            raise TimeLimitExceeded(f"Time limit ({time_limit}s) exceeded for {task.name}") from None
+            if call.time_limit is None:
+                return await self.run_body(task, call.args, call.kwargs)
+            try:
+                async with asyncio.timeout(call.time_limit):
+                    return await self.run_body(task, call.args, call.kwargs)
+            except TimeoutError:
+                raise TimeLimitExceeded(f"Time limit ({call.time_limit}s) exceeded for {call.task}") from None
+        finally:
+            request_var().reset(token)
 
     @abc.abstractmethod
     async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.pools.base import Pool
 
 if TYPE_CHECKING:
+    from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
 
 
@@ -16,8 +17,8 @@ class SoloPool(Pool):
 
     implementation = "solo"
 
-    def __init__(self, concurrency: int = 1) -> None:
-        super().__init__(1)
+    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
+        super().__init__(1, tasks)
 
     def cancellable(self, task: Task[Any, Any]) -> bool:
         """Async bodies run on the worker's loop: cancelling their task stops them."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.pools.base import Pool
 
 if TYPE_CHECKING:
+    from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
 
 
@@ -25,8 +26,8 @@ class ThreadPool(Pool):
 
     implementation = "threads"
 
-    def __init__(self, concurrency: int) -> None:
-        super().__init__(concurrency)
+    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
+        super().__init__(concurrency, tasks)
         self._executor: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._loops: list[asyncio.AbstractEventLoop] = []

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from celeriac.app.app import App
-from celeriac.worker.worker import Worker
+from celeriac.worker import Worker
 
 
 async def wait_for(

@@ -3,6 +3,9 @@
 A step is a small class with a ``requires`` tuple of other step *classes*. The blueprint includes every step
 whose ``include_if`` says yes, sorts them topologically (ties keep the order they were given in), and refuses
 a cycle or a missing requirement at start-up with an error that names the steps.
+
+Which steps live with the broker connection is decided by the blueprint they are in, not by a flag: the
+consumer restarts all of its steps on reconnect, the worker's own steps (timer, pool, state db) run on.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ class Step(Generic[ParentT]):
     """
 
     requires: ClassVar[tuple[type[Step[Any]], ...]] = ()
-    #: Steps whose resources depend on the broker connection are stopped and restarted on reconnect.
-    connection_bound: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -116,11 +117,9 @@ class Blueprint(Generic[ParentT]):
                 raise
             self.started.append(step)
 
-    async def stop(self, parent: ParentT, terminate: bool = False, only_connection_bound: bool = False) -> None:
+    async def stop(self, parent: ParentT, terminate: bool = False) -> None:
         """Stop the started steps in reverse order; one step's failure does not keep the others running."""
         for step in reversed(list(self.started)):
-            if only_connection_bound and not step.connection_bound:
-                continue
             self.started.remove(step)
             log.debug("%s: stopping %s", self.name, step.name)
             try:

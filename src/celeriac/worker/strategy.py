@@ -21,10 +21,11 @@ from celeriac.protocol.codec import decode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
 from celeriac.transports.base import Delivery
+from celeriac.worker.meta import make_meta
 from celeriac.worker.policy import PolicyCache
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.request import Request
-from celeriac.worker.tracer import TraceJob, Tracer, make_meta
+from celeriac.worker.tracer import TraceJob, Tracer
 
 if TYPE_CHECKING:
     from celeriac.app.app import App

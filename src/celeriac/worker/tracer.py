@@ -2,22 +2,20 @@
 
 Ack promises (celery-wire.md §8.3): early ack (the default) happens when the body starts; with ``acks_late``
 the ack comes only after the outcome is stored, so a crash at any earlier moment leaves the message for
-redelivery. A retry is acked only after the retry message is published.
+redelivery. A retry is acked only after the retry message is published. Between the stored outcome and the
+late ack run the ``on_stored`` hooks (outcome.py states their order and their failure rule).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime as dt
 import logging
 import os
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from celeriac.app.current import request_var
-from celeriac.backends.base import ResultBackend, TaskMeta
+from celeriac.backends.base import ResultBackend
 from celeriac.errors import (
     BackendError,
     Ignore,
@@ -27,51 +25,22 @@ from celeriac.errors import (
     TimeLimitExceeded,
     TransportError,
 )
+from celeriac.pools.call import Call
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
+from celeriac.worker.early_acks import EarlyAcks
 from celeriac.worker.listeners import TaskListener
+from celeriac.worker.meta import make_meta
+from celeriac.worker.outcome import Outcome, StoredHook, run_stored_hooks
 from celeriac.worker.request import Request
+from celeriac.worker.retrying import retry_message
 
 if TYPE_CHECKING:
     from celeriac.pools.base import Pool
     from celeriac.worker.state import WorkerState
 
 log = logging.getLogger("celeriac.worker")
-
-
-def make_meta(
-    task_id: str,
-    status: str,
-    result: Any,
-    *,
-    tb: str | None = None,
-    request: Request | None = None,
-    extended: bool = False,
-) -> TaskMeta:
-    """A result record in Celery's format (celery-wire.md §6.2)."""
-    ready = status in (State.SUCCESS, State.FAILURE, State.REVOKED)
-    meta = TaskMeta(
-        status=str(status),
-        result=result,
-        traceback=tb,
-        children=[],
-        date_done=dt.datetime.now(dt.UTC).isoformat() if ready else None,
-        task_id=task_id,
-    )
-    if request is not None:
-        if request.message.group:
-            meta["group_id"] = request.message.group
-        if request.message.parent_id:
-            meta["parent_id"] = request.message.parent_id
-        if extended:
-            meta["name"] = request.message.task
-            meta["args"] = list(request.message.args)
-            meta["kwargs"] = dict(request.message.kwargs)
-            meta["worker"] = request.hostname
-            meta["retries"] = request.message.retries
-            meta["queue"] = request.delivery.routing_key
-    return meta
 
 
 class Tracer:
@@ -84,6 +53,7 @@ class Tracer:
         listeners: list[TaskListener],
         backend: ResultBackend | None,
         hostname: str,
+        on_stored: list[StoredHook] | None = None,
     ) -> None:
         self.pool = pool
         self.state = state
@@ -93,7 +63,9 @@ class Tracer:
         self.pid = os.getpid()  # the worker_pid of every request (looked up once: it is a system call)
         self.terminating: dict[str, int] = {}  # task id -> signal number of a `revoke --terminate` under way
         self._executing: set[str] = set()  # ids whose body runs now (the only time terminate may cancel)
-        self._early_acks: dict[asyncio.Future[None], Request] = {}  # early acks still on the wire
+        self._early_acks = EarlyAcks()
+        #: Awaited in order after a final outcome is stored, before the late ack (outcome.py has the rules).
+        self.on_stored: list[StoredHook] = on_stored if on_stored is not None else []
 
     # -- storing and telling ---------------------------------------------------------------------
     async def store(self, request: Request, status: str, result: Any, tb: str | None = None) -> None:
@@ -133,28 +105,15 @@ class Tracer:
             state.total[request.task.name] += 1
 
     async def _run(self, request: Request) -> None:
-        # Early ack (the default): sent as the body starts and not waited for, so the round trip is off the
-        # critical path and the pool slot is free as soon as the body ends; `wait_acks` (warm shutdown) waits
-        # for those still on the wire. With acks_late nothing is sent until the outcome is stored.
+        # Early ack (the default): sent as the body starts, not waited for (early_acks.py); with acks_late
+        # nothing is sent until the outcome is stored.
         if not request.acks_late:
-            early_ack = request.ack_soon()
-            if early_ack is not None:
-                if early_ack.done():
-                    request.ack_sent(early_ack)
-                else:
-                    self._early_acks[early_ack] = request
-                    early_ack.add_done_callback(self._early_acked)
+            self._early_acks.send(request)
         await self._run_body(request)
-
-    def _early_acked(self, future: asyncio.Future[None]) -> None:
-        request = self._early_acks.pop(future, None)
-        if request is not None:
-            request.ack_sent(future)
 
     async def wait_acks(self) -> None:
         """Wait until every early ack sent so far is done (each failure is logged as it happens)."""
-        while self._early_acks:
-            await asyncio.wait(list(self._early_acks))
+        await self._early_acks.wait()
 
     async def _run_body(self, request: Request) -> None:
         task = request.task
@@ -164,11 +123,9 @@ class Tracer:
         if request.id in self.state.revoked:  # revoked while its start was being recorded
             await self.revoke(request)
             return
-        hard_limit = request.message.timelimit[0] or request.policy.time_limit
-        token = request_var().set(request)
         started = time.monotonic()
         try:
-            value = await self._execute(request, hard_limit)
+            value = await self._execute(request)
         except asyncio.CancelledError:
             signum = self.terminating.pop(request.id, None)
             current = asyncio.current_task()
@@ -196,19 +153,28 @@ class Tracer:
                 await self.fail(request, exc, traceback.format_exc())
         else:
             await self.succeed(request, value, time.monotonic() - started)
-        finally:
-            request_var().reset(token)
 
-    async def _execute(self, request: Request, hard_limit: float | None) -> Any:
-        """The pool runs the body; meanwhile (only) `terminate` may cancel it."""
+    async def _execute(self, request: Request) -> Any:
+        """The pool runs the body its Call names; meanwhile (only) `terminate` may cancel it."""
+        message, policy = request.message, request.policy
+        call = Call(
+            message.task,
+            message.args,
+            message.kwargs,
+            request,  # the Request builds `self.request` only if the body asks; pickling a Call sends plain data
+            message.timelimit[0] or policy.time_limit,
+            message.timelimit[1] or policy.soft_time_limit,
+            policy.acks_late,
+            policy.reject_on_worker_lost,
+        )
         self._executing.add(request.id)
         try:
-            return await self.pool.execute(request.task, request.message.args, request.message.kwargs, hard_limit)
+            return await self.pool.execute(call)
         finally:
             self._executing.discard(request.id)
 
     async def succeed(self, request: Request, value: Any, runtime: float) -> None:
-        """Store SUCCESS, tell listeners, ack (late)."""
+        """Store SUCCESS, run the on_stored hooks, tell listeners, ack (late)."""
         try:
             await self.store(request, State.SUCCESS, value)
         except BackendError as exc:
@@ -220,41 +186,33 @@ class Tracer:
         except Exception as exc:  # e.g. a return value the result serializer cannot encode
             await self.fail(request, exc, traceback.format_exc())
             return
+        # `stored` is False when an on_stored hook failed: the message must not be acked. No hooks, no cost.
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.SUCCESS, value))
         if log.isEnabledFor(logging.INFO):  # the repr of a large result is not free
             log.info("Task %s[%s] succeeded in %.6fs: %s", request.name, request.id, runtime, _short(value))
         self.tell("task_succeeded", request, result=value, runtime=runtime)
-        await request.ack()
+        await (request.ack() if stored else self._keep(request))
 
     async def fail(self, request: Request, exc: BaseException, tb: str) -> None:
-        """Store FAILURE, tell listeners, ack or reject per ``task_acks_on_failure_or_timeout``."""
+        """Store FAILURE, run on_stored hooks, tell listeners, ack or reject (``task_acks_on_failure_or_timeout``)."""
         log.error("Task %s[%s] raised unexpected: %r", request.name, request.id, exc)
         if tb:
             log.debug("%s", tb)
         await self._store_quietly(request, State.FAILURE, exception_to_dict(exc), tb)
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.FAILURE, exc, tb))
         self.tell("task_failed", request, exc=exc, traceback=tb)
-        if request.acks_late and not request.policy.acks_on_failure_or_timeout:
+        if not stored:
+            await self._keep(request)
+        elif request.acks_late and not request.policy.acks_on_failure_or_timeout:
             await request.reject(requeue=isinstance(exc, TimeLimitExceeded))
         else:
             await request.ack()
 
     async def retry(self, request: Request, signal: Retry) -> None:
         """Publish the retry message, store RETRY, then ack the original."""
-        message = request.message
-        when = signal.when
-        if isinstance(when, dt.datetime):
-            eta = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-        else:
-            eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(when or 0))
-        again = dataclasses.replace(
-            message,
-            retries=message.retries + 1,
-            eta=eta,
-            parent_id=message.parent_id or message.id,
-            args=signal.new_args if signal.new_args is not None else message.args,
-            kwargs=signal.new_kwargs if signal.new_kwargs is not None else message.kwargs,
-            argsrepr=None if signal.new_args is not None else message.argsrepr,
-            kwargsrepr=None if signal.new_kwargs is not None else message.kwargsrepr,
-        )
+        again = retry_message(request.message, signal)
+        eta = again.eta
+        assert eta is not None  # retry_message always sets one
         app = request.task.app
         try:
             producer = await app.aproducer()
@@ -289,9 +247,16 @@ class Tracer:
         """Settle a revoked or expired request: REVOKED record, listeners told, message acked."""
         reason = "expired" if expired else "terminated" if terminated else "revoked"
         log.info("Discarding %s task %s[%s]", reason, request.name, request.id)
-        await self._store_quietly(request, State.REVOKED, exception_to_dict(TaskRevokedError(reason)))
+        error = TaskRevokedError(reason)
+        await self._store_quietly(request, State.REVOKED, exception_to_dict(error))
+        stored = not self.on_stored or await run_stored_hooks(self.on_stored, request, Outcome(State.REVOKED, error))
         self.tell("task_revoked", request, expired=expired, terminated=terminated, signum=signum)
-        await request.ack()
+        await (request.ack() if stored else self._keep(request))
+
+    async def _keep(self, request: Request) -> None:
+        """An on_stored hook failed: an acks_late message goes back to the queue (early acks are long sent)."""
+        if request.acks_late:
+            await request.reject(requeue=True)
 
     def terminate(self, task_id: str, signum: int) -> bool:
         """Stop the running body of ``task_id`` if the pool can (async bodies on the loop); True if asked to.

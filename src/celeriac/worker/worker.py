@@ -21,6 +21,8 @@ from celeriac.pools.base import Pool
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.listeners import TaskListener
+from celeriac.worker.outcome import StoredHook
+from celeriac.worker.policy import warn_reject_without_acks_late
 from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import StateDB
 from celeriac.worker.steps import ConsumerStep, PoolStep, TimerStep
@@ -104,6 +106,8 @@ class Worker:
         self.started_at = time.monotonic()
         self.state = WorkerState()
         self.listeners: list[TaskListener] = []
+        #: The tracer's ``on_stored`` hooks (worker/outcome.py): kept here so they outlive a reconnect.
+        self.on_stored: list[StoredHook] = []
         self.pid = os.getpid()
         steps: list[type[Step[Worker]]] = [*DEFAULT_STEPS, *app.steps["worker"]]
         self.blueprint: Blueprint[Worker] = Blueprint("worker", steps)
@@ -151,6 +155,7 @@ class Worker:
         """Finalize the app and start every step; raises (after stopping what started) on failure."""
         self.app.finalize()
         self.app.set_current()
+        warn_reject_without_acks_late(self.app)
         self.blueprint.apply(self)
         await self.blueprint.start(self)
         self._started.set()

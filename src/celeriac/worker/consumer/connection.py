@@ -17,8 +17,6 @@ log = logging.getLogger("celeriac.worker")
 class Connection(Step["Consumer"]):
     """Owns the consumer's transport for one connection lifetime."""
 
-    connection_bound = True
-
     def __init__(self) -> None:
         self.transport: Transport | None = None
 

@@ -91,7 +91,6 @@ class Events(Step["Consumer"]):
     """Attaches the dispatcher to each connection; registers the task-event listener on the worker."""
 
     requires = (Connection,)
-    connection_bound = True
 
     def __init__(self) -> None:
         self.dispatcher: EventDispatcher | None = None

@@ -40,7 +40,6 @@ class Gossip(Step["Consumer"]):
     """Tracks peers (``--without-gossip`` leaves it out). ``peers`` are the other workers alive now."""
 
     requires = (Events,)
-    connection_bound = True
 
     def __init__(self) -> None:
         self.state = ClusterState(max_tasks=0)

@@ -36,7 +36,6 @@ class Heart(Step["Consumer"]):
     """Sends the worker's heartbeats (``--without-heartbeat`` leaves it out)."""
 
     requires = (Events,)
-    connection_bound = True
 
     def __init__(self) -> None:
         self._consumer: Consumer | None = None

@@ -18,7 +18,6 @@ class Loop(Step["Consumer"]):
     """Marks the consumer ready; the consumer then runs until asked to stop or the connection is lost."""
 
     requires = (Tasks,)
-    connection_bound = True
 
     async def start(self, consumer: Consumer) -> None:
         consumer.ready.set()

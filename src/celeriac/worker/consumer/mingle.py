@@ -48,7 +48,6 @@ class Mingle(Step["Consumer"]):
     """Syncs with the cluster before tasks are consumed (``--without-mingle`` leaves it out)."""
 
     requires = (Events,)
-    connection_bound = True
     timeout = HELLO_TIMEOUT
 
     def include_if(self, consumer: Consumer) -> bool:

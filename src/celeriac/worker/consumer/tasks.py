@@ -24,7 +24,6 @@ class Tasks(Step["Consumer"]):
     """Reads task messages; on stop, stops fetching and returns unstarted messages to the broker."""
 
     requires = (Connection,)
-    connection_bound = True
 
     def __init__(self) -> None:
         self.queue_consumer: QueueConsumer | None = None
@@ -40,7 +39,7 @@ class Tasks(Step["Consumer"]):
         prefetch = worker.prefetch_count
         self.queue_consumer = transport.consume(worker.queues, prefetch)
         backend = await consumer.app.abackend() if consumer.app.backend_url else None
-        tracer = Tracer(worker.pool, worker.state, worker.listeners, backend, worker.hostname)
+        tracer = Tracer(worker.pool, worker.state, worker.listeners, backend, worker.hostname, worker.on_stored)
         self.strategy = Strategy(consumer.app, tracer, worker.timer, self.queue_consumer, worker.hostname)
         self.strategy.prefetch = prefetch
         self._reader = asyncio.create_task(self._read(consumer, self.queue_consumer, self.strategy))
