@@ -39,7 +39,6 @@ class Control(Step["Consumer"]):
     """
 
     requires = (Tasks,)
-    connection_bound = True
 
     def __init__(self, registry: CommandRegistry | None = None) -> None:
         self.registry = registry
