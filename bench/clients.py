@@ -26,7 +26,7 @@ def check_cancelled() -> None:
     """Raise CancelledError if this task was cancelled (Ctrl-C) but the cancellation got lost.
 
     redis-py 8.1's asyncio client can swallow a ``cancel()`` that arrives while it sets up a connection (see
-    ``celeriac.transports.redis_connection.raise_if_cancelled``); loops that poll Redis check at their head.
+    ``celeriac._redis.compat.raise_if_cancelled``); loops that poll Redis check at their head.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
