@@ -90,6 +90,14 @@ OPTIONS: dict[str, Option] = {
     "worker_enable_remote_control": Option(True, (bool,)),
     "worker_state_db": Option(None, _OPT_STR),
     "worker_log_format": Option("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s", (str,)),
+    "worker_max_message_bytes": Option(
+        64 * 1024 * 1024, (int,), "largest task body, raw or decompressed; a bigger one is rejected as undecodable"
+    ),
+    "worker_control_disabled": Option((), (list, tuple), "remote-control commands this worker refuses (by name)"),
+    "worker_control_readonly": Option(False, (bool,), "answer inspect commands only; refuse every control command"),
+    "control_signing_key": Option(
+        None, _OPT_STR, "shared secret: callers sign control commands, workers ignore unsigned or badly signed ones"
+    ),
     # app
     "imports": Option((), (list, tuple)),
     "include": Option((), (list, tuple)),
