@@ -2,7 +2,8 @@
 
 It runs on the worker's loop, so commands are answered while every pool slot is busy (sync bodies run in
 threads). A malformed request is logged and dropped; a failing command becomes an error reply; neither ever
-stops the step. ``worker_enable_remote_control=False`` leaves the step out.
+stops the step. ``worker_enable_remote_control=False`` leaves the step out; ``control_signing_key``,
+``worker_control_disabled`` and ``worker_control_readonly`` limit what is obeyed (`ControlGuard`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from celeriac.control.arguments import shown
 from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import NO_REPLY, CommandRegistry
+from celeriac.control.guard import ControlGuard
 from celeriac.control.messages import EXCHANGE, REPLY_EXCHANGE, ControlRequest, parse_request, reply_message
 from celeriac.control.shapes import json_safe
 from celeriac.errors import CeleriacError, TransportError
@@ -46,6 +49,7 @@ class Control(Step["Consumer"]):
         self.registry = registry if registry is not None else with_builtins()
         self.clock = LamportClock()  # the mailbox clock (reply headers), apart from the worker's app clock
         self.handled = 0
+        self.guard = ControlGuard()
         self._subscription: Subscription | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -53,6 +57,12 @@ class Control(Step["Consumer"]):
         return bool(consumer.app.conf.worker_enable_remote_control)
 
     async def start(self, consumer: Consumer) -> None:
+        conf = consumer.app.conf
+        self.guard = ControlGuard.of(
+            conf.worker_control_disabled, conf.worker_control_readonly, conf.control_signing_key
+        )
+        for name in self.guard.unknown_names(self.registry):
+            log.warning("worker_control_disabled names %r, which is no command of this worker", name)
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
         self._subscription = await transport.subscribe([EXCHANGE])
@@ -83,7 +93,11 @@ class Control(Step["Consumer"]):
             consumer.connection_lost(exc)
 
     async def handle(self, message: Message, transport: Transport, node: WorkerNode) -> None:
-        """Run one request if it is meant for this node, and reply when asked to."""
+        """Run one request if it is meant for this node (and the guard lets it), and reply when asked to."""
+        ignored = self.guard.ignores(message)
+        if ignored is not None:
+            log.warning("control: ignored a command: %s", ignored)
+            return
         try:
             request = parse_request(message, node.app.accept)
         except CeleriacError as exc:
@@ -94,8 +108,13 @@ class Control(Step["Consumer"]):
         if not request.selects(node.hostname):
             return
         node.clock.forward()
-        log.debug("control: %s %s", request.method, dict(request.arguments))
-        value = await self.registry.dispatch(node, request.method, request.arguments)
+        log.debug("control: %s %s", request.method, shown(dict(request.arguments), 500))
+        refused = self.guard.refusal(request.method, self.registry.get(request.method))
+        if refused is not None:
+            log.warning("control: %s", refused)
+            value: object = {"error": refused}
+        else:
+            value = await self.registry.dispatch(node, request.method, request.arguments)
         self.handled += 1
         if value is NO_REPLY or not request.wants_reply:
             return
