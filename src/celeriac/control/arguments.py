@@ -60,16 +60,24 @@ def summarize(ids: Sequence[str], first: int = 5) -> str:
     return f"{len(ids)} ids: {', '.join(ids[:first])}, ... ({len(ids) - first} more)"
 
 
-def as_name(value: Any) -> str:
-    """A name (task, queue, exchange, node, id): a non-empty string of at most `MAX_NAME` printable characters
-    without spaces (numbers are taken as their text, as the command line gives them). Raises ValueError."""
+def as_id(value: Any) -> str:
+    """A task id (or another free-form name): a non-empty string of at most `MAX_NAME` printable characters
+    (numbers are taken as their text, as the command line gives them). Raises ValueError."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a name, not {type(value).__name__}")
     word = str(value)
     if not word or len(word) > MAX_NAME:
         raise ValueError(f"a name must have 1 to {MAX_NAME} characters, not {len(word)}")
-    if not word.isprintable() or any(char.isspace() for char in word):
-        raise ValueError(f"a name cannot hold spaces or control characters: {shown(word)}")
+    if not word.isprintable():
+        raise ValueError(f"a name cannot hold control characters: {shown(word)}")
+    return word
+
+
+def as_name(value: Any) -> str:
+    """A name (task, queue, exchange, node): as `as_id`, without spaces. Raises ValueError."""
+    word = as_id(value)
+    if any(char.isspace() for char in word):
+        raise ValueError(f"a name cannot hold spaces: {shown(word)}")
     return word
 
 
@@ -123,12 +131,12 @@ def as_str_list(value: Any) -> list[str]:
 
 
 def name_list(most: int = MAX_IDS) -> Callable[[Any], list[str]]:
-    """One name or a list of at most ``most`` of them, each checked by `as_name`."""
+    """One id or a list of at most ``most`` of them, each checked by `as_id`."""
 
     def convert(value: Any) -> list[str]:
         if isinstance(value, Sequence | set | frozenset) and not isinstance(value, str) and len(value) > most:
             raise ValueError(f"{len(value)} values; at most {most} are taken at once")
-        return [as_name(item) for item in as_str_list(value)]
+        return [as_id(item) for item in as_str_list(value)]
 
     return convert
 

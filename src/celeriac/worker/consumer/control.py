@@ -108,7 +108,8 @@ class Control(Step["Consumer"]):
         if not request.selects(node.hostname):
             return
         node.clock.forward()
-        log.debug("control: %s %s", request.method, shown(dict(request.arguments), 500))
+        if log.isEnabledFor(logging.DEBUG):  # the repr of a 100,000-id revoke is megabytes: only when shown
+            log.debug("control: %s %s", request.method, shown(dict(request.arguments), 500))
         refused = self.guard.refusal(request.method, self.registry.get(request.method))
         if refused is not None:
             log.warning("control: %s", refused)
