@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from celeriac.control.arguments import shown
@@ -50,6 +51,7 @@ class Control(Step["Consumer"]):
         self.clock = LamportClock()  # the mailbox clock (reply headers), apart from the worker's app clock
         self.handled = 0
         self.guard = ControlGuard()
+        self._ignored: dict[str, tuple[float, int]] = {}  # kind of reason -> (last logged, ignored since)
         self._subscription: Subscription | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -96,7 +98,7 @@ class Control(Step["Consumer"]):
         """Run one request if it is meant for this node (and the guard lets it), and reply when asked to."""
         ignored = self.guard.ignores(message)
         if ignored is not None:
-            log.warning("control: ignored a command: %s", ignored)
+            self._log_ignored(ignored)
             return
         try:
             request = parse_request(message, node.app.accept)
@@ -120,6 +122,18 @@ class Control(Step["Consumer"]):
         if value is NO_REPLY or not request.wants_reply:
             return
         await self.reply(transport, node.hostname, request, value)
+
+    def _log_ignored(self, reason: str) -> None:
+        """Log an ignored command; a flood of them (anyone can publish) is one line per kind every 10 s."""
+        kind = " ".join(reason.split()[:2])
+        logged_at, since = self._ignored.get(kind, (-1e9, 0))
+        now = time.monotonic()
+        if now - logged_at < 10.0:
+            self._ignored[kind] = (logged_at, since + 1)
+            return
+        more = f" (and {since} more like it since the last line)" if since else ""
+        log.warning("control: ignored a command: %s%s", reason, more)
+        self._ignored[kind] = (now, 0)
 
     async def reply(self, transport: Transport, hostname: str, request: ControlRequest, value: object) -> None:
         """Publish ``{hostname: value}`` to the request's reply exchange and routing key."""
