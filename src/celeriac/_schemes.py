@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
+from celeriac._redact import redact_url
 from celeriac.errors import ConfigurationError
 
 
@@ -62,22 +61,6 @@ def scheme_of(url: str, table: dict[str, SchemeEntry], what: str) -> str:
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(table))}"
         raise ConfigurationError(f"unknown {what} scheme {scheme!r}; {hint}")
     return scheme
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (``user:password@`` or a ``password=`` query item) replaced by ``***``,
-    safe to log; every other part is kept exactly as written."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    redacted = url
-    userinfo, at, _ = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        start = url.index(parts.netloc)
-        redacted = url[:start] + f"{user}:***@" + url[start + len(userinfo) + 1 :]
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", redacted, flags=re.IGNORECASE)
 
 
 __all__ = ["SchemeEntry", "redact_url", "scheme_of"]

@@ -151,6 +151,18 @@ class Settings:
     worker_enable_remote_control = Setting[bool](True, (bool,))
     worker_state_db = Setting[str | None](None, _OPT_STR)
     worker_log_format = Setting[str]("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s", (str,))
+    worker_max_message_bytes = Setting[int](
+        64 * 1024 * 1024, (int,), "largest task body, raw or decompressed; a bigger one is rejected as undecodable"
+    )
+    worker_control_disabled = Setting[list[str] | tuple[str, ...]](
+        (), (list, tuple), "remote-control commands this worker refuses (by name)"
+    )
+    worker_control_readonly = Setting[bool](
+        False, (bool,), "answer inspect commands only; refuse every control command"
+    )
+    control_signing_key = Setting[str | None](
+        None, _OPT_STR, "shared secret: callers sign control commands, workers ignore unsigned or badly signed ones"
+    )
 
     # app
     imports = Setting[Sequence[str]]((), (list, tuple))

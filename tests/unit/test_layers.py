@@ -21,7 +21,7 @@ ROOT = SRC / "celeriac"
 # Bottom up. A package may import its own modules and any package of a lower rank, never one of the same or a
 # higher rank. `celeriac` itself (the public re-exports) sits above the worker: only the faces import it.
 LAYERS: list[set[str]] = [
-    {"errors", "_version"},
+    {"errors", "_version", "_redact"},
     {"_loops", "_resource", "_schemes", "settings"},
     {"_portal"},
     {"protocol"},

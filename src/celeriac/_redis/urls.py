@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from celeriac._redact import redact_url
 from celeriac.errors import ConfigurationError
 
 SCHEMES = ("redis", "rediss", "redis+socket")
@@ -65,20 +66,8 @@ SOCKET_URL_OPTIONS: Mapping[str, _Check] = {"virtual_host": _INT}
 
 
 def redact(url: str) -> str:
-    """``url`` with the password (in the user info or a ``password=`` parameter) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if has_password else netloc
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(k in _SECRET_PARAMS for k, _ in pairs):
-        query = urlencode([(k, "***" if k in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # nothing secret: keep the URL exactly as given
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` with its password (user info or a secret query item) replaced by ``***`` (`celeriac._redact`)."""
+    return redact_url(url)
 
 
 def check_url(url: str) -> str:

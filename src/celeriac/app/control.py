@@ -53,7 +53,7 @@ class Control:
         matcher: str | None = None,
     ) -> Replies:
         """Send any command; see `celeriac.control.pidbox.Mailbox.call`."""
-        mailbox = Mailbox(await self.app.atransport(), self.clock)
+        mailbox = Mailbox(await self.app.atransport(), self.clock, signing_key=self.app.conf.control_signing_key)
         return await mailbox.call(
             command,
             arguments,

@@ -62,7 +62,9 @@ async def watch(app: App, dump: bool, freq: float) -> None:
     """Receive events until interrupted; print them (``dump``) or keep the live view up to date."""
     transport = app.make_transport()
     async with transport, EventReceiver(transport, accept=list(app.conf.accept_content)) as receiver:
-        await Mailbox(transport).call("heartbeat")  # wake the workers: they answer with a heartbeat event
+        await Mailbox(transport, signing_key=app.conf.control_signing_key).call(
+            "heartbeat"
+        )  # wake the workers: they answer with a heartbeat event
         if dump:
             async for event in receiver:
                 print(json.dumps(event, sort_keys=True, default=str), flush=True)

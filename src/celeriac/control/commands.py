@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from celeriac.control.arguments import Arg
+from celeriac.control.arguments import Arg, shown
 
 log = logging.getLogger("celeriac.control")
 
@@ -160,5 +160,5 @@ class CommandRegistry:
         try:
             return await command.handler(node, **command.coerce(arguments))
         except Exception as exc:
-            log.warning("control command %s failed: %r", method, exc)
+            log.warning("control command %s failed: %s", method, shown(exc, 500))
             return {"error": repr(exc)}

@@ -1,12 +1,27 @@
 """The built-in control commands (celery-wire.md §5.4): they change something on a node (revoke, limits,
-events, consumers, pool, shutdown), and reply as Celery's workers do (`replies`)."""
+events, consumers, pool, shutdown), and reply as Celery's workers do (`replies`).
+
+Every argument is bounded (`arguments`): a value out of bounds is an error reply naming the limit, and changes
+nothing.
+"""
 
 from __future__ import annotations
 
 import signal as signals
 from typing import Any, Final
 
-from celeriac.control.arguments import Arg, as_bool, as_float, as_int, as_str, as_str_list, optional, signum_of
+from celeriac.control.arguments import (
+    MAX_POOL,
+    Arg,
+    as_bool,
+    as_name,
+    as_text,
+    int_in,
+    name_list,
+    optional,
+    seconds,
+    signum_of,
+)
 from celeriac.control.commands import NO_REPLY, Command, Kind, NoReply, command
 from celeriac.control.node import ControlNode
 from celeriac.control.replies import ErrorReply, OkReply
@@ -16,7 +31,7 @@ CONTROL = Kind.CONTROL
 
 @command(
     CONTROL,
-    Arg("task_id", as_str_list, variadic=True),
+    Arg("task_id", name_list(), variadic=True),
     Arg("terminate", as_bool),
     Arg("signal", signum_of),
     reply='{"ok": "tasks {ids} flagged as revoked"} / "terminate: ids"',
@@ -32,7 +47,7 @@ async def revoke(
 
 
 @command(
-    CONTROL, Arg("task_id", as_str_list, variadic=True), Arg("signal", signum_of), reply='{"ok": "terminate: ids"}'
+    CONTROL, Arg("task_id", name_list(), variadic=True), Arg("signal", signum_of), reply='{"ok": "terminate: ids"}'
 )
 async def terminate(node: ControlNode, task_id: list[str] | None = None, signal: int = signals.SIGKILL) -> OkReply:
     reply: OkReply = await revoke.handler(node, task_id, True, signal)
@@ -40,7 +55,10 @@ async def terminate(node: ControlNode, task_id: list[str] | None = None, signal:
 
 
 @command(
-    CONTROL, Arg("task_name"), Arg("rate_limit", optional(as_str)), reply='{"ok": "new rate limit set successfully"}'
+    CONTROL,
+    Arg("task_name", as_name),
+    Arg("rate_limit", optional(as_text)),
+    reply='{"ok": "new rate limit set successfully"}',
 )
 async def rate_limit(node: ControlNode, task_name: str = "", rate_limit: str | None = None) -> OkReply | ErrorReply:
     if task_name not in node.tasks:
@@ -56,9 +74,9 @@ async def rate_limit(node: ControlNode, task_name: str = "", rate_limit: str | N
 
 @command(
     CONTROL,
-    Arg("task_name"),
-    Arg("soft", optional(as_float)),
-    Arg("hard", optional(as_float)),
+    Arg("task_name", as_name),
+    Arg("soft", optional(seconds)),
+    Arg("hard", optional(seconds)),
     reply='{"ok": "time limits set successfully"}',
 )
 async def time_limit(
@@ -92,7 +110,7 @@ async def heartbeat(node: ControlNode) -> None:
     return None
 
 
-@command(CONTROL, Arg("id"), Arg("topic"), Arg("action", lambda v: v), reply="null")
+@command(CONTROL, Arg("id", as_name), Arg("topic", as_name), Arg("action", optional(as_name)), reply="null")
 async def election(node: ControlNode, id: str = "", topic: str = "", action: Any = None) -> None:
     node.election(id, topic, action)
     return None
@@ -100,10 +118,10 @@ async def election(node: ControlNode, id: str = "", topic: str = "", action: Any
 
 @command(
     CONTROL,
-    Arg("queue"),
-    Arg("exchange", optional(as_str)),
-    Arg("exchange_type", optional(as_str)),
-    Arg("routing_key", optional(as_str)),
+    Arg("queue", as_name),
+    Arg("exchange", optional(as_name)),
+    Arg("exchange_type", optional(as_name)),
+    Arg("routing_key", optional(as_name)),
     reply='{"ok": "add consumer <queue>"}',
 )
 async def add_consumer(
@@ -119,25 +137,27 @@ async def add_consumer(
     return {"ok": f"add consumer {queue}"}
 
 
-@command(CONTROL, Arg("queue"), reply='{"ok": "no longer consuming from <queue>"}')
+@command(CONTROL, Arg("queue", as_name), reply='{"ok": "no longer consuming from <queue>"}')
 async def cancel_consumer(node: ControlNode, queue: str = "") -> OkReply:
     await node.cancel_consumer(queue)
     return {"ok": f"no longer consuming from {queue}"}
 
 
-@command(CONTROL, Arg("n", as_int), reply='{"ok": "pool will grow"}')
+@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will grow"}')
 async def pool_grow(node: ControlNode, n: int = 1) -> OkReply:
     node.resize_pool(n)
     return {"ok": "pool will grow"}
 
 
-@command(CONTROL, Arg("n", as_int), reply='{"ok": "pool will shrink"}')
+@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will shrink"}')
 async def pool_shrink(node: ControlNode, n: int = 1) -> OkReply:
     node.resize_pool(-n)
     return {"ok": "pool will shrink"}
 
 
-@command(CONTROL, Arg("max", as_int), Arg("min", as_int), reply="error: autoscale is not supported")
+@command(
+    CONTROL, Arg("max", int_in(0, MAX_POOL)), Arg("min", int_in(0, MAX_POOL)), reply="error: autoscale is not supported"
+)
 async def autoscale(node: ControlNode, max: int = 0, min: int = 0) -> OkReply:
     raise ValueError("Autoscale not enabled")
 
@@ -147,7 +167,7 @@ async def pool_restart(node: ControlNode, modules: Any = None, reload: bool = Fa
     raise ValueError("Pool restarts not enabled")
 
 
-@command(CONTROL, Arg("msg", optional(as_str)), reply="no reply: the worker shuts down warmly")
+@command(CONTROL, Arg("msg", optional(as_text)), reply="no reply: the worker shuts down warmly")
 async def shutdown(node: ControlNode, msg: str | None = None) -> NoReply:
     node.shutdown(msg)
     return NO_REPLY

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from celeriac.control.arguments import Arg, as_bool, as_str_list
+from celeriac.control.arguments import MAX_IDS, Arg, as_bool, as_name, name_list, optional
 from celeriac.control.commands import Command, Kind, command
 from celeriac.control.node import ControlNode, RequestKind
 from celeriac.control.replies import (
@@ -41,18 +41,16 @@ async def ping(node: ControlNode) -> OkReply:
 
 @command(
     INSPECT,
-    Arg("from_node"),
-    Arg("revoked", lambda v: v),
+    Arg("from_node", optional(as_name)),
+    Arg("revoked", lambda v: v),  # a list or a dict of ids, each checked below
     visible=False,
     reply='{"revoked": [ids], "clock": n}, or null from the node itself',
 )
 async def hello(node: ControlNode, from_node: str | None = None, revoked: Any = None) -> HelloReply | None:
     if from_node == node.hostname:
         return None
-    if isinstance(revoked, dict):  # Celery <= 5.6 sends its LimitedSet dict: the keys are the ids
-        node.merge_revoked(str(key) for key in revoked)
-    elif isinstance(revoked, list | tuple):
-        node.merge_revoked(str(item) for item in revoked)
+    if isinstance(revoked, dict | list | tuple):  # Celery <= 5.6 sends its LimitedSet dict: the keys are the ids
+        node.merge_revoked(name_list(MAX_IDS)(list(revoked)))
     return {"revoked": node.revoked(), "clock": node.clock.forward()}
 
 
@@ -83,7 +81,7 @@ async def revoked(node: ControlNode) -> list[str]:
 
 @command(
     INSPECT,
-    Arg("taskinfoitems", as_str_list, variadic=True),
+    Arg("taskinfoitems", name_list(32), variadic=True),
     aliases=("dump_tasks",),
     reply='["name [attr=value ...]"]',
 )
@@ -114,7 +112,7 @@ async def conf(node: ControlNode, with_defaults: bool = False) -> dict[str, Any]
     return conf_values(node, with_defaults)
 
 
-@command(INSPECT, Arg("ids", as_str_list, variadic=True), reply="{id: [state, request-info]}")
+@command(INSPECT, Arg("ids", name_list(), variadic=True), reply="{id: [state, request-info]}")
 async def query_task(node: ControlNode, ids: list[str] | None = None) -> QueryTaskReply:
     wanted = set(ids or ())
     found: QueryTaskReply = {}

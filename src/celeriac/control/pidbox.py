@@ -18,6 +18,7 @@ from celeriac.control.messages import (
     reply_queue,
     request_message,
 )
+from celeriac.control.signing import sign_message
 from celeriac.errors import ProtocolError, TransportError
 from celeriac.protocol.clock import LamportClock
 from celeriac.protocol.message import Message
@@ -33,11 +34,13 @@ class Mailbox:
     Args:
         transport: where to publish and consume.
         clock: the mailbox clock (request header ``clock``); a new one by default.
+        signing_key: ``control_signing_key``: when set, every request is signed with it (`signing`).
     """
 
-    def __init__(self, transport: Transport, clock: LamportClock | None = None) -> None:
+    def __init__(self, transport: Transport, clock: LamportClock | None = None, signing_key: str | None = None) -> None:
         self.transport = transport
         self.clock = clock or LamportClock()
+        self.signing_key = signing_key
 
     async def call(
         self,
@@ -68,7 +71,7 @@ class Mailbox:
             reply_exchange=REPLY_EXCHANGE if reply else None,
             reply_routing_key=oid if reply else None,
         )
-        message = request_message(request, self.clock.forward(), timeout)
+        message = sign_message(request_message(request, self.clock.forward(), timeout), self.signing_key)
         if not reply:
             await self.transport.fanout(EXCHANGE, message)
             return []

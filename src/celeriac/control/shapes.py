@@ -6,19 +6,16 @@ The shapes themselves are the TypedDicts of `celeriac.control.replies`.
 from __future__ import annotations
 
 import platform
-import re
 import sys
 from typing import Any
 
-from celeriac._schemes import redact_url
+from celeriac._redact import redact
 from celeriac.control.node import ControlNode, TaskRequest
 from celeriac.control.replies import ExchangeInfo, QueueInfo, RequestInfo, ScheduledInfo
 from celeriac.protocol.fields import safe_repr
 
 DEFAULT_TASKINFO_ITEMS = ("exchange", "routing_key", "rate_limit")
 ETA_PRIORITY = 6  # what Celery reports as the timer priority of ETA entries
-_HIDDEN = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE", re.IGNORECASE)
-_MASK = "********"
 
 
 # -- shapes ----------------------------------------------------------------------------------------------
@@ -93,12 +90,10 @@ def json_safe(value: Any) -> Any:
 
 
 def masked(name: str, value: Any) -> Any:
-    """A setting's value safe to show: URLs without passwords, secret-looking settings hidden."""
-    if isinstance(value, str) and "://" in value:
-        return redact_url(value)
-    if _HIDDEN.search(name) and value:
-        return _MASK
-    return json_safe(value)
+    """A setting's value safe to show and JSON-safe: secret-looking settings hidden, and inside dicts and lists
+    (``broker_transport_options``, its ``ssl`` dict...) secret-looking keys hidden at any depth, every URL
+    without its password (`celeriac._redact.redact`)."""
+    return json_safe(redact(value, name))
 
 
 def conf_values(node: ControlNode, with_defaults: bool) -> dict[str, Any]:

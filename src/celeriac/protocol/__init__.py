@@ -6,6 +6,7 @@ Nothing here does I/O; transports move `Message` objects and the worker turns th
 
 from celeriac.protocol.codec import (
     compression_type,
+    decode_off_loop,
     decode_task,
     encode_body,
     encode_task,
@@ -30,6 +31,7 @@ __all__ = [
     "TaskMessage",
     "compression_type",
     "content_type_of",
+    "decode_off_loop",
     "decode_task",
     "dumps",
     "encode_body",

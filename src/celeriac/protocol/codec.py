@@ -17,7 +17,7 @@ from itertools import repeat
 from typing import Any
 
 from celeriac.errors import DecodeError
-from celeriac.protocol.compressors import compress, compression_type, decompress
+from celeriac.protocol.compressors import DEFAULT_MAX_MESSAGE_BYTES, compress, compression_type, decompress
 from celeriac.protocol.fields import (
     EMBED_KEYS,
     KNOWN,
@@ -31,7 +31,7 @@ from celeriac.protocol.fields import (
     safe_repr,
 )
 from celeriac.protocol.message import Message, TaskMessage
-from celeriac.protocol.serializers import dumps, loads
+from celeriac.protocol.serializers import check_accepted, dumps, loads
 
 UTC = dt.UTC
 
@@ -150,15 +150,35 @@ def _from_hybrid(body: dict[str, Any], message: Message, tz: dt.tzinfo) -> TaskM
     return build_task(fields, args, kwargs, embed, message, tz)
 
 
-def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -> TaskMessage:
-    """Decode a task message of protocol 2 (or 1, or hybrid). Never blocks.
+OFF_LOOP_BYTES = 256 * 1024
+"""A body at least this long (or compressed at all) is worth decoding in a thread: see `decode_off_loop`."""
+
+
+def decode_off_loop(message: Message) -> bool:
+    """Whether decoding ``message`` may take long enough (milliseconds up to a fraction of a second: a body
+    decompressed up to the cap, or a large one parsed) that an event loop should run `decode_task` in a
+    thread. False for nearly every task message, so the common path pays no thread hop."""
+    headers: Any = message.headers
+    body: Any = message.body
+    compressed = isinstance(headers, Mapping) and headers.get("compression") is not None
+    return compressed or (isinstance(body, bytes | bytearray | memoryview) and len(body) >= OFF_LOOP_BYTES)
+
+
+def decode_task(
+    message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> TaskMessage:
+    """Decode a task message of protocol 2 (or 1, or hybrid). Never blocks, but a compressed or large body
+    takes time: see `decode_off_loop`.
 
     ``accept`` is the set of accepted MIME types (see `serializers.normalize_accept`); ``tz`` is the zone of
-    naive ``eta``/``expires`` values (the worker's ``timezone`` setting).
+    naive ``eta``/``expires`` values (the worker's ``timezone`` setting); ``max_bytes`` caps the body, raw
+    and decompressed (``worker_max_message_bytes``): a compressed body is decompressed incrementally, and
+    only once its content type is known to be accepted, so a decompression bomb costs at most the cap.
 
     Raises:
         ContentDisallowed: the content type is not in ``accept``.
-        DecodeError: anything else wrong with the message; ``reason`` says what.
+        DecodeError: anything else wrong with the message (including a body over ``max_bytes``); ``reason``
+            says what.
     """
     headers = message.headers
     # Only names this codec knows (nearly every message): string keys, no compression, no extra headers.
@@ -172,9 +192,12 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
         if not isinstance(body_bytes, bytes | bytearray | memoryview):
             raise DecodeError(f"body must be bytes, got {type(body_bytes).__name__}")
         body_bytes = bytes(body_bytes)
+    if len(body_bytes) > max_bytes:
+        raise DecodeError(f"body of {len(body_bytes)} bytes is over {max_bytes} (worker_max_message_bytes)")
     compression = None if known else headers.get("compression")
     if compression is not None:
-        body_bytes = decompress(body_bytes, compression)
+        check_accepted(message.content_type, accept)  # never decompress what would be refused anyway
+        body_bytes = decompress(body_bytes, compression, max_bytes)
     body = loads(body_bytes, message.content_type, message.content_encoding, accept)
 
     if "task" in headers:
@@ -192,6 +215,7 @@ def decode_task(message: Message, accept: frozenset[str], tz: dt.tzinfo = UTC) -
 __all__ = [
     "KNOWN_HEADERS",
     "compression_type",
+    "decode_off_loop",
     "decode_task",
     "encode_body",
     "encode_task",

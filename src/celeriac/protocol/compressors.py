@@ -1,4 +1,8 @@
-"""Compress and decompress task bodies under kombu's MIME types (celery-wire.md §1.2); no I/O."""
+"""Compress and decompress task bodies under kombu's MIME types (celery-wire.md §1.2), never past a size cap.
+
+Decompression is incremental and stops as soon as the output would pass ``max_bytes``: a 2 KB "bomb" that
+expands to gigabytes costs at most ``max_bytes`` (plus one chunk) of memory before it is refused. No I/O.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,33 @@ import difflib
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from celeriac.errors import ConfigurationError, DecodeError
 
-_COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The default of ``worker_max_message_bytes``: the largest body a worker reads, raw or decompressed."""
+
+
+class _Decompressor(Protocol):
+    """What ``zlib.decompressobj()``, ``bz2.BZ2Decompressor()`` and ``lzma.LZMADecompressor()`` share."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def _zlib() -> _Decompressor:
+    return zlib.decompressobj()
+
+
+_COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[], _Decompressor]]] = {
     # zlib streams travel as "application/x-gzip": a kombu naming quirk every Celery client shares.
-    "application/x-gzip": (zlib.compress, zlib.decompress),
-    "application/x-bz2": (bz2.compress, bz2.decompress),
-    "application/x-lzma": (lzma.compress, lzma.decompress),
+    "application/x-gzip": (zlib.compress, _zlib),
+    "application/x-bz2": (bz2.compress, bz2.BZ2Decompressor),
+    "application/x-lzma": (lzma.compress, lzma.LZMADecompressor),
 }
 _COMPRESSION_NAMES = {
     "zlib": "application/x-gzip",
@@ -25,6 +47,7 @@ _COMPRESSION_NAMES = {
     "lzma": "application/x-lzma",
     "xz": "application/x-lzma",
 }
+_CHUNK = 1024 * 1024  # output asked for per step: the most a refused bomb costs past the cap
 
 
 def compression_type(name: str) -> str:
@@ -48,15 +71,58 @@ def compress(body: bytes, name: str) -> tuple[str, bytes]:
     return mime, _COMPRESSORS[mime][0](body)
 
 
-def decompress(body: bytes, compression: Any) -> bytes:
-    """``body`` decompressed as the ``compression`` header says. Raises DecodeError naming the problem."""
+def _too_large(compression: str, max_bytes: int) -> DecodeError:
+    return DecodeError(
+        f"{compression} body decompresses to more than {max_bytes} bytes (worker_max_message_bytes); refused"
+    )
+
+
+def _one_stream(decompressor: _Decompressor, data: bytes, out: bytearray, max_bytes: int, compression: str) -> None:
+    """Append the stream at the start of ``data`` to ``out``, refusing it once ``out`` passes ``max_bytes``."""
+    chunk = decompressor.decompress(data, min(_CHUNK, max_bytes + 1 - len(out)))
+    while True:
+        out += chunk
+        if len(out) > max_bytes:
+            raise _too_large(compression, max_bytes)
+        if decompressor.eof or not chunk:
+            break
+        # More output may be pending (zlib keeps the input it has not read yet in `unconsumed_tail`).
+        pending = getattr(decompressor, "unconsumed_tail", b"")
+        chunk = decompressor.decompress(pending, min(_CHUNK, max_bytes + 1 - len(out)))
+    if not decompressor.eof:
+        raise DecodeError(f"cannot decompress {compression} body: the stream is truncated")
+
+
+def _bounded(make: Callable[[], _Decompressor], body: bytes, max_bytes: int, compression: str) -> bytes:
+    """``body`` decompressed as the one-shot functions do it (bz2 and lzma read concatenated streams; bytes
+    after the last stream are ignored), stopping as soon as the output passes ``max_bytes``."""
+    out = bytearray()
+    decompressor = make()
+    _one_stream(decompressor, body, out, max_bytes, compression)
+    rest = decompressor.unused_data
+    while rest and make is not _zlib:
+        decompressor = make()
+        try:
+            _one_stream(decompressor, rest, out, max_bytes, compression)
+        except (OSError, ValueError, EOFError, lzma.LZMAError):
+            break  # trailing bytes that are not a stream: ignored, as bz2.decompress/lzma.decompress do
+        rest = decompressor.unused_data
+    return bytes(out)
+
+
+def decompress(body: bytes, compression: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """``body`` decompressed as the ``compression`` header says, at most ``max_bytes`` long.
+
+    Raises:
+        DecodeError: unknown compression, a corrupt or truncated stream, or an output over ``max_bytes``.
+    """
     codec = _COMPRESSORS.get(compression) if isinstance(compression, str) else None
     if codec is None:
         raise DecodeError(f"unsupported compression {compression!r}")
     try:
-        return codec[1](body)
+        return _bounded(codec[1], body, max_bytes, compression)
     except (zlib.error, OSError, ValueError, EOFError, lzma.LZMAError) as exc:
         raise DecodeError(f"cannot decompress {compression} body: {exc}") from exc
 
 
-__all__ = ["compress", "compression_type", "decompress"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "compress", "compression_type", "decompress"]

@@ -327,6 +327,14 @@ def _text_body(body: bytes, content_encoding: str | None) -> bytes:
         raise DecodeError(f"cannot read body as {content_encoding!r}: {exc}") from exc
 
 
+def check_accepted(content_type: str | None, accept: frozenset[str]) -> None:
+    """Raise ContentDisallowed unless ``content_type`` (missing: JSON) is in ``accept``: the check `loads`
+    makes, for callers that must make it before any byte is read (a compressed body, before decompressing)."""
+    mime = _bare_type(content_type)
+    if mime not in accept:
+        raise ContentDisallowed(mime)
+
+
 def loads(body: bytes, content_type: str | None, content_encoding: str | None, accept: frozenset[str]) -> Any:
     """Deserialize a message body, refusing content types the caller did not accept.
 
@@ -361,6 +369,7 @@ __all__ = [
     "JSON_TYPE",
     "MSGPACK_TYPE",
     "PICKLE_TYPE",
+    "check_accepted",
     "content_type_of",
     "dumps",
     "for_name",

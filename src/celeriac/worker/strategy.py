@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
-from celeriac.protocol.codec import decode_task
+from celeriac.protocol.codec import decode_off_loop, decode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
 from celeriac.transports.base import Delivery
@@ -58,11 +58,17 @@ class Strategy:
         self._accept = app.accept
         self.policies = PolicyCache()
         self._tz = dt.UTC
+        self._max_bytes = app.conf.worker_max_message_bytes
 
     async def handle(self, delivery: Delivery) -> None:
         """Route one delivery; never raises for bad input."""
         try:
-            message = decode_task(delivery.message, self._accept, self._tz)
+            if decode_off_loop(delivery.message):  # compressed or large: decoding may take milliseconds
+                message = await asyncio.to_thread(
+                    decode_task, delivery.message, self._accept, self._tz, max_bytes=self._max_bytes
+                )
+            else:
+                message = decode_task(delivery.message, self._accept, self._tz, max_bytes=self._max_bytes)
         except ContentDisallowed as exc:
             log.error("Rejecting message %s: %s", message_id(delivery), exc)
             await _reject_quietly(delivery)

@@ -60,7 +60,9 @@ class Mingle(Step["Consumer"]):
         log.info("mingle: searching for neighbors")
         arguments = {"from_node": worker.hostname, "revoked": [task_id for task_id, _ in worker.state.revoked.items()]}
         try:
-            replies = await Mailbox(transport).call("hello", arguments, reply=True, timeout=self.timeout)
+            replies = await Mailbox(transport, signing_key=consumer.app.conf.control_signing_key).call(
+                "hello", arguments, reply=True, timeout=self.timeout
+            )
         except TransportError as exc:
             log.warning("mingle: could not reach the other nodes: %s", exc)
             return

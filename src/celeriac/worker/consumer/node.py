@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac._version import __version__
+from celeriac.control.arguments import MAX_POOL, MAX_QUEUES, summarize
 from celeriac.control.node import ControlNode, RequestKind, TaskRequest, TaskTable
 from celeriac.control.replies import StatsReply
 from celeriac.worker.consumer.events import Events
@@ -99,7 +100,7 @@ class WorkerNode(ControlNode):
         for task_id in ids:
             self.worker.state.revoked.add(task_id)
         if ids:
-            log.info("Tasks flagged as revoked: %s", ", ".join(ids))
+            log.info("Tasks flagged as revoked: %s", summarize(ids))  # a 100,000-id revoke stays one short line
         strategy = self._strategy()
         if strategy is None:
             return []
@@ -118,6 +119,8 @@ class WorkerNode(ControlNode):
 
     async def add_consumer(self, queue: str) -> None:
         tasks = self.consumer.blueprint.get(Tasks)
+        if queue not in self.worker.queues and len(self.worker.queues) >= MAX_QUEUES:
+            raise ValueError(f"already consuming from {len(self.worker.queues)} queues; at most {MAX_QUEUES}")
         if tasks.queue_consumer is not None and queue not in tasks.queue_consumer.queues:
             await tasks.queue_consumer.add_queue(queue)
         if queue not in self.worker.queues:
@@ -167,6 +170,11 @@ class WorkerNode(ControlNode):
 
     def resize_pool(self, delta: int) -> None:
         pool = self.worker.pool
+        wanted = pool.concurrency + delta
+        if delta > 0 and wanted > max(MAX_POOL, pool.concurrency):
+            raise ValueError(f"the pool would have {wanted} slots; pool_grow stops at {MAX_POOL}")
+        if delta < 0 and wanted < 1:
+            raise ValueError(f"the pool has {pool.concurrency} slots; it cannot shrink by {-delta}")
         if delta > 0:
             pool.grow(delta)
         elif delta < 0:
