@@ -52,6 +52,24 @@ async def test_decompression_bombs_are_rejected_with_a_reason_and_the_worker_goe
     await app.aclose()
 
 
+async def test_worker_max_message_bytes_caps_plain_bodies(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    app = broker.app()
+    app.conf.worker_max_message_bytes = 10_000
+
+    @app.task
+    def echo(text: str) -> int:
+        return len(text)
+
+    caplog.set_level(logging.INFO, logger="celeriac")
+    big = await echo.aapply_async(("x" * 20_000,))
+    async with start_worker(app) as worker:
+        assert await (await echo.adelay("small")).aget(timeout=20) == 5
+        await wait_for(lambda: f"Rejecting undecodable message {big.id}" in caplog.text, timeout=20)
+        assert worker.state.processed == 1
+    assert "is over 10000 (worker_max_message_bytes)" in caplog.text
+    await app.aclose()
+
+
 async def test_unbounded_control_arguments_are_refused_with_an_error_reply(broker: Broker) -> None:
     app = broker.app()
 
