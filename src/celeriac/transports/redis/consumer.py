@@ -40,6 +40,7 @@ its connection after the script ran leaves its messages in unacked, where the vi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections import deque
@@ -57,6 +58,10 @@ from celeriac.transports.redis.idle import ArmedWait
 from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
+
+# Longest wait for half the window to come free before fetching what is free (seconds): at the ack rates where
+# batching pays, half the window frees in far less; held deliveries may never free it.
+_FLOOR_WAIT = 0.05
 
 
 class ConsumerHost(Protocol):
@@ -98,6 +103,7 @@ class RedisConsumer(Consumer):
         self._cancelled = False
         self._version = 0  # bumped when the queues or the prefetch change
         self._idle = ArmedWait(self._ops, self)
+        self._floor_since: float | None = None  # loop time since when the free credit has been below the floor
 
     # -- Consumer interface ------------------------------------------------------------------------------------
 
@@ -149,11 +155,24 @@ class RedisConsumer(Consumer):
                 await self._signal.wait()
                 continue
             credit = self._credit()
-            # While deliveries are still in flight, wait for half the window to be free before fetching:
-            # one script call then moves several messages instead of one per freed slot (bench/README.md).
-            if credit <= 0 or not self._queues or (self._in_flight and credit < self._batch_floor()):
+            if credit <= 0 or not self._queues:
                 await self._signal.wait()
                 continue
+            # While deliveries are still in flight, wait for half the window to be free before fetching:
+            # one script call then moves several messages instead of one per freed slot (bench/README.md).
+            # The wait is bounded: deliveries the worker holds (ETA, rate limit) are in flight too, and the
+            # worker widens the window by their number, so half the window may never come free; then what is
+            # free is fetched after `_FLOOR_WAIT` (issue 10 item 1: 5,000 held deliveries stopped the worker).
+            if self._in_flight and credit < self._batch_floor():
+                loop = asyncio.get_running_loop()
+                if self._floor_since is None:
+                    self._floor_since = loop.time()
+                left = self._floor_since + _FLOOR_WAIT - loop.time()
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._signal.wait(), left)
+                    continue  # look again: woken (credit, cancel, queues) or out of time (then fetch what is free)
+            self._floor_since = None
             # The fetch runs as a task of its own: if this call is cancelled (a wait_for around anext), the
             # messages the script already moved still reach the ready buffer instead of waiting in unacked
             # for the visibility timeout, and a claim it opens is known. The next call picks up the same task.
@@ -231,8 +250,11 @@ class RedisConsumer(Consumer):
         if self._in_flight.get(delivery.delivery_tag) is delivery:
             del self._in_flight[delivery.delivery_tag]
         # Credit freed. Wake the fetching loop only once a fetch would follow (see __anext__): at a few thousand
-        # acks a second, a wake-up per ack that finds too little room is a measurable share of the CPU.
-        if self._cancelled or self._credit() >= self._batch_floor():
+        # acks a second, a wake-up per ack that finds too little room is a measurable share of the CPU. The
+        # first free slot wakes it too: it then waits a bounded time for the floor (held deliveries may never
+        # let the credit reach it).
+        credit = self._credit()
+        if self._cancelled or credit == 1 or credit >= self._batch_floor():
             self._signal.set()
         if self._cancelled and not self._in_flight:
             self._finish()
@@ -264,6 +286,7 @@ class RedisConsumer(Consumer):
 
     async def take(self, outcome: Outcome) -> bool:
         """Put what a fetch or armed fetch delivered in the ready buffer; True when it moved any message."""
+        self._floor_since = None
         deliveries, unreadable = unpack(outcome, self, self._ops)
         for delivery in deliveries:
             self._in_flight[delivery.delivery_tag] = delivery
