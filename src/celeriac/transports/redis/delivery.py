@@ -122,10 +122,11 @@ def unpack(
 async def bury(ops: RedisOps, item: Fetched, exc: DecodeError) -> None:
     """Move an unreadable delivered message from unacked to its queue's dead-letter list (left there without a tag)."""
     tag = ""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        tag = str(json.loads(item.raw)["properties"]["delivery_tag"])
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+        # Leniently: the bytes may not be UTF-8 (the very reason it is unreadable), its tag still is.
+        tag = str(json.loads(item.raw.decode("utf-8", "surrogateescape"))["properties"]["delivery_tag"])
     target = ops.keys.dead_letter(item.queue)
-    if tag and await ops.bury(tag, item.raw, item.queue):
+    if tag and await ops.bury(tag, item.raw, item.queue, exc.reason):
         log.error("unreadable message in queue %r moved to %r: %s", item.queue, target, exc.reason)
     else:
         log.error("unreadable message in queue %r left in unacked: %s", item.queue, exc.reason)

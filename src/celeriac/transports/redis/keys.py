@@ -100,6 +100,10 @@ class RedisKeys:
         """The dead-letter list of ``queue`` (a plain list kombu can consume as queue ``<queue>.dead``)."""
         return f"{self.prefix}{queue}.dead"
 
+    def dead_reasons(self, queue: str) -> str:
+        """The hash of why each message of ``queue``'s dead-letter list is there: delivery tag -> reason."""
+        return f"{self.prefix}{queue}.dead.reasons"
+
     def delivery_count(self, delivery_tag: str) -> str:
         """The counter of how many times the message ``delivery_tag`` was delivered."""
         return f"{self.prefix}celeriac.deliveries.{delivery_tag}"

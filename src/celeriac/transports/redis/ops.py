@@ -62,6 +62,7 @@ class RedisOps:
         self._move_back = client.register_script(scripts.MOVE_BACK)
         self._bury = client.register_script(scripts.BURY)
         self._release = client.register_script(scripts.RELEASE_MUTEX)
+        self._renew_mutex = client.register_script(scripts.RENEW_MUTEX)
         self._close_claim = client.register_script(scripts.CLOSE_CLAIM)
         # The hot paths send one round trip at a time each: a connection of their own spares them the pool.
         self._fetch_lane = Lane(client)
@@ -237,11 +238,18 @@ class RedisOps:
             moved: int = await self._move_back(keys=keys, args=args)
         return moved
 
-    async def bury(self, tag: str, raw: bytes | str, queue: str) -> bool:
-        """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``."""
-        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.keys.dead_letter(queue)]
+    async def bury(self, tag: str, raw: bytes | str, queue: str, reason: str) -> bool:
+        """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``, with ``reason``."""
+        keys = [
+            self.keys.unacked,
+            self.keys.unacked_index,
+            self.keys.delivery_count(tag),
+            self.keys.dead_letter(queue),
+            self.keys.dead_reasons(queue),
+        ]
+        args = [tag, raw, self.settings.dead_letter_ttl, reason.encode("utf-8", "backslashreplace")]
         with redis_errors(self.where):
-            buried: int = await self._bury(keys=keys, args=[tag, raw, self.settings.dead_letter_ttl])
+            buried: int = await self._bury(keys=keys, args=args)
         return bool(buried)
 
     async def renew(self, tags: Sequence[str]) -> None:
@@ -265,12 +273,15 @@ class RedisOps:
             values = await self.client.hmget(self.keys.unacked, tags)
         return [(text(tag), None if value is None else text(value)) for tag, value in zip(tags, values, strict=True)]
 
-    async def lock(self, token: str) -> bool:
-        """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu)."""
+    async def lock(self, token: str, renew: bool = False) -> bool:
+        """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu), or with
+        ``renew`` extend it by as much if it is still ours (`scripts.RENEW_MUTEX`)."""
+        ttl = max(1, int(self.settings.mutex_expire * 1000))
         with redis_errors(self.where):
-            taken = await self.client.set(
-                self.keys.unacked_mutex, token, nx=True, px=int(self.settings.mutex_expire * 1000)
-            )
+            if renew:
+                taken = await self._renew_mutex(keys=[self.keys.unacked_mutex], args=[token, ttl])
+            else:
+                taken = await self.client.set(self.keys.unacked_mutex, token, nx=True, px=ttl)
         return bool(taken)
 
     async def unlock(self, token: str) -> None:

@@ -5,21 +5,41 @@ time does this, celeriac or kombu), lists the ``unacked_index`` entries older th
 and for each: routes it again with its saved exchange and routing key (bindings for named exchanges, as kombu
 does), marks it ``redelivered`` and RPUSHes it to the front of the queue. Live celeriac consumers renew their
 entries, so only dead consumers' deliveries (and kombu consumers' slow ones) ever look expired.
+
+No single entry can stop the restore: an entry celeriac cannot read or route (bytes that are not UTF-8, a bad
+shape, a priority that is not a finite number, anything that raises) is moved to a dead-letter list with its
+reason (`scripts.BURY`) and the sweep goes on. The lock lives ``mutex_expire`` seconds and is renewed while a
+sweep runs, so a holder that dies blocks the others for at most that long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
 
 from celeriac._redis.compat import raise_if_cancelled
-from celeriac.errors import DecodeError, TransportError
+from celeriac.errors import ConnectionLost, DecodeError, TransportError
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.ops import RedisOps
 
 log = logging.getLogger("celeriac.transports.redis")
+
+UNROUTABLE_QUEUE = "celeriac.unacked"
+"""The dead-letter list (``<this>.dead``) of unacked entries whose queue cannot be read from them."""
+
+
+def dead_queue(value: str) -> str:
+    """The queue whose dead-letter list takes the unreadable unacked entry ``value``: its routing key if readable."""
+    try:
+        entry = json.loads(value)
+    except ValueError:
+        return UNROUTABLE_QUEUE
+    if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], str) and entry[2]:
+        return entry[2]
+    return UNROUTABLE_QUEUE
 
 
 class Restorer:
@@ -37,6 +57,8 @@ class Restorer:
                 await self.sweep()
             except TransportError as exc:
                 log.warning("restoring expired deliveries failed: %s", exc)
+            except Exception:  # a bug must not end crash recovery for good: log it and sweep again later
+                log.exception("restoring expired deliveries failed")
             raise_if_cancelled()
             await asyncio.sleep(self._settings.restore_interval)
 
@@ -48,7 +70,13 @@ class Restorer:
         try:
             cutoff = time.time() - self._settings.visibility_timeout
             restored = 0
+            renewed = time.monotonic()
             for tag, value in await self._ops.expired(cutoff, self._settings.restore_limit):
+                if time.monotonic() - renewed > self._settings.mutex_expire / 3:
+                    if not await self._ops.lock(token, renew=True):
+                        log.warning("restore lock lost mid-sweep; another process goes on")
+                        break
+                    renewed = time.monotonic()
                 if await self._restore_one(tag, value, cutoff):
                     restored += 1
             if restored:
@@ -58,14 +86,30 @@ class Restorer:
             await self._ops.unlock(token)
 
     async def _restore_one(self, tag: str, value: str | None, cutoff: float) -> bool:
+        """Restore one expired entry; an entry that cannot be restored is dead-lettered, never raised."""
         if value is None:  # an index entry without its hash entry: let the script drop it once expired
             await self._ops.move_back(tag, "", [], front=True, cutoff=cutoff)
             return False
         try:
-            envelope, exchange, routing_key = redis_envelope.unacked_entry(value)
-        except DecodeError as exc:
-            log.error("cannot restore unacked entry %s: %s", tag, exc.reason)
-            return False
+            return await self._move(tag, value, cutoff)
+        except ConnectionLost:
+            raise
+        except (DecodeError, TransportError, ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+        queue = dead_queue(value)
+        raw = value.encode("utf-8", "surrogateescape")  # the bytes Redis holds, whatever they are
+        if await self._ops.bury(tag, raw, queue, f"cannot restore: {reason}"):
+            log.error(
+                "unacked entry %s cannot be restored; moved to %r: %s", tag, self._ops.keys.dead_letter(queue), reason
+            )
+        return False
+
+    async def _move(self, tag: str, value: str, cutoff: float) -> bool:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes, kept as surrogates by `fetch.text`
+            raise DecodeError("unacked entry is not valid UTF-8") from None
+        envelope, exchange, routing_key = redis_envelope.unacked_entry(value)
         queues = await self._ops.route(exchange, routing_key)
         priority = envelope.message.priority
         lists = [self._ops.keys.queue(queue, priority) for queue in queues]

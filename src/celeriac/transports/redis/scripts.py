@@ -234,20 +234,26 @@ lists pushed to (0: no route, the message is dropped as kombu drops it), or -1 w
 """
 
 BURY = """
--- KEYS: unacked, unacked_index, delivery counter, dead-letter list. ARGV: tag, envelope, dead-letter TTL s
+-- KEYS: unacked, unacked_index, delivery counter, dead-letter list, dead-letter reasons hash
+-- ARGV: tag, envelope, dead-letter TTL s, reason
 local t = redis.call('TYPE', KEYS[4])['ok']
 if t ~= 'none' and t ~= 'list' then return redis.error_reply('dead-letter key is not a list') end
+t = redis.call('TYPE', KEYS[5])['ok']
+if t ~= 'none' and t ~= 'hash' then return redis.error_reply('dead-letter reasons key is not a hash') end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 redis.call('LPUSH', KEYS[4], ARGV[2])
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3]))
 return 1
 """
 """Move a delivered message whose envelope celeriac cannot read from ``unacked`` to a dead-letter list.
 
-Guarantee: removed from ``unacked``/``unacked_index`` and pushed to the dead-letter list in one step, and only
-if it was still in ``unacked`` (returns 1, else 0).
+Guarantee: removed from ``unacked``/``unacked_index`` and pushed to the dead-letter list in one step, with the
+reason recorded under its delivery tag in the list's reasons hash (``<queue>.dead.reasons``), and only if it was
+still in ``unacked`` (returns 1, else 0).
 """
 
 RELEASE_MUTEX = """
@@ -255,3 +261,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 """Release the ``unacked_mutex`` only if it still holds our token (it may have expired and been re-taken)."""
+
+RENEW_MUTEX = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+"""Extend the ``unacked_mutex`` by ARGV[2] ms only if it still holds our token (a sweep still running)."""
