@@ -57,6 +57,7 @@ def text(value: bytes | str) -> str:
 def fetch_command(
     sha: str,
     settings: RedisSettings,
+    owned: str,
     order: Sequence[tuple[str, str]],
     count: int,
     mode: str,
@@ -65,9 +66,10 @@ def fetch_command(
     rid: str = "",
     open_id: int = 0,
 ) -> list[Any]:
-    """The EVALSHA command of the fetch script (SHA ``sha``) over the lists of ``order``."""
+    """The EVALSHA command of the fetch script (SHA ``sha``) over the lists of ``order``, recording what it
+    moves in the transport's hash ``owned``."""
     keys = settings.keys
-    script_keys = [keys.unacked, keys.unacked_index, claim]
+    script_keys = [keys.unacked, keys.unacked_index, claim, owned]
     script_keys += [key for _, key in order]
     script_keys += [keys.dead_letter(queue) for queue, _ in order]
     args: list[Any] = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,7 @@ class RedisOps:
         self.settings = settings
         self.keys = settings.keys
         self.where = where
+        self.owned = settings.keys.owned(uuid.uuid4().hex)  # what this transport fetched and has not settled
         self._fetch = client.register_script(scripts.FETCH)
         self._ack = client.register_script(scripts.ACK)
         self._move_back = client.register_script(scripts.MOVE_BACK)
@@ -163,7 +165,9 @@ class RedisOps:
         open_id: int = 0,
     ) -> list[Any]:
         """The EVALSHA command of the fetch script (`scripts.FETCH`) over the lists of ``order``."""
-        return fetch_command(self._fetch.sha, self.settings, order, count, mode, claim, generation, rid, open_id)
+        return fetch_command(
+            self._fetch.sha, self.settings, self.owned, order, count, mode, claim, generation, rid, open_id
+        )
 
     @staticmethod
     def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
@@ -206,7 +210,7 @@ class RedisOps:
         for tag, count in items:
             args += [tag, count]
         with redis_errors(self.where):
-            await self._ack_lane.script(self._ack, [self.keys.unacked, self.keys.unacked_index], args)
+            await self._ack_lane.script(self._ack, [self.keys.unacked, self.keys.unacked_index, self.owned], args)
 
     async def move_back(
         self,
@@ -225,7 +229,7 @@ class RedisOps:
         The move happens only if the entry still has delivery count ``count``, value ``expected`` and a
         score <= ``cutoff`` (each when given). Returns the number of lists pushed to, -1 if nothing moved.
         """
-        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), *lists]
+        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.owned, *lists]
         args = [
             tag,
             payload,
@@ -258,8 +262,27 @@ class RedisOps:
         with redis_errors(self.where):
             for start in range(0, len(tags), 1000):
                 await self.client.zadd(self.keys.unacked_index, dict.fromkeys(tags[start : start + 1000], now), xx=True)
+            await self.client.pexpire(self.owned, int(self.settings.claim_ttl * 1000))
 
     # -- restore -----------------------------------------------------------------------------------------------
+
+    async def owned_entries(self) -> list[tuple[str, int, str | None]]:
+        """What this transport fetched and has not settled: ``(tag, delivery count, unacked value or None)``."""
+        with redis_errors(self.where):
+            owned = await self.client.hgetall(self.owned)
+            if not owned:
+                return []
+            tags = list(owned)
+            values = await self.client.hmget(self.keys.unacked, tags)
+        return [
+            (text(tag), int(owned[tag]), None if value is None else text(value))
+            for tag, value in zip(tags, values, strict=True)
+        ]
+
+    async def forget_owned(self) -> None:
+        """Delete this transport's owned hash (everything in it was re-queued or settled)."""
+        with redis_errors(self.where):
+            await self.client.delete(self.owned)
 
     async def expired(self, cutoff: float, limit: int | None) -> list[tuple[str, str | None]]:
         """Tags whose unacked_index score is <= ``cutoff`` (oldest first), with their unacked values."""

@@ -77,7 +77,7 @@ class Restorer:
                         log.warning("restore lock lost mid-sweep; another process goes on")
                         break
                     renewed = time.monotonic()
-                if await self._restore_one(tag, value, cutoff):
+                if await restore_entry(self._ops, tag, value, cutoff=cutoff):
                     restored += 1
             if restored:
                 log.info("restored %d deliveries not acked within %gs", restored, self._settings.visibility_timeout)
@@ -85,36 +85,43 @@ class Restorer:
         finally:
             await self._ops.unlock(token)
 
-    async def _restore_one(self, tag: str, value: str | None, cutoff: float) -> bool:
-        """Restore one expired entry; an entry that cannot be restored is dead-lettered, never raised."""
-        if value is None:  # an index entry without its hash entry: let the script drop it once expired
-            await self._ops.move_back(tag, "", [], front=True, cutoff=cutoff)
-            return False
-        try:
-            return await self._move(tag, value, cutoff)
-        except ConnectionLost:
-            raise
-        except (DecodeError, TransportError, ValueError, TypeError, OverflowError, UnicodeError) as exc:
-            reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-        queue = dead_queue(value)
-        raw = value.encode("utf-8", "surrogateescape")  # the bytes Redis holds, whatever they are
-        if await self._ops.bury(tag, raw, queue, f"cannot restore: {reason}"):
-            log.error(
-                "unacked entry %s cannot be restored; moved to %r: %s", tag, self._ops.keys.dead_letter(queue), reason
-            )
-        return False
 
-    async def _move(self, tag: str, value: str, cutoff: float) -> bool:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # undecodable bytes, kept as surrogates by `fetch.text`
-            raise DecodeError("unacked entry is not valid UTF-8") from None
-        envelope, exchange, routing_key = redis_envelope.unacked_entry(value)
-        queues = await self._ops.route(exchange, routing_key)
-        priority = envelope.message.priority
-        lists = [self._ops.keys.queue(queue, priority) for queue in queues]
-        payload = redis_envelope.mark_redelivered(envelope)
-        moved = await self._ops.move_back(tag, payload, lists, front=True, expected=value, cutoff=cutoff)
-        if moved == 0:
-            log.warning("expired delivery %s dropped: exchange %r has no route for %r", tag, exchange, routing_key)
-        return moved > 0
+async def restore_entry(
+    ops: RedisOps, tag: str, value: str | None, *, cutoff: float | None = None, count: int | None = None
+) -> bool:
+    """Put the unacked entry ``tag`` (its hash value ``value``) back at the front of its queue, if it is still
+    that value (and not renewed after ``cutoff``, and still at delivery ``count``, when given); True if moved.
+
+    An entry that cannot be restored is dead-lettered with its reason, never raised (`ConnectionLost` is).
+    """
+    if value is None:  # an index entry without its hash entry: let the script drop it once expired
+        if cutoff is not None:
+            await ops.move_back(tag, "", [], front=True, cutoff=cutoff)
+        return False
+    try:
+        return await _move(ops, tag, value, cutoff, count)
+    except ConnectionLost:
+        raise
+    except (DecodeError, TransportError, ValueError, TypeError, OverflowError, UnicodeError) as exc:
+        reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+    queue = dead_queue(value)
+    raw = value.encode("utf-8", "surrogateescape")  # the bytes Redis holds, whatever they are
+    if await ops.bury(tag, raw, queue, f"cannot restore: {reason}"):
+        log.error("unacked entry %s cannot be restored; moved to %r: %s", tag, ops.keys.dead_letter(queue), reason)
+    return False
+
+
+async def _move(ops: RedisOps, tag: str, value: str, cutoff: float | None, count: int | None) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept as surrogates by `fetch.text`
+        raise DecodeError("unacked entry is not valid UTF-8") from None
+    envelope, exchange, routing_key = redis_envelope.unacked_entry(value)
+    queues = await ops.route(exchange, routing_key)
+    priority = envelope.message.priority
+    lists = [ops.keys.queue(queue, priority) for queue in queues]
+    payload = redis_envelope.mark_redelivered(envelope)
+    moved = await ops.move_back(tag, payload, lists, front=True, count=count, expected=value, cutoff=cutoff)
+    if moved == 0:
+        log.warning("unacked delivery %s dropped: exchange %r has no route for %r", tag, exchange, routing_key)
+    return moved > 0

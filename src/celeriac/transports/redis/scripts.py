@@ -28,8 +28,8 @@ end
 FETCH = (
     _JSON_STRING
     + """
--- KEYS: unacked, unacked_index, claim, list_1..list_n, dead_1..dead_n (dead_i: the dead-letter list of list_i's
---       queue; claim: the consumer's claim key, see below)
+-- KEYS: unacked, unacked_index, claim, owned, list_1..list_n, dead_1..dead_n (dead_i: the dead-letter list of
+--       list_i's queue; claim: the consumer's claim key, see below; owned: its transport's owned hash)
 -- ARGV: max messages, now (unacked_index score), delivery counter prefix, counter TTL s, max deliveries (0 = no
 --       limit), dead-letter TTL s, mode ('F' fetch or 'C' claim), generation, request id, claim TTL ms, id of
 --       the claim to open (mode F)
@@ -49,13 +49,13 @@ if mode == 'C' then
 else
   redis.call('DEL', claim)  -- whatever an earlier idle spell left there is over: the consumer fetches itself
 end
-local n = (#KEYS - 3) / 2
-if not is_type(KEYS[1], 'hash') or not is_type(KEYS[2], 'zset') then
+local n = (#KEYS - 4) / 2
+if not is_type(KEYS[1], 'hash') or not is_type(KEYS[2], 'zset') or not is_type(KEYS[4], 'hash') then
   return redis.error_reply('unacked keys have the wrong type')
 end
 for i = 1, n do
-  if not is_type(KEYS[3 + i], 'list') or not is_type(KEYS[3 + n + i], 'list') then
-    return redis.error_reply('queue key ' .. KEYS[3 + i] .. ' is not a list')
+  if not is_type(KEYS[4 + i], 'list') or not is_type(KEYS[4 + n + i], 'list') then
+    return redis.error_reply('queue key ' .. KEYS[4 + i] .. ' is not a list')
   end
 end
 local now = ARGV[2]
@@ -66,7 +66,7 @@ local dead_ttl = tonumber(ARGV[6])
 local delivered, dead = {}, {}
 
 local function bury(i, raw, count)
-  local key = KEYS[3 + n + i]
+  local key = KEYS[4 + n + i]
   redis.call('LPUSH', key, raw)
   redis.call('EXPIRE', key, dead_ttl)
   dead[#dead + 1] = i; dead[#dead + 1] = raw; dead[#dead + 1] = count
@@ -106,13 +106,15 @@ local function take(i, raw)
   redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. json_string(exchange) .. ', ' ..
     json_string(routing_key) .. ']')
   redis.call('ZADD', KEYS[2], now, tag)
+  redis.call('HSET', KEYS[4], tag, count)
+  redis.call('PEXPIRE', KEYS[4], claim_ttl)
   delivered[#delivered + 1] = i; delivered[#delivered + 1] = raw; delivered[#delivered + 1] = count
   return true
 end
 
 for i = 1, n do
   while want > 0 do
-    local items = redis.call('RPOP', KEYS[3 + i], want)
+    local items = redis.call('RPOP', KEYS[4 + i], want)
     if not items then break end
     for _, raw in ipairs(items) do
       if take(i, raw) then want = want - 1 end
@@ -140,7 +142,8 @@ Guarantee: a message popped from a list is, when the script returns, either reco
 ``unacked_index`` score = ``now`` and its delivery counter incremented) and returned, or pushed onto the
 dead-letter list of its queue (no delivery tag, or more than ``max deliveries``) and reported. There is no
 moment at which it is in neither place, so a crashed consumer or dropped connection cannot lose it: at worst
-it waits in ``unacked`` for the visibility-timeout restore. Lists are served in KEYS order (kombu's BRPOP
+it waits in ``unacked`` for the visibility-timeout restore, or, being recorded in its transport's ``owned`` hash
+in the same step, is put back by `recover` when that transport closes. Lists are served in KEYS order (kombu's BRPOP
 order), each from its right end (FIFO with kombu's LPUSH).
 
 The claim key makes an idle consumer's armed fetches (`wait`) safe. Mode ``F`` (a fetch the consumer
@@ -168,7 +171,7 @@ returns ``closed``, never a different claim.
 """
 
 ACK = """
--- KEYS: unacked, unacked_index. ARGV: delivery counter prefix, then pairs (tag, delivery count).
+-- KEYS: unacked, unacked_index, owned. ARGV: delivery counter prefix, then pairs (tag, delivery count).
 local acked = 0
 for i = 2, #ARGV, 2 do
   local tag = ARGV[i]
@@ -179,6 +182,7 @@ for i = 2, #ARGV, 2 do
     redis.call('ZREM', KEYS[2], tag)
     redis.call('DEL', counter)
   end
+  redis.call('HDEL', KEYS[3], tag)
 end
 return acked
 """
@@ -191,7 +195,7 @@ removed from ``unacked``.
 """
 
 MOVE_BACK = """
--- KEYS: unacked, unacked_index, delivery counter, target list 1..n
+-- KEYS: unacked, unacked_index, delivery counter, owned hash (or any unused key), target list 1..n
 -- ARGV: tag, envelope to push, 'L' (LPUSH: back of the queue) or 'R' (RPUSH: front), expected delivery count
 --       or '', expected unacked value or '', highest unacked_index score or ''
 local tag = ARGV[1]
@@ -213,16 +217,17 @@ if ARGV[6] ~= '' then
   local score = redis.call('ZSCORE', KEYS[2], tag)
   if score and tonumber(score) > tonumber(ARGV[6]) then return -1 end
 end
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= 'list' then return redis.error_reply('queue key ' .. KEYS[i] .. ' is not a list') end
 end
 redis.call('HDEL', KEYS[1], tag)
 redis.call('ZREM', KEYS[2], tag)
-for i = 4, #KEYS do
+redis.call('HDEL', KEYS[4], tag)
+for i = 5, #KEYS do
   if ARGV[3] == 'L' then redis.call('LPUSH', KEYS[i], ARGV[2]) else redis.call('RPUSH', KEYS[i], ARGV[2]) end
 end
-return #KEYS - 3
+return #KEYS - 4
 """
 """Put one delivered message back on its queue list(s): reject with requeue, and restore.
 

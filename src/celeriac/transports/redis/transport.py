@@ -29,11 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from celeriac._redis.client import database, make_client, raw_connection
 from celeriac._redis.urls import redact
-from celeriac.errors import TransportClosed
+from celeriac.errors import TransportClosed, TransportError
 from celeriac.protocol.message import Message
 from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Transport, TransportOptions
@@ -42,6 +43,7 @@ from celeriac.transports.redis.consumer import RedisConsumer
 from celeriac.transports.redis.ops import RedisOps
 from celeriac.transports.redis.options import check_names, settings_from
 from celeriac.transports.redis.pubsub import RedisSubscription
+from celeriac.transports.redis.recover import recover_later, requeue_owned
 from celeriac.transports.redis.restore import Restorer
 
 log = logging.getLogger("celeriac.transports.redis")
@@ -117,11 +119,23 @@ class RedisTransport(Transport):
         finally:
             self._consumers.clear()
             self._subscriptions.clear()
-            with contextlib.suppress(Exception):
-                await self.ops.close()
-            for client in (self._client, self._blocking):
-                with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
-                    await client.aclose()
+            # What the consumers could not restore (Redis unreachable), and what a fetch moved whose reply was
+            # lost, goes back to the queues now, or as soon as Redis answers again (`recover`).
+            try:
+                await requeue_owned(self.ops)
+            except TransportError as exc:
+                log.warning("could not re-queue this transport's unsettled deliveries (retrying): %s", exc)
+                deadline = time.monotonic() + self.settings.visibility_timeout
+                recover_later(self.ops, deadline, self._drop_connections)
+            else:
+                await self._drop_connections()
+
+    async def _drop_connections(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ops.close()
+        for client in (self._client, self._blocking):
+            with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
+                await client.aclose()
 
     # -- queues ------------------------------------------------------------------------------------------------
 
