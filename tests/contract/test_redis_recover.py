@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
+from celeriac._redis.lane import Lane
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis.transport import RedisTransport
@@ -107,3 +108,42 @@ async def _all_back(raw: aioredis.Redis, queue: str, unacked: str) -> bool:
 
 async def _gone(raw: aioredis.Redis, key: str) -> bool:
     return not await raw.exists(key)
+
+
+async def test_lost_reply_found_in_life_is_requeued_before_the_next_fetch(
+    make: Callable[..., RedisTransport], raw: aioredis.Redis, queue_name: str
+) -> None:
+    async with make() as transport:
+        keys = transport.settings.keys
+        for n in range(3):
+            await transport.publish(message(n), queue_name)
+        consumer = transport.consume([queue_name], prefetch=10)
+        first = await asyncio.wait_for(anext(consumer), 5)  # all 3 fetched; take one
+        await first.ack()
+        for n in range(3, 6):
+            await transport.publish(message(n), queue_name)
+        # A fetch of this transport ran but its reply was lost (as after a retried round trip):
+        await transport.ops.fetch(keys.consume_order([queue_name]), 3, keys.claim("lost"), 1, 1)
+        assert await raw.llen(keys.queue(queue_name)) == 0
+        consumer.reply_lost()
+        seen = {first.message.headers["id"]}
+        while len(seen) < 6:
+            delivery = await asyncio.wait_for(anext(consumer), 5)
+            seen.add(delivery.message.headers["id"])
+            await delivery.ack()
+        assert seen == {f"task-{n}" for n in range(6)}
+        await consumer.cancel()
+        await raw.delete(keys.claim("lost"))
+
+
+async def test_lane_counts_the_calls_it_sent_twice(make: Callable[..., RedisTransport], raw: aioredis.Redis) -> None:
+    async with make() as transport:
+        lane = Lane(transport.ops.client)
+        await lane.execute("CLIENT", "SETNAME", "celeriac-lane-test")
+        assert lane.retries == 0
+        for client in await raw.client_list():
+            if client.get("name") == "celeriac-lane-test":
+                await raw.client_kill_filter(_id=client["id"])
+        assert await lane.execute("PING")
+        assert lane.retries == 1
+        await lane.close()

@@ -56,6 +56,7 @@ from celeriac.transports.redis.delivery import RedisDelivery, bury, unpack
 from celeriac.transports.redis.fetch import Outcome
 from celeriac.transports.redis.idle import ArmedWait
 from celeriac.transports.redis.ops import RedisOps
+from celeriac.transports.redis.recover import requeue_unknown
 
 log = logging.getLogger("celeriac.transports.redis")
 
@@ -82,6 +83,9 @@ class ConsumerHost(Protocol):
     def consumer_finished(self, consumer: RedisConsumer) -> None:
         """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
 
+    def sole_consumer(self, consumer: RedisConsumer) -> bool:
+        """True when ``consumer`` is the transport's only one (its owned deliveries are all this consumer's)."""
+
 
 class RedisConsumer(Consumer):
     """Deliveries from some queues with at most ``prefetch`` un-acked; see the module docstring.
@@ -104,6 +108,7 @@ class RedisConsumer(Consumer):
         self._version = 0  # bumped when the queues or the prefetch change
         self._idle = ArmedWait(self._ops, self)
         self._floor_since: float | None = None  # loop time since when the free credit has been below the floor
+        self._unaccounted = False  # a fetch reply may have been lost: owned messages this consumer does not know
 
     # -- Consumer interface ------------------------------------------------------------------------------------
 
@@ -177,6 +182,8 @@ class RedisConsumer(Consumer):
             # messages the script already moved still reach the ready buffer instead of waiting in unacked
             # for the visibility timeout, and a claim it opens is known. The next call picks up the same task.
             if self._fetching is None:
+                if self._unaccounted and self._host.sole_consumer(self):
+                    await self._requeue_unaccounted()  # no fetch of ours on the wire: the unknown ones are lost
                 self._fetching = asyncio.create_task(self._fetch(credit), name="celeriac-redis-fetch")
             fetching = self._fetching
             try:
@@ -205,6 +212,18 @@ class RedisConsumer(Consumer):
     def wake(self) -> None:
         """Wake the fetching loop."""
         self._signal.set()
+
+    def reply_lost(self) -> None:
+        """A fetch's reply may have been lost: re-queue what this consumer owns unknowingly before the next fetch."""
+        self._unaccounted = True
+
+    async def _requeue_unaccounted(self) -> None:
+        self._unaccounted = False
+        try:
+            await requeue_unknown(self._ops, self._in_flight)
+        except TransportError as exc:
+            self._unaccounted = True
+            log.warning("could not re-queue deliveries of a lost fetch reply (trying again): %s", exc)
 
     # -- settling ----------------------------------------------------------------------------------------------
 
@@ -282,7 +301,15 @@ class RedisConsumer(Consumer):
 
         When every list is empty the script opened the claim: the consumer is armed.
         """
-        return await self.take(await self._idle.fetch(self._queues, credit))
+        retries = self._ops.fetch_retries
+        try:
+            outcome = await self._idle.fetch(self._queues, credit)
+        except TransportError:
+            self._unaccounted = True  # the script may have run
+            raise
+        if self._ops.fetch_retries != retries:
+            self._unaccounted = True  # sent twice: the first may have run, its reply lost
+        return await self.take(outcome)
 
     async def take(self, outcome: Outcome) -> bool:
         """Put what a fetch or armed fetch delivered in the ready buffer; True when it moved any message."""

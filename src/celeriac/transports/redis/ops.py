@@ -188,6 +188,17 @@ class RedisOps:
             reply = await self._fetch_lane.script(self._fetch, command[3 : 3 + keys_count], command[3 + keys_count :])
         return self.outcome(order, reply)
 
+    @property
+    def fetch_retries(self) -> int:
+        """How many fetches were sent twice after a broken link (the first may have run, its reply lost)."""
+        return self._fetch_lane.retries
+
+    async def disown(self, tags: Sequence[str]) -> None:
+        """Drop ``tags`` from this transport's owned hash (they left unacked by another way)."""
+        if tags:
+            with redis_errors(self.where):
+                await self.client.hdel(self.owned, *tags)
+
     async def load_fetch(self) -> None:
         """Load the fetch script into the server's script cache again (after a restart or SCRIPT FLUSH)."""
         with redis_errors(self.where):

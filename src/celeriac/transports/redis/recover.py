@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 
 from celeriac.errors import TransportError
 from celeriac.transports.redis.ops import RedisOps
@@ -40,6 +40,28 @@ async def requeue_owned(ops: RedisOps) -> int:
     await ops.forget_owned()
     if moved:
         log.info("re-queued %d deliveries this transport held or had fetched without hearing back", moved)
+    return moved
+
+
+async def requeue_unknown(ops: RedisOps, known: Container[str]) -> int:
+    """Re-queue the owned deliveries whose tags are not in ``known`` (what a consumer holds): the messages of
+    fetches whose reply was lost. Only for a transport's sole consumer, with no fetch of its on the wire.
+
+    Raises:
+        TransportError: Redis could not be reached.
+    """
+    moved = 0
+    gone = []
+    for tag, count, value in await ops.owned_entries():
+        if tag in known:
+            continue
+        if value is None:
+            gone.append(tag)
+        elif await restore_entry(ops, tag, value, count=count):
+            moved += 1
+    await ops.disown(gone)
+    if moved:
+        log.warning("re-queued %d deliveries whose fetch reply was lost", moved)
     return moved
 
 

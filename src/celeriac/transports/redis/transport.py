@@ -205,6 +205,10 @@ class RedisTransport(Transport):
         if self._restorer is None or self._restorer.done():
             self._restorer = asyncio.create_task(Restorer(self.ops).run(), name="celeriac-redis-restore")
 
+    def sole_consumer(self, consumer: RedisConsumer) -> bool:
+        """True when ``consumer`` is this transport's only consumer (the owned hash is then all its own)."""
+        return self._consumers == {consumer}
+
     def consumer_finished(self, consumer: RedisConsumer) -> None:
         """Forget a consumer that is cancelled and holds no un-acked delivery (nothing left to restore)."""
         self._consumers.discard(consumer)
