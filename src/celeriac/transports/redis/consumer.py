@@ -63,6 +63,8 @@ log = logging.getLogger("celeriac.transports.redis")
 # Longest wait for half the window to come free before fetching what is free (seconds): at the ack rates where
 # batching pays, half the window frees in far less; held deliveries may never free it.
 _FLOOR_WAIT = 0.05
+# Longest time a suspect delivery (restored after its consumer died) is out alone before fetching goes on (s).
+_PROBATION = 10.0
 
 
 class ConsumerHost(Protocol):
@@ -108,6 +110,7 @@ class RedisConsumer(Consumer):
         self._version = 0  # bumped when the queues or the prefetch change
         self._idle = ArmedWait(self._ops, self)
         self._floor_since: float | None = None  # loop time since when the free credit has been below the floor
+        self._probation: tuple[RedisDelivery, float] | None = None  # a suspect out alone, until (loop time)
         self._unaccounted = False  # a fetch reply may have been lost: owned messages this consumer does not know
 
     # -- Consumer interface ------------------------------------------------------------------------------------
@@ -159,6 +162,15 @@ class RedisConsumer(Consumer):
             if await self._idle.wait(self._queues):  # armed: its fetches take what comes; woken when it is over
                 await self._signal.wait()
                 continue
+            if self._probation is not None and not self._probation[0].settled:
+                # A suspect is out: fetch nothing beside it (if it kills the worker, no innocent dies with it)
+                # until it is settled or has run `_PROBATION` seconds without killing anything.
+                left = self._probation[1] - asyncio.get_running_loop().time()
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._signal.wait(), left)
+                    continue
+            self._probation = None
             credit = self._credit()
             if credit <= 0 or not self._queues:
                 await self._signal.wait()
@@ -273,7 +285,7 @@ class RedisConsumer(Consumer):
         # first free slot wakes it too: it then waits a bounded time for the floor (held deliveries may never
         # let the credit reach it).
         credit = self._credit()
-        if self._cancelled or credit == 1 or credit >= self._batch_floor():
+        if self._cancelled or credit == 1 or credit >= self._batch_floor() or delivery.suspect:
             self._signal.set()
         if self._cancelled and not self._in_flight:
             self._finish()
@@ -318,6 +330,8 @@ class RedisConsumer(Consumer):
         for delivery in deliveries:
             self._in_flight[delivery.delivery_tag] = delivery
             self._ready.append(delivery)
+            if delivery.suspect:
+                self._probation = (delivery, asyncio.get_running_loop().time() + _PROBATION)
         if outcome.delivered:
             self._signal.set()
         for item, exc in unreadable:  # after the readable ones are safe in the ready buffer

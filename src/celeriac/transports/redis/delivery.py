@@ -44,6 +44,7 @@ class RedisDelivery(Delivery):
         self.routing_key = envelope.routing_key
         self.delivery_tag = envelope.delivery_tag
         self.delivery_count = fetched.count
+        self.suspect = fetched.suspect  # restored after its consumer died: the consumer fetches nothing beside it
         self.redelivered = envelope.redelivered or fetched.count > 1
         self.envelope = envelope
         self.list_key = fetched.list_key

@@ -22,6 +22,7 @@ class Fetched:
     list_key: str
     raw: bytes  # the envelope as Redis returned it: decoded from these bytes, never re-encoded
     count: int
+    suspect: bool = False  # restored after its consumer died: delivered alone (`scripts.FETCH`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,8 @@ def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
         for i in range(0, len(flat), 3):
             queue, key = order[int(flat[i]) - 1]
             raw = flat[i + 1]
-            found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), int(flat[i + 2])))
+            count = int(flat[i + 2])  # negative: a suspect
+            found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), abs(count), count < 0))
         return found
 
     delivered, dead, state, detail = reply

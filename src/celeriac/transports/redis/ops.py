@@ -233,12 +233,14 @@ class RedisOps:
         count: int | None = None,
         expected: str | None = None,
         cutoff: float | None = None,
+        suspect: bool = False,
     ) -> int:
         """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `scripts.MOVE_BACK`).
 
         ``front`` pushes to the end consumed next (RPUSH, a restore), else to the back (LPUSH, a requeue).
         The move happens only if the entry still has delivery count ``count``, value ``expected`` and a
-        score <= ``cutoff`` (each when given). Returns the number of lists pushed to, -1 if nothing moved.
+        score <= ``cutoff`` (each when given); ``suspect`` marks it for delivery alone (`scripts.FETCH`).
+        Returns the number of lists pushed to, -1 if nothing moved.
         """
         keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.owned, *lists]
         args = [
@@ -248,6 +250,7 @@ class RedisOps:
             "" if count is None else str(count),
             expected or "",
             "" if cutoff is None else repr(cutoff),
+            str(self.settings.counter_ttl) if suspect else "",
         ]
         with redis_errors(self.where):
             moved: int = await self._move_back(keys=keys, args=args)

@@ -121,7 +121,11 @@ async def _move(ops: RedisOps, tag: str, value: str, cutoff: float | None, count
     priority = envelope.message.priority
     lists = [ops.keys.queue(queue, priority) for queue in queues]
     payload = redis_envelope.mark_redelivered(envelope)
-    moved = await ops.move_back(tag, payload, lists, front=True, count=count, expected=value, cutoff=cutoff)
+    # Restored after its visibility timeout: its consumer died holding it, maybe of it. Delivered alone from now.
+    suspect = cutoff is not None
+    moved = await ops.move_back(
+        tag, payload, lists, front=True, count=count, expected=value, cutoff=cutoff, suspect=suspect
+    )
     if moved == 0:
         log.warning("unacked delivery %s dropped: exchange %r has no route for %r", tag, exchange, routing_key)
     return moved > 0

@@ -64,6 +64,7 @@ local counter_ttl = tonumber(ARGV[4])
 local max_deliveries = tonumber(ARGV[5])
 local dead_ttl = tonumber(ARGV[6])
 local delivered, dead = {}, {}
+local alone = false  -- a suspect was taken: it travels alone, nothing more this time
 
 local function bury(i, raw, count)
   local key = KEYS[4 + n + i]
@@ -96,6 +97,11 @@ local function take(i, raw)
     redis.call('DEL', counter)
     count = redis.call('INCR', counter)
   end
+  local suspect = count > 1 and redis.call('EXISTS', counter .. '.suspect') == 1
+  if suspect and #delivered > 0 then
+    redis.call('DECR', counter)  -- not delivered after all: it goes back, first in line for the next fetch
+    return 'back'
+  end
   if max_deliveries > 0 and count > max_deliveries then
     redis.call('DEL', counter)
     bury(i, raw, count)
@@ -108,18 +114,29 @@ local function take(i, raw)
   redis.call('ZADD', KEYS[2], now, tag)
   redis.call('HSET', KEYS[4], tag, count)
   redis.call('PEXPIRE', KEYS[4], claim_ttl)
+  if suspect then  -- reported with a negative count
+    alone = true
+    count = -count
+  end
   delivered[#delivered + 1] = i; delivered[#delivered + 1] = raw; delivered[#delivered + 1] = count
   return true
 end
 
 for i = 1, n do
-  while want > 0 do
+  while want > 0 and not alone do
     local items = redis.call('RPOP', KEYS[4 + i], want)
     if not items then break end
-    for _, raw in ipairs(items) do
-      if take(i, raw) then want = want - 1 end
+    for k, raw in ipairs(items) do
+      local taken = take(i, raw)
+      if taken == true then want = want - 1 end
+      if taken == 'back' or alone then  -- put back what is left of this pop, in its order
+        for j = #items, (taken == 'back') and k or k + 1, -1 do redis.call('RPUSH', KEYS[4 + i], items[j]) end
+        alone = true
+        break
+      end
     end
   end
+  if alone then break end
 end
 if mode == 'C' then
   if #delivered > 0 then
@@ -145,6 +162,11 @@ moment at which it is in neither place, so a crashed consumer or dropped connect
 it waits in ``unacked`` for the visibility-timeout restore, or, being recorded in its transport's ``owned`` hash
 in the same step, is put back by `recover` when that transport closes. Lists are served in KEYS order (kombu's BRPOP
 order), each from its right end (FIFO with kombu's LPUSH).
+
+A *suspect* (a message the visibility-timeout restore brought back: its consumer died holding it, so it may be
+what killed it; `MOVE_BACK` marks it) is delivered alone: a fetch that meets one after taking others puts it
+back first in line, and a fetch that takes one takes nothing after it (its count is reported negative). So a
+poison message is not fetched together with innocent ones, which would die with it and be counted with it.
 
 The claim key makes an idle consumer's armed fetches (`wait`) safe. Mode ``F`` (a fetch the consumer
 runs itself) first deletes the key; if it finds every list empty it *opens* the claim: ``open <generation>
@@ -197,7 +219,7 @@ removed from ``unacked``.
 MOVE_BACK = """
 -- KEYS: unacked, unacked_index, delivery counter, owned hash (or any unused key), target list 1..n
 -- ARGV: tag, envelope to push, 'L' (LPUSH: back of the queue) or 'R' (RPUSH: front), expected delivery count
---       or '', expected unacked value or '', highest unacked_index score or ''
+--       or '', expected unacked value or '', highest unacked_index score or '', suspect mark TTL s or ''
 local tag = ARGV[1]
 local current = redis.call('HGET', KEYS[1], tag)
 if not current then
@@ -224,6 +246,7 @@ end
 redis.call('HDEL', KEYS[1], tag)
 redis.call('ZREM', KEYS[2], tag)
 redis.call('HDEL', KEYS[4], tag)
+if ARGV[7] ~= '' then redis.call('SET', KEYS[3] .. '.suspect', '1', 'EX', tonumber(ARGV[7])) end
 for i = 5, #KEYS do
   if ARGV[3] == 'L' then redis.call('LPUSH', KEYS[i], ARGV[2]) else redis.call('RPUSH', KEYS[i], ARGV[2]) end
 end
