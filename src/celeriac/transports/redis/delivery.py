@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from celeriac.errors import DecodeError, TransportError
+from celeriac.protocol.fields import parse_datetime
 from celeriac.transports.base import Delivery, settled_future
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.envelope import Envelope
@@ -44,7 +46,9 @@ class RedisDelivery(Delivery):
         self.routing_key = envelope.routing_key
         self.delivery_tag = envelope.delivery_tag
         self.delivery_count = fetched.count
-        self.suspect = fetched.suspect  # restored after its consumer died: the consumer fetches nothing beside it
+        # Restored after its consumer died, and due now: the consumer fetches nothing beside it while it is out.
+        # One the worker will hold (an ETA later than a second from now) cannot kill it yet: no such wait.
+        self.suspect = fetched.suspect and not _due_later(envelope.message.headers.get("eta"))
         self.redelivered = envelope.redelivered or fetched.count > 1
         self.envelope = envelope
         self.list_key = fetched.list_key
@@ -79,6 +83,16 @@ class RedisDelivery(Delivery):
         """Finish a settle attempt: ``done`` when Redis applied it, else it may be tried again."""
         self._settling = False
         self.settled = done
+
+
+def _due_later(eta: object) -> bool:
+    """True when ``eta`` (a task's ``eta`` header) is more than a second ahead."""
+    if not isinstance(eta, str):
+        return False
+    try:
+        return parse_datetime(eta).timestamp() > time.time() + 1.0
+    except DecodeError:
+        return False
 
 
 def _task_id(raw: bytes) -> str:
