@@ -113,7 +113,6 @@ local function take(i, raw)
     json_string(routing_key) .. ']')
   redis.call('ZADD', KEYS[2], now, tag)
   redis.call('HSET', KEYS[4], tag, count)
-  redis.call('PEXPIRE', KEYS[4], claim_ttl)
   if suspect then  -- reported with a negative count
     alone = true
     count = -count
@@ -138,6 +137,7 @@ for i = 1, n do
   end
   if alone then break end
 end
+if #delivered > 0 then redis.call('PEXPIRE', KEYS[4], claim_ttl) end
 if mode == 'C' then
   if #delivered > 0 then
     redis.call('SET', claim, 'claimed ' .. rid, 'PX', claim_ttl)
