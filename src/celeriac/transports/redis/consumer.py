@@ -40,7 +40,6 @@ its connection after the script ran leaves its messages in unacked, where the vi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections import deque
@@ -167,8 +166,7 @@ class RedisConsumer(Consumer):
                 # until it is settled or has run `_PROBATION` seconds without killing anything.
                 left = self._probation[1] - asyncio.get_running_loop().time()
                 if left > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._signal.wait(), left)
+                    await self._wait(left)
                     continue
             self._probation = None
             credit = self._credit()
@@ -186,8 +184,7 @@ class RedisConsumer(Consumer):
                     self._floor_since = loop.time()
                 left = self._floor_since + _FLOOR_WAIT - loop.time()
                 if left > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._signal.wait(), left)
+                    await self._wait(left)
                     continue  # look again: woken (credit, cancel, queues) or out of time (then fetch what is free)
             self._floor_since = None
             # The fetch runs as a task of its own: if this call is cancelled (a wait_for around anext), the
@@ -203,6 +200,15 @@ class RedisConsumer(Consumer):
             finally:
                 if fetching.done():
                     self._fetching = None
+
+    async def _wait(self, timeout: float) -> None:
+        """Wait for the signal at most ``timeout`` seconds (a timer, not `asyncio.wait_for`'s task: once per
+        fetch on the hot path)."""
+        timer = asyncio.get_running_loop().call_later(timeout, self._signal.set)
+        try:
+            await self._signal.wait()
+        finally:
+            timer.cancel()
 
     def _changed(self) -> None:
         """The queues or the prefetch changed: an open claim is out of date (closed before the next fetch)."""
@@ -230,11 +236,10 @@ class RedisConsumer(Consumer):
         self._unaccounted = True
 
     async def _requeue_unaccounted(self) -> None:
-        self._unaccounted = False
         try:
             await requeue_unknown(self._ops, self._in_flight)
+            self._unaccounted = False
         except TransportError as exc:
-            self._unaccounted = True
             log.warning("could not re-queue deliveries of a lost fetch reply (trying again): %s", exc)
 
     # -- settling ----------------------------------------------------------------------------------------------

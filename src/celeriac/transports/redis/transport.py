@@ -48,6 +48,8 @@ from celeriac.transports.redis.restore import Restorer
 
 log = logging.getLogger("celeriac.transports.redis")
 
+_REQUEUE_AT_CLOSE = 5.0  # seconds `close` spends re-queueing owned deliveries before retrying in the background
+
 
 class RedisTransport(Transport):
     """A connection to one Redis database, speaking kombu's Redis transport protocol.
@@ -122,8 +124,9 @@ class RedisTransport(Transport):
             # What the consumers could not restore (Redis unreachable), and what a fetch moved whose reply was
             # lost, goes back to the queues now, or as soon as Redis answers again (`recover`).
             try:
-                await requeue_owned(self.ops)
-            except TransportError as exc:
+                async with asyncio.timeout(_REQUEUE_AT_CLOSE):  # a frozen link: hand over to the retries
+                    await requeue_owned(self.ops)
+            except (TransportError, TimeoutError) as exc:
                 log.warning("could not re-queue this transport's unsettled deliveries (retrying): %s", exc)
                 deadline = time.monotonic() + self.settings.visibility_timeout
                 recover_later(self.ops, deadline, self._drop_connections)
