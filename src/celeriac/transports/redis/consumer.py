@@ -6,7 +6,10 @@ How a message travels (celery-wire.md §2.2, §2.5):
 1. **Fetch.** The script `scripts.FETCH` pops up to the free prefetch window from the queue lists, in
    kombu's BRPOP order, and in the same atomic step records each message in ``unacked``/``unacked_index``
    and counts the delivery. A message is always in a list, in ``unacked``, or in a dead-letter list; a
-   consumer that crashes, or a connection that drops, between two steps cannot lose it.
+   consumer that crashes, or a connection that drops, between two steps cannot lose it. With deliveries in
+   flight the consumer waits for half the window to come free, at most `_FLOOR_WAIT` (held ETA deliveries widen
+   the window and never free it). A *suspect* (restored after its consumer died) comes alone, and nothing is
+   fetched beside it until it is settled (`_PROBATION` at most; not when it is held for a later ETA).
 2. **Wait, armed.** A fetch that finds every list empty also *opens the consumer's claim* for the free window
    (same script). The consumer then blocks, without polling, on one ``BLMOVE key key RIGHT RIGHT`` per list (a
    rotation of the list onto itself: nothing is taken; it returns once the list is non-empty), each with the
@@ -33,8 +36,10 @@ Connection loss: a command that finds its connection broken is retried once on a
 (`celeriac._redis.client`; an armed wait with the same request id, so that it cannot claim twice: `wait`), so
 a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__`` raises `ConnectionLost` once;
 iterating again reconnects. Un-acked deliveries stay ackable throughout, and are restored to their queues
-when the transport closes. The one loss a reply can suffer: a fetch or armed fetch whose reply is lost with
-its connection after the script ran leaves its messages in unacked, where the visibility timeout restores them.
+when the transport closes. A fetch whose reply is lost after the script ran is recovered: the script records
+each message in the transport's ``owned`` hash too, so a transport's sole consumer re-queues those it does not
+know of before its next fetch (after a retried call or a lost armed reply), and a closing transport re-queues
+all it still owns, retrying in the background while Redis is unreachable (`recover`).
 """
 
 from __future__ import annotations
@@ -162,8 +167,7 @@ class RedisConsumer(Consumer):
                 await self._signal.wait()
                 continue
             if self._probation is not None and not self._probation[0].settled:
-                # A suspect is out: fetch nothing beside it (if it kills the worker, no innocent dies with it)
-                # until it is settled or has run `_PROBATION` seconds without killing anything.
+                # A suspect is out: fetch nothing beside it (if it kills the worker, no innocent dies with it).
                 left = self._probation[1] - asyncio.get_running_loop().time()
                 if left > 0:
                     await self._wait(left)
@@ -173,11 +177,9 @@ class RedisConsumer(Consumer):
             if credit <= 0 or not self._queues:
                 await self._signal.wait()
                 continue
-            # While deliveries are still in flight, wait for half the window to be free before fetching:
-            # one script call then moves several messages instead of one per freed slot (bench/README.md).
-            # The wait is bounded: deliveries the worker holds (ETA, rate limit) are in flight too, and the
-            # worker widens the window by their number, so half the window may never come free; then what is
-            # free is fetched after `_FLOOR_WAIT` (issue 10 item 1: 5,000 held deliveries stopped the worker).
+            # With deliveries in flight, wait for half the window to be free: one script call then moves several
+            # messages, not one per freed slot (bench/README.md). Bounded: held deliveries (ETA, rate limit) never
+            # free their slots, so half the window may never come free (5,000 held ones stopped a worker).
             if self._in_flight and credit < self._batch_floor():
                 loop = asyncio.get_running_loop()
                 if self._floor_since is None:
@@ -202,8 +204,7 @@ class RedisConsumer(Consumer):
                     self._fetching = None
 
     async def _wait(self, timeout: float) -> None:
-        """Wait for the signal at most ``timeout`` seconds (a timer, not `asyncio.wait_for`'s task: once per
-        fetch on the hot path)."""
+        """Wait for the signal at most ``timeout`` s (a timer, not `asyncio.wait_for`'s task: on the hot path)."""
         timer = asyncio.get_running_loop().call_later(timeout, self._signal.set)
         try:
             await self._signal.wait()

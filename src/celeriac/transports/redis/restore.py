@@ -4,7 +4,8 @@ Every ``restore_interval`` a live consumer's transport takes the ``unacked_mutex
 time does this, celeriac or kombu), lists the ``unacked_index`` entries older than ``visibility_timeout``,
 and for each: routes it again with its saved exchange and routing key (bindings for named exchanges, as kombu
 does), marks it ``redelivered`` and RPUSHes it to the front of the queue. Live celeriac consumers renew their
-entries, so only dead consumers' deliveries (and kombu consumers' slow ones) ever look expired.
+entries, so only dead consumers' deliveries (and kombu consumers' slow ones) ever look expired. A restored
+message is marked a *suspect* (its consumer may have died of it): the next fetch takes it alone (`scripts.FETCH`).
 
 No single entry can stop the restore: an entry celeriac cannot read or route (bytes that are not UTF-8, a bad
 shape, a priority that is not a finite number, anything that raises) is moved to a dead-letter list with its

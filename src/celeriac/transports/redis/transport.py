@@ -10,7 +10,10 @@ What celeriac adds on the same bytes (see `consumer` and `restore`):
 * live consumers renew their in-flight deliveries, so ``visibility_timeout`` only restores dead consumers'
   messages (a long task or a far ETA is not run twice);
 * each delivery is counted; past ``max_deliveries`` a message goes to the list ``<queue>.dead`` (itself a
-  queue any kombu or celeriac consumer can read);
+  queue any kombu or celeriac consumer can read), as does one that cannot be read (the reason in
+  ``<queue>.dead.reasons``); a message restored after its consumer died is fetched alone;
+* a closing transport (a worker reconnecting after Redis went away) re-queues at once what it still holds and
+  what a fetch moved whose reply was lost, retrying until Redis answers (`recover`);
 * concurrent acks, and concurrent publishes, share round trips; a fetch takes up to the free prefetch window.
 
 Fanout mapping: a channel is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; it is published on kombu's
