@@ -76,3 +76,17 @@ async def test_restored_eta_messages_do_not_hold_up_fetching(
         for delivery in seen:
             await delivery.ack()
         await consumer.cancel()
+
+
+async def test_ack_of_a_suspect_drops_its_mark(
+    make: Callable[..., RedisTransport], raw: aioredis.Redis, queue_name: str
+) -> None:
+    await strand_and_restore(make, raw, queue_name, [message(1)])
+    async with make() as transport:
+        keys = transport.settings.keys
+        consumer = transport.consume([queue_name], prefetch=1)
+        delivery = await asyncio.wait_for(anext(consumer), 5)
+        assert await raw.exists(keys.delivery_count(delivery.delivery_tag) + ".suspect")
+        await delivery.ack()
+        assert not await raw.exists(keys.delivery_count(delivery.delivery_tag) + ".suspect")
+        await consumer.cancel()

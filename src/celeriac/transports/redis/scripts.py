@@ -203,12 +203,14 @@ for i = 2, #ARGV, 2 do
     acked = acked + redis.call('HDEL', KEYS[1], tag)
     redis.call('ZREM', KEYS[2], tag)
     redis.call('DEL', counter)
+    if ARGV[i + 1] ~= '1' then redis.call('DEL', counter .. '.suspect') end  -- only a redelivery can be one
   end
   redis.call('HDEL', KEYS[3], tag)
 end
 return acked
 """
-"""Forget acked (or dropped) deliveries: ``HDEL unacked`` + ``ZREM unacked_index`` + delete the counter.
+"""Forget acked (or dropped) deliveries: ``HDEL unacked`` + ``ZREM unacked_index`` + delete the counter (and
+the suspect mark of a redelivery), and drop them from the transport's owned hash.
 
 Guarantee: all tags of the batch are forgotten in one step, except a tag whose counter shows it was
 delivered again since (restored after its visibility timeout and fetched by another consumer): that newer
