@@ -20,7 +20,7 @@ from celeriac import App
 from celeriac._portal import portal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import Ledger, wait_until
+from relkit import Ledger, wait_until
 
 pytestmark = pytest.mark.redis
 

@@ -20,7 +20,8 @@ from celeriac._portal import portal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import Ledger, wait_until
+from relkit import Ledger, wait_until
+
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.redis
