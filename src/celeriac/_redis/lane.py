@@ -33,6 +33,7 @@ class Lane:
         self._client = client
         self._connection: AbstractConnection | None = None
         self._busy = False
+        self.retries = 0  # calls sent a second time after a broken link: the first may have run, its reply lost
 
     async def execute(self, *args: Any) -> Any:
         """One command's reply. Raises redis-py's errors, as ``client.execute_command`` does."""
@@ -68,6 +69,7 @@ class Lane:
                 return await self._round_trip(commands)
             except redis_exc.ConnectionError:
                 raise_if_cancelled()
+                self.retries += 1
                 return await self._round_trip(commands)  # once more, on a fresh connection
         finally:
             self._busy = False

@@ -6,7 +6,10 @@ How a message travels (celery-wire.md §2.2, §2.5):
 1. **Fetch.** The script `scripts.FETCH` pops up to the free prefetch window from the queue lists, in
    kombu's BRPOP order, and in the same atomic step records each message in ``unacked``/``unacked_index``
    and counts the delivery. A message is always in a list, in ``unacked``, or in a dead-letter list; a
-   consumer that crashes, or a connection that drops, between two steps cannot lose it.
+   consumer that crashes, or a connection that drops, between two steps cannot lose it. With deliveries in
+   flight the consumer waits for half the window to come free, at most `_FLOOR_WAIT` (held ETA deliveries widen
+   the window and never free it). A *suspect* (restored after its consumer died) comes alone, and nothing is
+   fetched beside it until it is settled (`_PROBATION` at most; not when it is held for a later ETA).
 2. **Wait, armed.** A fetch that finds every list empty also *opens the consumer's claim* for the free window
    (same script). The consumer then blocks, without polling, on one ``BLMOVE key key RIGHT RIGHT`` per list (a
    rotation of the list onto itself: nothing is taken; it returns once the list is non-empty), each with the
@@ -33,8 +36,10 @@ Connection loss: a command that finds its connection broken is retried once on a
 (`celeriac._redis.client`; an armed wait with the same request id, so that it cannot claim twice: `wait`), so
 a killed connection goes unnoticed. When Redis cannot be reached, ``__anext__`` raises `ConnectionLost` once;
 iterating again reconnects. Un-acked deliveries stay ackable throughout, and are restored to their queues
-when the transport closes. The one loss a reply can suffer: a fetch or armed fetch whose reply is lost with
-its connection after the script ran leaves its messages in unacked, where the visibility timeout restores them.
+when the transport closes. A fetch whose reply is lost after the script ran is recovered: the script records
+each message in the transport's ``owned`` hash too, so a transport's sole consumer re-queues those it does not
+know of before its next fetch (after a retried call or a lost armed reply), and a closing transport re-queues
+all it still owns, retrying in the background while Redis is unreachable (`recover`).
 """
 
 from __future__ import annotations
@@ -55,8 +60,15 @@ from celeriac.transports.redis.delivery import RedisDelivery, bury, unpack
 from celeriac.transports.redis.fetch import Outcome
 from celeriac.transports.redis.idle import ArmedWait
 from celeriac.transports.redis.ops import RedisOps
+from celeriac.transports.redis.recover import requeue_unknown
 
 log = logging.getLogger("celeriac.transports.redis")
+
+# Longest wait for half the window to come free before fetching what is free (seconds): at the ack rates where
+# batching pays, half the window frees in far less; held deliveries may never free it.
+_FLOOR_WAIT = 0.05
+# Longest time a suspect delivery (restored after its consumer died) is out alone before fetching goes on (s).
+_PROBATION = 10.0
 
 
 class ConsumerHost(Protocol):
@@ -76,6 +88,9 @@ class ConsumerHost(Protocol):
 
     def consumer_finished(self, consumer: RedisConsumer) -> None:
         """The consumer is cancelled and holds no un-acked delivery: the transport can forget it."""
+
+    def sole_consumer(self, consumer: RedisConsumer) -> bool:
+        """True when ``consumer`` is the transport's only one (its owned deliveries are all this consumer's)."""
 
 
 class RedisConsumer(Consumer):
@@ -98,6 +113,9 @@ class RedisConsumer(Consumer):
         self._cancelled = False
         self._version = 0  # bumped when the queues or the prefetch change
         self._idle = ArmedWait(self._ops, self)
+        self._floor_since: float | None = None  # loop time since when the free credit has been below the floor
+        self._probation: tuple[RedisDelivery, float] | None = None  # a suspect out alone, until (loop time)
+        self._unaccounted = False  # a fetch reply may have been lost: owned messages this consumer does not know
 
     # -- Consumer interface ------------------------------------------------------------------------------------
 
@@ -148,16 +166,35 @@ class RedisConsumer(Consumer):
             if await self._idle.wait(self._queues):  # armed: its fetches take what comes; woken when it is over
                 await self._signal.wait()
                 continue
+            if self._probation is not None and not self._probation[0].settled:
+                # A suspect is out: fetch nothing beside it (if it kills the worker, no innocent dies with it).
+                left = self._probation[1] - asyncio.get_running_loop().time()
+                if left > 0:
+                    await self._wait(left)
+                    continue
+            self._probation = None
             credit = self._credit()
-            # While deliveries are still in flight, wait for half the window to be free before fetching:
-            # one script call then moves several messages instead of one per freed slot (bench/README.md).
-            if credit <= 0 or not self._queues or (self._in_flight and credit < self._batch_floor()):
+            if credit <= 0 or not self._queues:
                 await self._signal.wait()
                 continue
+            # With deliveries in flight, wait for half the window to be free: one script call then moves several
+            # messages, not one per freed slot (bench/README.md). Bounded: held deliveries (ETA, rate limit) never
+            # free their slots, so half the window may never come free (5,000 held ones stopped a worker).
+            if self._in_flight and credit < self._batch_floor():
+                loop = asyncio.get_running_loop()
+                if self._floor_since is None:
+                    self._floor_since = loop.time()
+                left = self._floor_since + _FLOOR_WAIT - loop.time()
+                if left > 0:
+                    await self._wait(left)
+                    continue  # look again: woken (credit, cancel, queues) or out of time (then fetch what is free)
+            self._floor_since = None
             # The fetch runs as a task of its own: if this call is cancelled (a wait_for around anext), the
             # messages the script already moved still reach the ready buffer instead of waiting in unacked
             # for the visibility timeout, and a claim it opens is known. The next call picks up the same task.
             if self._fetching is None:
+                if self._unaccounted and self._host.sole_consumer(self):
+                    await self._requeue_unaccounted()  # no fetch of ours on the wire: the unknown ones are lost
                 self._fetching = asyncio.create_task(self._fetch(credit), name="celeriac-redis-fetch")
             fetching = self._fetching
             try:
@@ -165,6 +202,14 @@ class RedisConsumer(Consumer):
             finally:
                 if fetching.done():
                     self._fetching = None
+
+    async def _wait(self, timeout: float) -> None:
+        """Wait for the signal at most ``timeout`` s (a timer, not `asyncio.wait_for`'s task: on the hot path)."""
+        timer = asyncio.get_running_loop().call_later(timeout, self._signal.set)
+        try:
+            await self._signal.wait()
+        finally:
+            timer.cancel()
 
     def _changed(self) -> None:
         """The queues or the prefetch changed: an open claim is out of date (closed before the next fetch)."""
@@ -186,6 +231,17 @@ class RedisConsumer(Consumer):
     def wake(self) -> None:
         """Wake the fetching loop."""
         self._signal.set()
+
+    def reply_lost(self) -> None:
+        """A fetch's reply may have been lost: re-queue what this consumer owns unknowingly before the next fetch."""
+        self._unaccounted = True
+
+    async def _requeue_unaccounted(self) -> None:
+        try:
+            await requeue_unknown(self._ops, self._in_flight)
+            self._unaccounted = False
+        except TransportError as exc:
+            log.warning("could not re-queue deliveries of a lost fetch reply (trying again): %s", exc)
 
     # -- settling ----------------------------------------------------------------------------------------------
 
@@ -231,8 +287,11 @@ class RedisConsumer(Consumer):
         if self._in_flight.get(delivery.delivery_tag) is delivery:
             del self._in_flight[delivery.delivery_tag]
         # Credit freed. Wake the fetching loop only once a fetch would follow (see __anext__): at a few thousand
-        # acks a second, a wake-up per ack that finds too little room is a measurable share of the CPU.
-        if self._cancelled or self._credit() >= self._batch_floor():
+        # acks a second, a wake-up per ack that finds too little room is a measurable share of the CPU. The
+        # first free slot wakes it too: it then waits a bounded time for the floor (held deliveries may never
+        # let the credit reach it).
+        credit = self._credit()
+        if self._cancelled or credit == 1 or credit >= self._batch_floor() or delivery.suspect:
             self._signal.set()
         if self._cancelled and not self._in_flight:
             self._finish()
@@ -260,14 +319,25 @@ class RedisConsumer(Consumer):
 
         When every list is empty the script opened the claim: the consumer is armed.
         """
-        return await self.take(await self._idle.fetch(self._queues, credit))
+        retries = self._ops.fetch_retries
+        try:
+            outcome = await self._idle.fetch(self._queues, credit)
+        except TransportError:
+            self._unaccounted = True  # the script may have run
+            raise
+        if self._ops.fetch_retries != retries:
+            self._unaccounted = True  # sent twice: the first may have run, its reply lost
+        return await self.take(outcome)
 
     async def take(self, outcome: Outcome) -> bool:
         """Put what a fetch or armed fetch delivered in the ready buffer; True when it moved any message."""
+        self._floor_since = None
         deliveries, unreadable = unpack(outcome, self, self._ops)
         for delivery in deliveries:
             self._in_flight[delivery.delivery_tag] = delivery
             self._ready.append(delivery)
+            if delivery.suspect:
+                self._probation = (delivery, asyncio.get_running_loop().time() + _PROBATION)
         if outcome.delivered:
             self._signal.set()
         for item, exc in unreadable:  # after the readable ones are safe in the ready buffer

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from celeriac.errors import DecodeError, TransportError
+from celeriac.protocol.fields import parse_datetime
 from celeriac.transports.base import Delivery, settled_future
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.envelope import Envelope
@@ -44,6 +46,9 @@ class RedisDelivery(Delivery):
         self.routing_key = envelope.routing_key
         self.delivery_tag = envelope.delivery_tag
         self.delivery_count = fetched.count
+        # Restored after its consumer died, and due now: the consumer fetches nothing beside it while it is out.
+        # One the worker will hold (an ETA later than a second from now) cannot kill it yet: no such wait.
+        self.suspect = fetched.suspect and not _due_later(envelope.message.headers.get("eta"))
         self.redelivered = envelope.redelivered or fetched.count > 1
         self.envelope = envelope
         self.list_key = fetched.list_key
@@ -78,6 +83,16 @@ class RedisDelivery(Delivery):
         """Finish a settle attempt: ``done`` when Redis applied it, else it may be tried again."""
         self._settling = False
         self.settled = done
+
+
+def _due_later(eta: object) -> bool:
+    """True when ``eta`` (a task's ``eta`` header) is more than a second ahead."""
+    if not isinstance(eta, str):
+        return False
+    try:
+        return parse_datetime(eta).timestamp() > time.time() + 1.0
+    except DecodeError:
+        return False
 
 
 def _task_id(raw: bytes) -> str:
@@ -122,10 +137,11 @@ def unpack(
 async def bury(ops: RedisOps, item: Fetched, exc: DecodeError) -> None:
     """Move an unreadable delivered message from unacked to its queue's dead-letter list (left there without a tag)."""
     tag = ""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        tag = str(json.loads(item.raw)["properties"]["delivery_tag"])
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+        # Leniently: the bytes may not be UTF-8 (the very reason it is unreadable), its tag still is.
+        tag = str(json.loads(item.raw.decode("utf-8", "surrogateescape"))["properties"]["delivery_tag"])
     target = ops.keys.dead_letter(item.queue)
-    if tag and await ops.bury(tag, item.raw, item.queue):
+    if tag and await ops.bury(tag, item.raw, item.queue, exc.reason):
         log.error("unreadable message in queue %r moved to %r: %s", item.queue, target, exc.reason)
     else:
         log.error("unreadable message in queue %r left in unacked: %s", item.queue, exc.reason)

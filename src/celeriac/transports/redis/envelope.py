@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def _body(fields: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
 
 
 def decode(raw: str | bytes) -> Envelope:
-    """Read an envelope. Raises DecodeError when it is not one (not JSON, no properties, bad body)."""
+    """Read an envelope. Raises DecodeError when it is not one (not JSON, no properties, bad body or priority)."""
     fields = json_loads(raw)
     if not isinstance(fields, dict):
         raise DecodeError("envelope must be a JSON object")
@@ -110,6 +111,9 @@ def decode(raw: str | bytes) -> Envelope:
     headers = fields.get("headers") or {}
     if not isinstance(properties, dict) or not isinstance(headers, dict):
         raise DecodeError("envelope properties and headers must be objects")
+    priority = properties.get("priority")
+    if isinstance(priority, float) and not math.isfinite(priority):
+        raise DecodeError(f"envelope priority must be a finite number, not {priority!r}")
     info = properties.get("delivery_info")
     info = info if isinstance(info, dict) else {}
     message = Message(

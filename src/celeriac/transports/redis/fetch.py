@@ -22,6 +22,7 @@ class Fetched:
     list_key: str
     raw: bytes  # the envelope as Redis returned it: decoded from these bytes, never re-encoded
     count: int
+    suspect: bool = False  # restored after its consumer died: delivered alone (`scripts.FETCH`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ def text(value: bytes | str) -> str:
 def fetch_command(
     sha: str,
     settings: RedisSettings,
+    owned: str,
     order: Sequence[tuple[str, str]],
     count: int,
     mode: str,
@@ -65,9 +67,10 @@ def fetch_command(
     rid: str = "",
     open_id: int = 0,
 ) -> list[Any]:
-    """The EVALSHA command of the fetch script (SHA ``sha``) over the lists of ``order``."""
+    """The EVALSHA command of the fetch script (SHA ``sha``) over the lists of ``order``, recording what it
+    moves in the transport's hash ``owned``."""
     keys = settings.keys
-    script_keys = [keys.unacked, keys.unacked_index, claim]
+    script_keys = [keys.unacked, keys.unacked_index, claim, owned]
     script_keys += [key for _, key in order]
     script_keys += [keys.dead_letter(queue) for queue, _ in order]
     args: list[Any] = [
@@ -94,7 +97,8 @@ def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
         for i in range(0, len(flat), 3):
             queue, key = order[int(flat[i]) - 1]
             raw = flat[i + 1]
-            found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), int(flat[i + 2])))
+            count = int(flat[i + 2])  # negative: a suspect
+            found.append(Fetched(queue, key, raw if type(raw) is bytes else str(raw).encode(), abs(count), count < 0))
         return found
 
     delivered, dead, state, detail = reply

@@ -34,7 +34,7 @@ from celeriac.transports.redis.wait import Waiter
 
 log = logging.getLogger("celeriac.transports.redis")
 
-LOST = "a fetch reply was lost with its connection; its messages return after the visibility timeout"
+LOST = "a fetch reply was lost with its connection; its messages are re-queued once the consumer can tell them"
 
 
 class WaitHost(Protocol):
@@ -54,6 +54,9 @@ class WaitHost(Protocol):
 
     def wake(self) -> None:
         """Wake the consumer: a claim is over, or a watcher failed."""
+
+    def reply_lost(self) -> None:
+        """An armed fetch's reply was lost: the consumer owns messages it does not know of."""
 
 
 class ArmedWait:
@@ -169,6 +172,7 @@ class ArmedWait:
                 await self._progress.wait()
             if self._over < closing:
                 log.warning(LOST)
+                self._host.reply_lost()
         self._over = max(self._over, closing)
         for key in self._watchers.keys() - consumed:
             self._watchers.pop(key).cancel()
@@ -225,6 +229,7 @@ class ArmedWait:
         elif outcome.state == "stale" and outcome.detail == f"claimed {rid}":
             # A retry after a broken connection found its own first attempt's claim: that reply is lost.
             log.warning(LOST)
+            self._host.reply_lost()
             self._over = max(self._over, opens)
         elif outcome.state == "stale" and outcome.detail is None and opens == self._opens:
             self._over = opens  # the claim expired (no armed fetch renewed it for claim_ttl): open one again

@@ -13,6 +13,10 @@ Names only celeriac writes (each has a TTL or is deleted by its owner):
                                             envelope cannot be read; TTL refreshed on every push
 ``<p>celeriac.claim.<consumer>``    string  an idle consumer's claim on its armed fetches (`scripts.FETCH`);
                                             TTL (renewed while armed), deleted when the consumer ends
+``<p><queue>.dead.reasons``         hash    delivery tag -> why celeriac dead-lettered it (`scripts.BURY`)
+``<p>celeriac.owned.<transport>``   hash    delivery tag -> delivery count of what a transport fetched and has
+                                            not settled, written in the fetch's own step, so what a lost reply
+                                            moved is known (`recover`); TTL renewed, deleted at close
 ==================================  ======  ==================================================================
 
 Fanout channels (§2.4): a celeriac *channel* is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; on Redis it
@@ -100,9 +104,17 @@ class RedisKeys:
         """The dead-letter list of ``queue`` (a plain list kombu can consume as queue ``<queue>.dead``)."""
         return f"{self.prefix}{queue}.dead"
 
+    def dead_reasons(self, queue: str) -> str:
+        """The hash of why each message of ``queue``'s dead-letter list is there: delivery tag -> reason."""
+        return f"{self.prefix}{queue}.dead.reasons"
+
     def delivery_count(self, delivery_tag: str) -> str:
         """The counter of how many times the message ``delivery_tag`` was delivered."""
         return f"{self.prefix}celeriac.deliveries.{delivery_tag}"
+
+    def owned(self, transport: str) -> str:
+        """The hash of the deliveries the transport ``transport`` (a unique id) fetched and has not settled."""
+        return f"{self.prefix}celeriac.owned.{transport}"
 
     def claim(self, consumer: str) -> str:
         """The claim key of the consumer ``consumer`` (a unique id): which of its armed fetches may take messages."""

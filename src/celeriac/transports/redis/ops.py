@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,11 +58,13 @@ class RedisOps:
         self.settings = settings
         self.keys = settings.keys
         self.where = where
+        self.owned = settings.keys.owned(uuid.uuid4().hex)  # what this transport fetched and has not settled
         self._fetch = client.register_script(scripts.FETCH)
         self._ack = client.register_script(scripts.ACK)
         self._move_back = client.register_script(scripts.MOVE_BACK)
         self._bury = client.register_script(scripts.BURY)
         self._release = client.register_script(scripts.RELEASE_MUTEX)
+        self._renew_mutex = client.register_script(scripts.RENEW_MUTEX)
         self._close_claim = client.register_script(scripts.CLOSE_CLAIM)
         # The hot paths send one round trip at a time each: a connection of their own spares them the pool.
         self._fetch_lane = Lane(client)
@@ -162,7 +165,9 @@ class RedisOps:
         open_id: int = 0,
     ) -> list[Any]:
         """The EVALSHA command of the fetch script (`scripts.FETCH`) over the lists of ``order``."""
-        return fetch_command(self._fetch.sha, self.settings, order, count, mode, claim, generation, rid, open_id)
+        return fetch_command(
+            self._fetch.sha, self.settings, self.owned, order, count, mode, claim, generation, rid, open_id
+        )
 
     @staticmethod
     def outcome(order: Sequence[tuple[str, str]], reply: Sequence[Any]) -> Outcome:
@@ -182,6 +187,17 @@ class RedisOps:
         with redis_errors(self.where):
             reply = await self._fetch_lane.script(self._fetch, command[3 : 3 + keys_count], command[3 + keys_count :])
         return self.outcome(order, reply)
+
+    @property
+    def fetch_retries(self) -> int:
+        """How many fetches were sent twice after a broken link (the first may have run, its reply lost)."""
+        return self._fetch_lane.retries
+
+    async def disown(self, tags: Sequence[str]) -> None:
+        """Drop ``tags`` from this transport's owned hash (they left unacked by another way)."""
+        if tags:
+            with redis_errors(self.where):
+                await self.client.hdel(self.owned, *tags)
 
     async def load_fetch(self) -> None:
         """Load the fetch script into the server's script cache again (after a restart or SCRIPT FLUSH)."""
@@ -205,7 +221,7 @@ class RedisOps:
         for tag, count in items:
             args += [tag, count]
         with redis_errors(self.where):
-            await self._ack_lane.script(self._ack, [self.keys.unacked, self.keys.unacked_index], args)
+            await self._ack_lane.script(self._ack, [self.keys.unacked, self.keys.unacked_index, self.owned], args)
 
     async def move_back(
         self,
@@ -217,14 +233,16 @@ class RedisOps:
         count: int | None = None,
         expected: str | None = None,
         cutoff: float | None = None,
+        suspect: bool = False,
     ) -> int:
         """Take ``tag`` out of unacked and push ``payload`` onto ``lists`` (script `scripts.MOVE_BACK`).
 
         ``front`` pushes to the end consumed next (RPUSH, a restore), else to the back (LPUSH, a requeue).
         The move happens only if the entry still has delivery count ``count``, value ``expected`` and a
-        score <= ``cutoff`` (each when given). Returns the number of lists pushed to, -1 if nothing moved.
+        score <= ``cutoff`` (each when given); ``suspect`` marks it for delivery alone (`scripts.FETCH`).
+        Returns the number of lists pushed to, -1 if nothing moved.
         """
-        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), *lists]
+        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.owned, *lists]
         args = [
             tag,
             payload,
@@ -232,16 +250,24 @@ class RedisOps:
             "" if count is None else str(count),
             expected or "",
             "" if cutoff is None else repr(cutoff),
+            str(self.settings.counter_ttl) if suspect else "",
         ]
         with redis_errors(self.where):
             moved: int = await self._move_back(keys=keys, args=args)
         return moved
 
-    async def bury(self, tag: str, raw: bytes | str, queue: str) -> bool:
-        """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``."""
-        keys = [self.keys.unacked, self.keys.unacked_index, self.keys.delivery_count(tag), self.keys.dead_letter(queue)]
+    async def bury(self, tag: str, raw: bytes | str, queue: str, reason: str) -> bool:
+        """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``, with ``reason``."""
+        keys = [
+            self.keys.unacked,
+            self.keys.unacked_index,
+            self.keys.delivery_count(tag),
+            self.keys.dead_letter(queue),
+            self.keys.dead_reasons(queue),
+        ]
+        args = [tag, raw, self.settings.dead_letter_ttl, reason.encode("utf-8", "backslashreplace")]
         with redis_errors(self.where):
-            buried: int = await self._bury(keys=keys, args=[tag, raw, self.settings.dead_letter_ttl])
+            buried: int = await self._bury(keys=keys, args=args)
         return bool(buried)
 
     async def renew(self, tags: Sequence[str]) -> None:
@@ -250,8 +276,27 @@ class RedisOps:
         with redis_errors(self.where):
             for start in range(0, len(tags), 1000):
                 await self.client.zadd(self.keys.unacked_index, dict.fromkeys(tags[start : start + 1000], now), xx=True)
+            await self.client.pexpire(self.owned, int(self.settings.claim_ttl * 1000))
 
     # -- restore -----------------------------------------------------------------------------------------------
+
+    async def owned_entries(self) -> list[tuple[str, int, str | None]]:
+        """What this transport fetched and has not settled: ``(tag, delivery count, unacked value or None)``."""
+        with redis_errors(self.where):
+            owned = await self.client.hgetall(self.owned)
+            if not owned:
+                return []
+            tags = list(owned)
+            values = await self.client.hmget(self.keys.unacked, tags)
+        return [
+            (text(tag), int(owned[tag]), None if value is None else text(value))
+            for tag, value in zip(tags, values, strict=True)
+        ]
+
+    async def forget_owned(self) -> None:
+        """Delete this transport's owned hash (everything in it was re-queued or settled)."""
+        with redis_errors(self.where):
+            await self.client.delete(self.owned)
 
     async def expired(self, cutoff: float, limit: int | None) -> list[tuple[str, str | None]]:
         """Tags whose unacked_index score is <= ``cutoff`` (oldest first), with their unacked values."""
@@ -265,12 +310,15 @@ class RedisOps:
             values = await self.client.hmget(self.keys.unacked, tags)
         return [(text(tag), None if value is None else text(value)) for tag, value in zip(tags, values, strict=True)]
 
-    async def lock(self, token: str) -> bool:
-        """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu)."""
+    async def lock(self, token: str, renew: bool = False) -> bool:
+        """Take the restore lock for ``mutex_expire`` seconds (``SET unacked_mutex NX PX``, as kombu), or with
+        ``renew`` extend it by as much if it is still ours (`scripts.RENEW_MUTEX`)."""
+        ttl = max(1, int(self.settings.mutex_expire * 1000))
         with redis_errors(self.where):
-            taken = await self.client.set(
-                self.keys.unacked_mutex, token, nx=True, px=int(self.settings.mutex_expire * 1000)
-            )
+            if renew:
+                taken = await self._renew_mutex(keys=[self.keys.unacked_mutex], args=[token, ttl])
+            else:
+                taken = await self.client.set(self.keys.unacked_mutex, token, nx=True, px=ttl)
         return bool(taken)
 
     async def unlock(self, token: str) -> None:

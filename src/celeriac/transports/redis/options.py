@@ -33,9 +33,9 @@ class RedisSettings:
         restore_interval: seconds between two looks for expired deliveries (``unacked_restore_interval``;
             default a quarter of the visibility timeout, at most 10 s).
         restore_limit: most deliveries restored per look (``unacked_restore_limit``; None: all).
-        mutex_expire: seconds the restore lock lives if its holder dies (``unacked_mutex_expire``; 60, where
-            kombu uses 300: the lock only saves work, since every restore is a conditional script, so a
-            shorter life just means a killed holder blocks restores for less long).
+        mutex_expire: seconds the restore lock lives if its holder dies (``unacked_mutex_expire``; 10, where
+            kombu uses 300: the lock only saves work, since every restore is a conditional script; a sweep
+            renews it every third of this while it runs, so a killed holder blocks restores for at most this).
         max_deliveries: deliveries after which a message is dead-lettered (0: never).
         counter_ttl: seconds a delivery counter lives without being touched (``delivery_counter_ttl``;
             default the larger of 7 days and ``visibility_timeout * (max_deliveries + 1)``).
@@ -156,7 +156,7 @@ def settings_from(options: TransportOptions, db: int) -> RedisSettings:
         renew_interval=_number(extra, "renew_interval", visibility / 3, minimum=0.001),
         restore_interval=_number(extra, "unacked_restore_interval", min(visibility / 4, 10.0), minimum=0.001),
         restore_limit=int(limit) if limit else None,
-        mutex_expire=_number(extra, "unacked_mutex_expire", 60.0, minimum=0.001),
+        mutex_expire=_number(extra, "unacked_mutex_expire", 10.0, minimum=0.001),
         max_deliveries=max_deliveries,
         counter_ttl=int(_number(extra, "delivery_counter_ttl", max(7 * DAY, visibility * (max_deliveries + 1)), 1)),
         dead_letter_ttl=int(_number(extra, "dead_letter_ttl", 7 * DAY, minimum=1)),

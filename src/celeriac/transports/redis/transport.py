@@ -10,7 +10,10 @@ What celeriac adds on the same bytes (see `consumer` and `restore`):
 * live consumers renew their in-flight deliveries, so ``visibility_timeout`` only restores dead consumers'
   messages (a long task or a far ETA is not run twice);
 * each delivery is counted; past ``max_deliveries`` a message goes to the list ``<queue>.dead`` (itself a
-  queue any kombu or celeriac consumer can read);
+  queue any kombu or celeriac consumer can read), as does one that cannot be read (the reason in
+  ``<queue>.dead.reasons``); a message restored after its consumer died is fetched alone;
+* a closing transport (a worker reconnecting after Redis went away) re-queues at once what it still holds and
+  what a fetch moved whose reply was lost, retrying until Redis answers (`recover`);
 * concurrent acks, and concurrent publishes, share round trips; a fetch takes up to the free prefetch window.
 
 Fanout mapping: a channel is ``"<exchange>"`` or ``"<exchange>/<routing key>"``; it is published on kombu's
@@ -29,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from celeriac._redis.client import database, make_client, raw_connection
 from celeriac._redis.urls import redact
-from celeriac.errors import TransportClosed
+from celeriac.errors import TransportClosed, TransportError
 from celeriac.protocol.message import Message
 from celeriac.transports._batch import Batcher
 from celeriac.transports.base import Transport, TransportOptions
@@ -42,9 +46,12 @@ from celeriac.transports.redis.consumer import RedisConsumer
 from celeriac.transports.redis.ops import RedisOps
 from celeriac.transports.redis.options import check_names, settings_from
 from celeriac.transports.redis.pubsub import RedisSubscription
+from celeriac.transports.redis.recover import recover_later, requeue_owned
 from celeriac.transports.redis.restore import Restorer
 
 log = logging.getLogger("celeriac.transports.redis")
+
+_REQUEUE_AT_CLOSE = 5.0  # seconds `close` spends re-queueing owned deliveries before retrying in the background
 
 
 class RedisTransport(Transport):
@@ -117,11 +124,24 @@ class RedisTransport(Transport):
         finally:
             self._consumers.clear()
             self._subscriptions.clear()
-            with contextlib.suppress(Exception):
-                await self.ops.close()
-            for client in (self._client, self._blocking):
-                with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
-                    await client.aclose()
+            # What the consumers could not restore (Redis unreachable), and what a fetch moved whose reply was
+            # lost, goes back to the queues now, or as soon as Redis answers again (`recover`).
+            try:
+                async with asyncio.timeout(_REQUEUE_AT_CLOSE):  # a frozen link: hand over to the retries
+                    await requeue_owned(self.ops)
+            except (TransportError, TimeoutError) as exc:
+                log.warning("could not re-queue this transport's unsettled deliveries (retrying): %s", exc)
+                deadline = time.monotonic() + self.settings.visibility_timeout
+                recover_later(self.ops, deadline, self._drop_connections)
+            else:
+                await self._drop_connections()
+
+    async def _drop_connections(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ops.close()
+        for client in (self._client, self._blocking):
+            with contextlib.suppress(Exception):  # closing sockets of a dead server may complain
+                await client.aclose()
 
     # -- queues ------------------------------------------------------------------------------------------------
 
@@ -190,6 +210,10 @@ class RedisTransport(Transport):
         """Make sure the restorer runs while anyone consumes (called on a consumer's first fetch)."""
         if self._restorer is None or self._restorer.done():
             self._restorer = asyncio.create_task(Restorer(self.ops).run(), name="celeriac-redis-restore")
+
+    def sole_consumer(self, consumer: RedisConsumer) -> bool:
+        """True when ``consumer`` is this transport's only consumer (the owned hash is then all its own)."""
+        return self._consumers == {consumer}
 
     def consumer_finished(self, consumer: RedisConsumer) -> None:
         """Forget a consumer that is cancelled and holds no un-acked delivery (nothing left to restore)."""
