@@ -41,6 +41,48 @@ def test_received_records_drop_the_oldest_beyond_the_limit() -> None:
     assert unread.counts() == (0, 0)
 
 
+async def test_another_thread_waits_for_a_pending_record_and_gets_it_directly() -> None:
+    unread = Unread(limit=10)
+    unread.add_pending("a", asyncio.get_running_loop().create_future())
+    taken: list[TaskMeta | None] = []
+    waiter = threading.Thread(target=lambda: taken.append(unread.take("a", wait=30.0)))
+    waiter.start()
+    unread.keep("a", meta("a"))  # what the listener does when the record comes: keep, then drop the pending entry
+    unread.take_pending("a")
+    await asyncio.to_thread(waiter.join, 10)
+    assert taken == [meta("a")]
+    assert unread.counts() == (0, 0)
+
+
+async def test_a_thread_stops_waiting_when_the_record_is_no_longer_expected() -> None:
+    unread = Unread(limit=10)
+    unread.add_pending("a", asyncio.get_running_loop().create_future())
+    unread.add_pending("b", asyncio.get_running_loop().create_future())
+    taken: list[TaskMeta | None] = []
+    waiter = threading.Thread(target=lambda: taken.append(unread.take("a", wait=30.0)))
+    waiter.start()
+    unread.take_pending("a")  # a waiter on the loop took the subscription over: the thread must not wait on
+    await asyncio.to_thread(waiter.join, 10)
+    assert not waiter.is_alive() and taken == [None]
+    # Not pending at all: no wait. On the listener's own thread: never a wait (it would block the loop).
+    assert unread.take("x", wait=30.0) is None
+    assert unread.take("b", wait=30.0) is None
+
+
+def test_a_thread_waits_at_most_the_time_given() -> None:
+    unread = Unread(limit=10)
+    loop = asyncio.new_event_loop()
+    try:
+        unread.add_pending("a", loop.create_future())
+    finally:
+        loop.close()
+    result: list[TaskMeta | None] = []
+    waiter = threading.Thread(target=lambda: result.append(unread.take("a", wait=0.05)))
+    waiter.start()
+    waiter.join(10)
+    assert result == [None]
+
+
 def test_a_negative_limit_keeps_nothing() -> None:
     unread = Unread(limit=-5)
     unread.keep("a", meta("a"))

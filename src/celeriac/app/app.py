@@ -27,7 +27,8 @@ from celeriac.app.sending import Sender
 from celeriac.app.task import BoundTaskDecorator, Task, TaskDecorator
 from celeriac.backends import from_url as backend_from_url
 from celeriac.backends import keeps_results
-from celeriac.backends.base import BackendOptions, ResultBackend
+from celeriac.backends.base import BackendOptions, ResultBackend, TaskMeta
+from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import CommandRegistry
 from celeriac.errors import ConfigurationError
@@ -210,6 +211,15 @@ class App:
     async def aproducer(self) -> Producer:
         """This loop's producer (on the shared transport)."""
         return await self._resources.producer()
+
+    def take_received_result(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
+        """For the sync facades: the ready record of ``task_id`` if the portal loop's backend received it (a
+        backend that subscribes ahead, `SubscribesAhead.take_received`), waiting up to ``wait`` seconds while it
+        is expected. Runs nothing on the loop; None when there is nothing to take this way."""
+        backend = self._resources.connected_backend(portal.loop())
+        if not isinstance(backend, SubscribesAhead):
+            return None
+        return backend.take_received(task_id, wait)
 
     async def abackend(self) -> ResultBackend:
         """This loop's shared result backend, connected on first use (concurrent callers share it)."""

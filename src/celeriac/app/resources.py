@@ -99,6 +99,11 @@ class Resources:
             backend = await _shared(self._backends, self._make_backend)
         return backend
 
+    def connected_backend(self, loop: asyncio.AbstractEventLoop) -> ResultBackend | None:
+        """``loop``'s result backend if it is connected, else None; no I/O, callable from any thread."""
+        backend: ResultBackend | None = _ready(self._backends, loop)
+        return backend
+
     async def close(self) -> None:
         """Close this loop's transport and backend (they reopen on next use)."""
         loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from celeriac.backends.base import TaskMeta
+
 
 @runtime_checkable
 class SubscribesAhead(Protocol):
@@ -21,6 +23,11 @@ class SubscribesAhead(Protocol):
         Returns without waiting for the store's answer and does not raise for a store that cannot be reached
         (the ``wait`` reports that); raises `celeriac.errors.BackendError` only when the backend is closed.
         """
+
+    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
+        """Thread-safe: the ready record of an expected ``task_id`` if it came, waiting up to ``wait`` seconds
+        while it is still expected (blocks the calling thread, never the loop); None otherwise. This lets a sync
+        ``get()`` skip two hops onto the portal loop and back (see `celeriac.backends.redis.unread`)."""
 
 
 __all__ = ["SubscribesAhead"]

@@ -122,6 +122,11 @@ class SubscriptionsAhead:
             self._link.release(channel)
 
     # -- for the backend ---------------------------------------------------------------------------------------
+    def take_received(self, channel: str, wait: float) -> TaskMeta | None:
+        """From a thread other than the loop's: the record received for ``channel``, waiting up to ``wait`` s
+        while it is expected (`unread.Unread.take`)."""
+        return self._unread.take(channel, wait)
+
     def received(self, channel: str) -> TaskMeta | None:
         """The ready record received for ``channel`` and not read yet, if any (it stays for the next wait)."""
         return self._unread.peek(channel)

@@ -164,6 +164,11 @@ class RedisBackend(ResultBackend):
         self._check_open()
         await self._ahead.expect(self.key(task_id))
 
+    def take_received(self, task_id: str, wait: float = 0.0) -> TaskMeta | None:
+        """Thread-safe, for a sync caller outside the loop: the ready record of ``task_id`` received through
+        `expect`, waiting up to ``wait`` seconds while it is still expected; None otherwise."""
+        return self._ahead.take_received(self.key(task_id), wait)
+
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until ``task_id`` is ready; raises celeriac's `TimeoutError` after ``timeout`` seconds.
 
