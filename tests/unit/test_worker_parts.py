@@ -267,6 +267,44 @@ async def test_every_pool_runs_a_pickled_call_with_its_request(pool_name: str, k
     assert add.request.called_directly  # the pool reset the context after the body
 
 
+async def test_thread_lanes_limit_counts_from_the_start_and_a_stuck_lane_is_replaced() -> None:
+    import threading
+    import time
+
+    from celeriac.errors import TimeLimitExceeded
+    from celeriac.pools.lanes import ThreadLanes
+
+    lanes = ThreadLanes("t-lane", lambda: 1)
+    release = threading.Event()
+    try:
+        with pytest.raises(TimeLimitExceeded, match=r"Time limit \(0.2s\) exceeded for t.stuck"):
+            await lanes.run(lambda: release.wait(10), 0.2, "t.stuck")
+        assert lanes.written_off == 1
+        # The stuck thread is not reused: the next body starts at once in a new one and gets its whole limit.
+        assert await lanes.run(lambda: (time.sleep(0.1), threading.current_thread().name)[1], 0.5, "t.ok") == (
+            "t-lane-2"
+        )
+
+        def own_timeout() -> None:
+            raise TimeoutError("the body's own")
+
+        with pytest.raises(TimeoutError, match="the body's own"):  # not mistaken for the limit
+            await lanes.run(own_timeout, 5, "t.own")
+    finally:
+        release.set()
+        lanes.close()
+
+
+async def test_an_async_body_raising_timeout_error_is_not_a_time_limit() -> None:
+    from celeriac.pools.base import bounded
+
+    async def body() -> None:
+        raise TimeoutError("socket")
+
+    with pytest.raises(TimeoutError, match="socket"):
+        await bounded(body(), 5, "t.x")
+
+
 def test_reject_on_worker_lost_without_acks_late_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
     app = App("rowl")
 

@@ -3,7 +3,8 @@
 A pool has ``concurrency`` runners pulling jobs from one queue, so at most that many jobs run at once and the
 rest wait in order. A body to run is described by a picklable `Call`; ``execute(call)`` looks the task up in
 the registry the pool was given and sets ``self.request`` where the body runs. Pools differ only in
-`run_body`: where a task body runs (the loop, a thread, inline).
+`run_body`: where a task body runs (the loop, or a thread of `lanes.ThreadLanes`). A hard time limit counts
+from the moment the body starts, never from the wait for a slot.
 Promises: ``stop()`` waits for running jobs; ``terminate()`` cancels them; ``take_pending()`` hands back jobs
 that have not started, so the worker can return their messages to the broker.
 """
@@ -14,7 +15,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -190,7 +191,7 @@ class Pool(abc.ABC):
 
         Raises:
             UnknownTask: the pool's registry has no task of that name.
-            TimeLimitExceeded: the body ran past ``call.time_limit`` seconds.
+            TimeLimitExceeded: the body ran past ``call.time_limit`` seconds, counted from when it started.
             BaseException: whatever the body raised (Retry, Reject, Ignore and failures alike).
         """
         task = self.tasks[call.task]
@@ -198,19 +199,30 @@ class Pool(abc.ABC):
         # in), not by the caller: a child process will do the same with the Call it receives.
         token = request_var().set(call.request)
         try:
-            if call.time_limit is None:
-                return await self.run_body(task, call.args, call.kwargs)
-            try:
-                async with asyncio.timeout(call.time_limit):
-                    return await self.run_body(task, call.args, call.kwargs)
-            except TimeoutError:
-                raise TimeLimitExceeded(f"Time limit ({call.time_limit}s) exceeded for {call.task}") from None
+            return await self.run_body(task, call)
         finally:
             request_var().reset(token)
 
     @abc.abstractmethod
-    async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        """Run the body of ``task`` the way this pool does."""
+    async def run_body(self, task: Task[Any, Any], call: Call) -> Any:
+        """Run the body of ``task`` with ``call``'s arguments the way this pool does, within its time limit."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most pools own nothing
         """Release the pool's threads or processes (after stop or terminate)."""
+
+
+async def bounded(body: Awaitable[Any], limit: float | None, name: str) -> Any:
+    """Await ``body`` (on the current loop); cancel it after ``limit`` seconds with `TimeLimitExceeded`.
+
+    A TimeoutError the body raises itself stays a TimeoutError (only the limit's own expiry is translated).
+    """
+    if limit is None:
+        return await body
+    timeout = asyncio.timeout(limit)
+    try:
+        async with timeout:
+            return await body
+    except TimeoutError:
+        if timeout.expired():
+            raise TimeLimitExceeded(f"Time limit ({limit:g}s) exceeded for {name}") from None
+        raise

@@ -1,11 +1,18 @@
-"""``-P solo``: one task at a time, inline on the worker's thread (a debugger stops right in the body)."""
+"""``-P solo``: one task at a time; a sync body runs in one dedicated thread while the worker's loop waits for it.
+
+The loop stays free while the body runs, so lease renewal, heartbeats and control replies go on (a sync body
+that blocked the loop let a Redis visibility timeout hand its message to another worker). The body still runs
+on a real thread, one at a time, so a debugger stops right in it. ``async def`` bodies run on the loop itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from typing import TYPE_CHECKING, Any
 
-from celeriac.pools.base import Pool
+from celeriac.pools.base import Pool, bounded
+from celeriac.pools.call import Call
+from celeriac.pools.lanes import ThreadLanes
 
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
@@ -13,18 +20,23 @@ if TYPE_CHECKING:
 
 
 class SoloPool(Pool):
-    """Concurrency is always 1; a sync body blocks the worker loop while it runs, as Celery's solo pool does."""
+    """Concurrency is always 1; a sync body runs in the pool's one thread (replaced only if written off)."""
 
     implementation = "solo"
 
     def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
         super().__init__(1, tasks)
+        self._lanes = ThreadLanes("celeriac-solo", lambda: 1)
 
     def cancellable(self, task: Task[Any, Any]) -> bool:
         """Async bodies run on the worker's loop: cancelling their task stops them."""
         return task.is_async
 
-    async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    async def run_body(self, task: Task[Any, Any], call: Call) -> Any:
         if task.is_async:
-            return await task(*args, **kwargs)
-        return task(*args, **kwargs)
+            return await bounded(task(*call.args, **call.kwargs), call.time_limit, call.task)
+        body = functools.partial(task.__call__, *call.args, **call.kwargs)
+        return await self._lanes.run(body, call.time_limit, call.task)
+
+    async def close(self) -> None:
+        self._lanes.close()

@@ -1,65 +1,45 @@
-"""``-P threads``: every body runs in one of ``concurrency`` threads.
+"""``-P threads``: every body runs in a thread of its own while it runs (`ThreadLanes`).
 
 A sync body is called in the thread; an ``async def`` body runs on that thread's own event loop (kept for the
-thread's life), so a body that blocks cannot stall the worker's loop.
+thread's life), so a body that blocks cannot stall the worker's loop. An async body is cancelled at its hard
+limit on that loop; a body that still does not end (blocked in sync code) is written off a moment later.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import functools
-import threading
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from celeriac.pools.base import Pool
+from celeriac.pools.base import Pool, bounded
+from celeriac.pools.call import Call
+from celeriac.pools.lanes import ThreadLanes, lane_loop
 
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
 
+#: How long an async body cancelled at its limit on its thread's loop gets to end before the thread is written off.
+ASYNC_GRACE = 1.0
+
+
+def _call(task: Task[Any, Any], call: Call) -> Any:
+    if not task.is_async:
+        return task(*call.args, **call.kwargs)
+    return lane_loop().run_until_complete(bounded(task(*call.args, **call.kwargs), call.time_limit, call.task))
+
 
 class ThreadPool(Pool):
-    """Concurrency = threads."""
+    """Concurrency = threads running bodies (a written-off thread is replaced, so not counted)."""
 
     implementation = "threads"
 
     def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
         super().__init__(concurrency, tasks)
-        self._executor: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lanes = ThreadLanes("celeriac-thread", lambda: self.concurrency)
 
-    def _call(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        if not task.is_async:
-            return task(*args, **kwargs)
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is None:
-            loop = asyncio.new_event_loop()
-            self._local.loop = loop
-            self._loops.append(loop)
-        return loop.run_until_complete(task(*args, **kwargs))
-
-    def grow(self, n: int = 1) -> None:
-        """Add runners; the thread executor was sized for the old concurrency, so later bodies get a new one."""
-        super().grow(n)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)  # bodies running in it finish there
-            self._executor = None
-
-    async def run_body(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="celeriac-thread")
-        call = functools.partial(self._call, task, args, kwargs)
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, call)
+    async def run_body(self, task: Task[Any, Any], call: Call) -> Any:
+        grace = ASYNC_GRACE if task.is_async else 0.0
+        return await self._lanes.run(functools.partial(_call, task, call), call.time_limit, call.task, grace)
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        for loop in self._loops:
-            loop.close()
-        self._loops.clear()
+        self._lanes.close()
