@@ -16,7 +16,10 @@ from celeriac.app.context import RequestContext
 from celeriac.app.current import ContextSource
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one Call is built per task, and a frozen dataclass's __init__ (object.__setattr__ per field) costs
+# ~1.1 us more than a plain one built positionally (0.2 us; timeit, 8 fields), ~2 % of a no-op task's worker CPU.
+# Nothing assigns to a Call after the tracer built it.
+@dataclass(slots=True)
 class Call:
     """One body to run: which task, with what, what it may know about itself, and how long it may take.
 
