@@ -1,1 +1,1 @@
-"""The consumer and its steps: Connection -> Events -> Mingle -> Gossip -> Tasks -> Control -> Heart -> Loop."""
+"""The consumer and its steps: Connection -> Events -> Mingle -> Gossip -> Tasks -> RemoteControl -> Heart -> Loop."""

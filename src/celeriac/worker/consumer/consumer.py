@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from celeriac.errors import ConnectionLost, TransportError
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.connection import Connection
-from celeriac.worker.consumer.control import Control
+from celeriac.worker.consumer.control import RemoteControl
 from celeriac.worker.consumer.events import Events
 from celeriac.worker.consumer.gossip import Gossip
 from celeriac.worker.consumer.heart import Heart
@@ -31,8 +31,17 @@ log = logging.getLogger("celeriac.worker")
 
 # Each step requires only what it uses, so --without-mingle/-gossip/-heartbeat can leave steps out; the order
 # here (kept by the blueprint where requires allow) is Celery's: Connection -> Events -> Mingle -> Gossip ->
-# Tasks -> Control -> Heart -> Loop.
-DEFAULT_STEPS: tuple[type[Step[Consumer]], ...] = (Connection, Events, Mingle, Gossip, Tasks, Control, Heart, Loop)
+# Tasks -> RemoteControl -> Heart -> Loop.
+DEFAULT_STEPS: tuple[type[Step[Consumer]], ...] = (
+    Connection,
+    Events,
+    Mingle,
+    Gossip,
+    Tasks,
+    RemoteControl,
+    Heart,
+    Loop,
+)
 
 
 class Consumer:

@@ -1,4 +1,6 @@
-"""Control step: answer remote-control commands broadcast on ``celery.pidbox`` (celery-wire.md §5.2, §5.3).
+"""RemoteControl step: answer remote-control commands broadcast on ``celery.pidbox`` (celery-wire.md §5.2, §5.3).
+
+Celery calls this step Control; here that name is the caller's (`celeriac.app.control.Control`) alone.
 
 It runs on the worker's loop, so commands are answered while every pool slot is busy (sync bodies run in
 threads). A malformed request is logged and dropped; a failing command becomes an error reply; neither ever
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("celeriac.worker")
 
 
-class Control(Step["Consumer"]):
+class RemoteControl(Step["Consumer"]):
     """Subscribes to the mailbox, runs the commands meant for this node, replies to ``reply_to``.
 
     Args:
