@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,12 +24,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
 
-from celeriac._redis import compat
-from celeriac._redis.client import make_client
+from celeriac._redis import compat, heartbeat
+from celeriac._redis.client import make_client, raw_connection
 from celeriac._redis.urls import redact
 from celeriac.backends.base import BackendOptions, TaskMeta
 from celeriac.backends.redis.backend import RedisBackend
-from celeriac.errors import ConnectionLost, TimeoutError, TransportClosed
+from celeriac.errors import ConfigurationError, ConnectionLost, TimeoutError, TransportClosed
 from celeriac.protocol.message import Message
 from celeriac.transports.base import TransportOptions
 from celeriac.transports.redis.delivery import RedisDelivery
@@ -155,6 +156,39 @@ async def test_commands_are_written_in_the_callers_task(redis_url: str) -> None:
         assert writers == [asyncio.current_task()]
     finally:
         await client.aclose()
+
+
+async def test_connections_keep_alive_with_short_intervals(redis_url: str) -> None:
+    """Every TCP connection, pooled or pub/sub, probes an idle peer early (issue 10 item 7: NAT idle timeouts)."""
+    client = make_client(redis_url, {})
+    try:
+        pooled = await client.connection_pool.get_connection()
+        subscriber = raw_connection(client)
+        await subscriber.connect()  # type: ignore[no-untyped-call]
+        try:
+            for connection in (pooled, subscriber):
+                assert connection._writer is not None
+                sock = connection._writer.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                if hasattr(socket, "TCP_KEEPIDLE"):
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+                if hasattr(socket, "TCP_KEEPCNT"):
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        finally:
+            await client.connection_pool.release(pooled)
+            await subscriber.disconnect()
+    finally:
+        await client.aclose()
+
+
+async def test_pubsub_ping_interval_option(redis_url: str) -> None:
+    assert heartbeat.interval_of(raw_connection(make_client(redis_url, {}))) == heartbeat.DEFAULT_INTERVAL
+    assert heartbeat.interval_of(raw_connection(make_client(redis_url, {"pubsub_ping_interval": 0.5}))) == 0.5
+    with pytest.raises(ConfigurationError, match="pubsub_ping_interval"):
+        make_client(redis_url, {"pubsub_ping_interval": -1})
+    with pytest.raises(ConfigurationError, match="pubsub_ping_interval"):
+        RedisTransport(redis_url, TransportOptions(extra={"pubsub_ping_interval": "often"}))
+    assert heartbeat.is_pong([b"pong", b""]) and heartbeat.is_pong(b"PONG") and not heartbeat.is_pong([b"message"])
 
 
 # -- queues --------------------------------------------------------------------------------------------------
@@ -539,6 +573,17 @@ async def test_fanout_reaches_pattern_and_exact_subscribers(transport: RedisTran
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(pending, 5)
     await control.close()
+
+
+async def test_pinged_subscription_delivers_only_messages(make: Callable[..., RedisTransport]) -> None:
+    """PINGs every 0.05 s on an idle subscription: their replies never surface as broadcasts."""
+    async with make(pubsub_ping_interval=0.05) as transport:
+        control = await transport.subscribe(["celery.pidbox"])
+        await asyncio.sleep(0.5)
+        await transport.fanout("celery.pidbox", message(3))
+        channel, got = await asyncio.wait_for(anext(control), 5)
+        assert channel == "celery.pidbox" and got.body == message(3).body
+        await control.close()
 
 
 # -- result backend ------------------------------------------------------------------------------------------

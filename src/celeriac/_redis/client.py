@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from celeriac._redis import compat
+from celeriac._redis import compat, heartbeat
 from celeriac._redis.urls import redact, redis_py_url
 from celeriac.errors import ConfigurationError
 
@@ -31,12 +31,33 @@ CLIENT_OPTIONS = frozenset(
         "socket_keepalive",
         "max_connections",
         "health_check_interval",
+        "pubsub_ping_interval",
         "ssl",
     }
 )
 """The options `make_client` reads (and any ``ssl_*`` key): every user of it accepts these names."""
 
-_NUMBERS = ("socket_connect_timeout", "socket_timeout", "health_check_interval")
+_NUMBERS = ("socket_connect_timeout", "socket_timeout", "health_check_interval", "pubsub_ping_interval")
+
+KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPALIVE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+"""TCP keepalive of every TCP connection: the first probe after 10 s idle, then every 5 s, dead after 3 unanswered
+(25 s). The probes also keep a NAT or firewall entry alive. ``TCP_KEEPALIVE`` is macOS's name of the idle time."""
+
+
+def keepalive_options() -> dict[int, int]:
+    """`KEEPALIVE` for the socket options this platform has (redis-py's ``socket_keepalive_options``)."""
+    options: dict[int, int] = {}
+    for name, value in KEEPALIVE.items():
+        number = getattr(socket, name, None)
+        if isinstance(number, int) and not (name == "TCP_KEEPALIVE" and hasattr(socket, "TCP_KEEPIDLE")):
+            options[number] = value
+    return options
+
+
+class Client(aioredis.Redis):
+    """A redis-py client that also knows the ping interval of the pub/sub connections made from it."""
+
+    pubsub_ping_interval: float = heartbeat.DEFAULT_INTERVAL
 
 
 def client_name(options: dict[str, Any]) -> str:
@@ -72,8 +93,9 @@ def make_client(
     connection turns out broken. No I/O.
 
     ``options`` are transport options; used here: ``client_name``, ``socket_connect_timeout`` (default 10 s),
-    ``socket_timeout`` (default 30 s, overridden by the argument), ``socket_keepalive`` (default on),
-    ``max_connections``, and any ``ssl_*`` key (as Celery's ``broker_use_ssl``/``redis_backend_use_ssl``).
+    ``socket_timeout`` (default 30 s, overridden by the argument), ``socket_keepalive`` (default on, with the
+    short intervals of `KEEPALIVE` on TCP), ``max_connections``, ``pubsub_ping_interval`` (`raw_connection`;
+    default 10 s, 0: no pings), and any ``ssl_*`` key (as Celery's ``broker_use_ssl``/``redis_backend_use_ssl``).
 
     Raises:
         ConfigurationError: not a Redis URL, an unknown or malformed URL option (`celeriac._redis.urls`), an
@@ -91,6 +113,8 @@ def make_client(
         "health_check_interval": options.get("health_check_interval", 0),
         "protocol": compat.RESP_PROTOCOL,
     }
+    if kwargs["socket_keepalive"] and scheme in ("redis", "rediss"):
+        kwargs["socket_keepalive_options"] = keepalive_options()
     if options.get("max_connections"):
         kwargs["max_connections"] = int(options["max_connections"])
     tls_keys = sorted(k for k in options if k == "ssl" or k.startswith("ssl_"))
@@ -102,11 +126,13 @@ def make_client(
         tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
         kwargs.update({k: v for k, v in tls.items() if k.startswith("ssl_")})
     try:
-        client = aioredis.Redis.from_url(target, **kwargs)
+        client = Client.from_url(target, **kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"bad Redis URL {redact(url)!r}: {exc}") from exc
+    assert isinstance(client, Client)  # from_url builds its own class; redis-py types it as Redis
     pool = client.connection_pool
     pool.connection_class = compat.connection_class(pool.connection_class)  # the class redis-py chose for the URL
+    client.pubsub_ping_interval = float(options.get("pubsub_ping_interval", heartbeat.DEFAULT_INTERVAL))
     return client
 
 
@@ -116,10 +142,12 @@ def database(client: aioredis.Redis) -> int:
 
 
 def raw_connection(client: aioredis.Redis) -> AbstractConnection:
-    """A new connection outside the pool, configured like the pool's but without a read timeout (pub/sub
-    connections wait for messages indefinitely; TCP keepalive notices a dead peer). No I/O."""
+    """A new pub/sub connection outside the pool, configured like the pool's but without a read timeout (pub/sub
+    connections wait for messages indefinitely: TCP keepalive notices a dead peer, and the owner's
+    `heartbeat.Heartbeat` a silent one, every ``pubsub_ping_interval``, read by `heartbeat.interval_of`). No I/O."""
     pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+    interval = client.pubsub_ping_interval if isinstance(client, Client) else heartbeat.DEFAULT_INTERVAL
+    kwargs = {**pool.connection_kwargs, "socket_timeout": None, "health_check_interval": interval}
     connection: AbstractConnection = pool.connection_class(**kwargs)
     return connection
 

@@ -12,7 +12,9 @@ channel meanwhile is ignored by the owner; a channel wanted again meanwhile is n
 
 When the connection drops, the reader reconnects with a backoff while the owner wants any channel, re-subscribes
 all of them, and once Redis confirmed, hands them to the owner's ``caught_up`` (which re-reads those keys, so a
-result published while the link was down is not missed; Celery's client does the same).
+result published while the link was down is not missed; Celery's client does the same). A connection that stops
+answering (`celeriac._redis.heartbeat`: a PING unanswered for ``pubsub_ping_interval``) is dropped and replaced
+the same way, so a ``get()`` waiting on it still gets its result.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from celeriac._redis.compat import raise_if_cancelled
 from celeriac._redis.errors import redis_errors
+from celeriac._redis.heartbeat import Heartbeat, interval_of
 from celeriac.errors import BackendError, CeleriacError
 
 log = logging.getLogger("celeriac.backends.redis")
@@ -65,6 +68,7 @@ class PubSubLink:
         self._caught_up = caught_up
         self._connection: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: Heartbeat | None = None
         self._lock = asyncio.Lock()  # held while connecting, sending, and reconnecting
         self._subscribed: dict[str, asyncio.Future[None]] = {}  # channel -> its current subscription's confirmation
         self._confirms: dict[str, deque[asyncio.Future[None]]] = {}  # channel -> confirms in command order
@@ -108,7 +112,7 @@ class PubSubLink:
                 connection = await self._ensure_connected()
                 self._confirms.setdefault(channel, deque()).append(confirm)
                 with redis_errors(self._where, lost=BackendError, other=BackendError):
-                    await connection.send_command("SUBSCRIBE", channel)
+                    await connection.send_command("SUBSCRIBE", channel, check_health=False)
         except Exception as exc:  # handed to every waiter of this subscription
             if not confirm.done():
                 confirm.set_exception(exc if isinstance(exc, CeleriacError) else BackendError(str(exc)))
@@ -148,7 +152,7 @@ class PubSubLink:
                 contextlib.suppress(CeleriacError),
                 redis_errors(self._where, lost=BackendError, other=BackendError),
             ):
-                await self._connection.send_command("UNSUBSCRIBE", *channels)
+                await self._connection.send_command("UNSUBSCRIBE", *channels, check_health=False)
 
     async def _ensure_connected(self) -> AbstractConnection:
         """The live connection, opening it (and starting the reader) if needed. Call with the lock held."""
@@ -158,8 +162,13 @@ class PubSubLink:
         with redis_errors(self._where, lost=BackendError, other=BackendError):
             await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         self._connection = connection
+        self._start_heartbeat(connection)
         self._reader = asyncio.create_task(self._read(connection), name="celeriac-redis-results")
         return connection
+
+    def _start_heartbeat(self, connection: AbstractConnection) -> None:
+        self._heartbeat = Heartbeat(connection, interval_of(connection))
+        self._heartbeat.start()
 
     # -- reading and reconnecting ----------------------------------------------------------------------------
     async def _read(self, connection: AbstractConnection) -> None:
@@ -171,12 +180,24 @@ class PubSubLink:
             except BackendError as exc:
                 if self.closed:
                     return
-                log.warning("result pub/sub connection lost, reconnecting: %s", exc)
+                heartbeat, self._heartbeat = self._heartbeat, None
+                if heartbeat is not None:
+                    await heartbeat.stop()
+                if heartbeat is not None and heartbeat.frozen:
+                    log.warning(
+                        "result pub/sub connection at %s did not answer a PING within %ss, replacing it",
+                        self._where,
+                        heartbeat.interval,
+                    )
+                else:
+                    log.warning("result pub/sub connection lost, reconnecting: %s", exc)
                 reconnected = await self._reconnect()
                 if reconnected is None:
                     return
                 connection = reconnected
                 continue
+            if self._heartbeat is not None:
+                self._heartbeat.seen()
             self._dispatch(reply)
 
     def _dispatch(self, reply: Any) -> None:
@@ -219,12 +240,13 @@ class PubSubLink:
                             confirm = asyncio.get_running_loop().create_future()
                             self._confirms.setdefault(channel, deque()).append(confirm)
                             confirms.append(confirm)
-                        await connection.send_command("SUBSCRIBE", *channels)
+                        await connection.send_command("SUBSCRIBE", *channels, check_health=False)
                 except BackendError as exc:
                     self._confirms.clear()
                     log.debug("result pub/sub reconnect failed: %s", exc)
                     continue
                 self._connection = connection
+                self._start_heartbeat(connection)
                 self.spawn(self._catch_up(channels, confirms, stale))
                 return connection
         for confirm in stale:
@@ -254,6 +276,8 @@ class PubSubLink:
         self._to_unsubscribe.clear()
         if self._unsubscribe_timer is not None:
             self._unsubscribe_timer.cancel()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         tasks = [task for task in (self._reader, *self._background) if task is not None]
         for task in tasks:
             task.cancel()

@@ -85,6 +85,9 @@ OPTIONS = frozenset(
         "block_timeout",
         "fetch_limit",
         "ack_batch",
+        # connection options (`celeriac._redis.client`): client_name, socket_connect_timeout, socket_timeout,
+        # socket_keepalive, max_connections, health_check_interval, ssl, and pubsub_ping_interval (seconds of
+        # silence after which a pub/sub link is pinged; unanswered for as long again, it is replaced; 0: never)
         *CLIENT_OPTIONS,
     }
 )

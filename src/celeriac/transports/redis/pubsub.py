@@ -3,6 +3,10 @@
 Channel names are celeriac's (``"celeryev/*"``, ``"celery.pidbox"``), mapped to kombu's Redis channels by
 `RedisKeys.fanout_subscription`; a name with a glob character is PSUBSCRIBEd, others SUBSCRIBEd. Each
 message is a kombu envelope; anything that is not one is logged and skipped.
+
+A connection that stops answering (`celeriac._redis.heartbeat`: a PING unanswered for ``pubsub_ping_interval``)
+is dropped and replaced on the same subscription, with one log line; messages broadcast meanwhile are lost, as on
+Celery's brokers. A connection that breaks with an error ends the subscription instead (the consumer reconnects).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 
 from celeriac._redis.errors import redis_errors
+from celeriac._redis.heartbeat import Heartbeat, interval_of, is_pong
 from celeriac.errors import DecodeError, TransportError
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Subscription
@@ -52,35 +57,61 @@ class RedisSubscription(Subscription):
         self._where = where
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._exact: list[str] = []
+        self._patterns: list[str] = []
         self._closed = False
 
     async def open(self, channels: Sequence[str]) -> None:
         """Connect and subscribe; returns once Redis confirmed every subscription."""
-        exact: list[str] = []
-        patterns: list[str] = []
         for channel in dict.fromkeys(channels):
             name, is_pattern = self._keys.fanout_subscription(channel)
-            (patterns if is_pattern else exact).append(name)
+            (self._patterns if is_pattern else self._exact).append(name)
+        await self._subscribe()
+        self._reader = asyncio.create_task(self._read(), name="celeriac-redis-subscription")
+
+    async def _subscribe(self) -> None:
+        """(Re)connect, subscribe every channel, wait for the confirmations, start the heartbeat."""
+        connection = self._connection
         with redis_errors(self._where):
-            await self._connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            if exact:
-                await self._connection.send_command("SUBSCRIBE", *exact)
-            if patterns:
-                await self._connection.send_command("PSUBSCRIBE", *patterns)
-            pending = len(exact) + len(patterns)
+            await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            if self._exact:
+                await connection.send_command("SUBSCRIBE", *self._exact, check_health=False)
+            if self._patterns:
+                await connection.send_command("PSUBSCRIBE", *self._patterns, check_health=False)
+            pending = len(self._exact) + len(self._patterns)
             while pending:
-                reply = await self._connection.read_response()
+                reply = await connection.read_response()
                 if isinstance(reply, list) and _text(reply[0]) in ("subscribe", "psubscribe"):
                     pending -= 1
                 else:
                     self._accept(reply)
-        self._reader = asyncio.create_task(self._read(), name="celeriac-redis-subscription")
+        self._heartbeat = Heartbeat(connection, interval_of(connection))
+        self._heartbeat.start()
 
     async def _read(self) -> None:
         try:
-            with redis_errors(self._where):
-                while True:
-                    self._accept(await self._connection.read_response())
+            while True:
+                try:
+                    with redis_errors(self._where):
+                        while True:
+                            reply = await self._connection.read_response()
+                            assert self._heartbeat is not None
+                            self._heartbeat.seen()
+                            self._accept(reply)
+                except TransportError:
+                    heartbeat = self._heartbeat
+                    if self._closed or heartbeat is None or not heartbeat.frozen:
+                        raise
+                    log.warning(
+                        "fanout subscription at %s did not answer a PING within %ss: replacing its connection",
+                        self._where,
+                        heartbeat.interval,
+                    )
+                    await heartbeat.stop()
+                    with contextlib.suppress(Exception):
+                        await self._connection.disconnect(nowait=True)
+                    await self._subscribe()  # an error here ends the subscription (the consumer reconnects)
         except TransportError as exc:
             if not self._closed:
                 self._inbox.put_nowait(exc)
@@ -88,7 +119,7 @@ class RedisSubscription(Subscription):
             self._inbox.put_nowait(None)
 
     def _accept(self, reply: Any) -> None:
-        if not isinstance(reply, list) or not reply:
+        if is_pong(reply) or not isinstance(reply, list) or not reply:
             return
         kind = _text(reply[0])
         if kind == "message" and len(reply) == 3:
@@ -122,6 +153,8 @@ class RedisSubscription(Subscription):
         self._closed = True
         if self._on_close is not None:
             self._on_close(self)
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
