@@ -75,7 +75,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ? AND lease_until IS NULL);
 
 -- name: next_hold_end
-SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL;
+-- 9e999 is +Inf: a lease_until that is infinite, text or a blob (all sort after it) is malformed, never an end.
+SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL AND lease_until < 9e999;
 
 -- name: end_holds
 -- Expired leases (their consumer died) and finished delays become ready; deliveries keeps counting.
@@ -92,7 +93,19 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
-          deliveries;
+          deliveries,
+          -- problem: why the row cannot be a message (a column of the wrong type, written by something else
+          -- than this broker); such a row is dead-lettered instead of crashing every lease. Checked in C: free.
+          CASE WHEN typeof(priority) != 'integer' THEN 'priority is ' || typeof(priority)
+               WHEN typeof(body) != 'blob' THEN 'body is ' || typeof(body)
+               WHEN typeof(content_type) != 'text' THEN 'content_type is ' || typeof(content_type)
+               WHEN typeof(content_encoding) != 'text' THEN 'content_encoding is ' || typeof(content_encoding)
+               WHEN typeof(headers) != 'text' THEN 'headers is ' || typeof(headers)
+               WHEN typeof(properties) != 'text' THEN 'properties is ' || typeof(properties)
+               WHEN typeof(exchange) != 'text' THEN 'exchange is ' || typeof(exchange)
+               WHEN typeof(routing_key) != 'text' THEN 'routing_key is ' || typeof(routing_key)
+               WHEN typeof(deliveries) != 'integer' THEN 'deliveries is ' || typeof(deliveries)
+          END;
 
 -- name: ack
 DELETE FROM messages WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
@@ -117,6 +130,32 @@ SELECT id, queue, priority, body, content_type, content_encoding, headers, prope
        deliveries, :reason, :now
 FROM messages
 WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: dead_letter_rows
+-- Rows no consumer could lease (a malformed hold): dead-lettered whoever holds them.
+INSERT INTO dead_letters (message_id, queue, priority, body, content_type, content_encoding, headers, properties,
+                          exchange, routing_key, deliveries, reason, dead_at)
+SELECT id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
+       deliveries, :reason, :now
+FROM messages
+WHERE id = :id;
+
+-- name: delete_row
+DELETE FROM messages WHERE id = :id;
+
+-- name: bad_holds
+-- Holds that would never end: lease_until infinite, text or a blob (all sort at or after +Inf, 9e999).
+SELECT id, typeof(lease_until) FROM messages WHERE lease_until >= 9e999 LIMIT 1000;
+
+-- name: local_owners
+-- Owners of live-looking leases on this host (owner ids start with "<host>/"; "0" follows "/" in ASCII).
+SELECT DISTINCT lease_owner FROM messages
+WHERE lease_until >= -9e999 AND lease_owner >= :host || '/' AND lease_owner < :host || '0';
+
+-- name: reclaim
+-- The leases of owners whose process is gone become ready at once (deliveries keeps counting).
+UPDATE messages SET lease_owner = NULL, lease_until = NULL
+WHERE lease_until >= -9e999 AND lease_owner IN (SELECT value FROM json_each(:owners));
 
 -- name: size
 -- Ready rows, plus rows whose hold has ended (delay over, or lease of a dead consumer) but that no consumer
