@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from celeriac._sqlite.errors import ErrorMap
+from celeriac._sqlite.identity import FileIdentity
 
 log = logging.getLogger("celeriac.sqlite")
 
@@ -47,7 +47,7 @@ class SQLiteThread:
         self.errors = errors
         self._name = name
         self._check_every = check_file_every
-        self._identity: tuple[int, int] | None = None
+        self._identity: FileIdentity | None = None
         self._next_check = 0.0
         self._gone: str | None = None
         self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None]
@@ -105,8 +105,7 @@ class SQLiteThread:
             )
             setup(conn)
             if self._check_every is not None:
-                found = os.stat(self.path)
-                self._identity = (found.st_dev, found.st_ino)
+                self._identity = FileIdentity(self.path)
         except sqlite3.Error as exc:
             self._reply(opened, None, self._translated(exc))
             return
@@ -121,7 +120,7 @@ class SQLiteThread:
             while (job := self._jobs.get()) is not None:
                 fn, future = job
                 try:
-                    self._check_file()
+                    self._check_file(conn)
                     result, error = fn(conn), None
                 except sqlite3.Error as exc:
                     result, error = None, self._translated(exc)
@@ -131,26 +130,28 @@ class SQLiteThread:
         finally:
             conn.close()
 
-    def _check_file(self) -> None:
+    def _check_file(self, conn: sqlite3.Connection) -> None:
         """Raise ``errors.lost`` if ``path`` is no longer the file opened (checked at most every
-        ``check_file_every`` s: one stat, ~1 us, so a busy connection pays nothing worth measuring)."""
+        ``check_file_every`` s: one stat, ~1 us, so a busy connection pays nothing worth measuring). On the
+        first finding, close the connection and remove the WAL files it leaves (see `FileIdentity`)."""
         if self._gone is None and self._identity is not None and self._check_every is not None:
             now = time.monotonic()
             if now < self._next_check:
                 return
             self._next_check = now + self._check_every
             try:
-                found = os.stat(self.path)
-                if (found.st_dev, found.st_ino) == self._identity:
-                    return
-                self._gone = "was replaced by another file"
-            except FileNotFoundError:
-                self._gone = "was deleted"
+                gone = self._identity.changed()
             except OSError as exc:
-                self._gone = f"cannot be checked ({exc})"
+                gone = f"cannot be checked ({exc})"
+            if gone is None:
+                return
+            self._gone = gone
+            conn.close()  # nothing more goes to the lost file
+            removed = self._identity.discard_stale()
             log.error(
-                "%s: the database file %s under this process; refusing to use the old one (a reconnect opens "
-                "or creates the file now at that path)", self.errors.where, self._gone,
+                "%s: the database file %s under this process; refusing to use it%s (a reconnect opens or creates "
+                "the file now at that path)", self.errors.where, gone,
+                f", removed its stale {' and '.join(removed)}" if removed else "",
             )  # fmt: skip
         if self._gone is not None:
             raise self.errors.lost(f"{self.errors.where}: the database file {self._gone}")

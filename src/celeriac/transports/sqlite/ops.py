@@ -244,11 +244,17 @@ def prune(conn: sqlite3.Connection, broadcasts_before: float, dead_before: float
 def reclaim(conn: sqlite3.Connection) -> tuple[list[str], list[tuple[int, str]]]:
     """Upkeep of holds nobody will end: give the leases of this host's gone processes back at once (their
     rows are ready now, not after the visibility timeout), and dead-letter rows whose ``lease_until`` is
-    infinite, text or a blob (no lease or delay of ours). Returns (gone owners, dead-lettered (id, reason))."""
+    past year 9999, infinite, text or a blob (no lease or delay of ours).
+
+    Returns (gone owners, dead-lettered (id, reason)).
+    """
     host = socket.gethostname()
-    owners = [row[0] for row in conn.execute(SQL["local_owners"], {"host": host})]
+    owners = [bytes(row[0]).decode(errors="replace") for row in conn.execute(SQL["local_owners"], {"host": host})]
     gone = gone_owners(owners, host)
-    bad = [(int(row[0]), f"malformed row: lease_until is {row[1]}") for row in conn.execute(SQL["bad_holds"])]
+    bad = [
+        (int(row[0]), f"malformed row: lease_until is {row[1]}" + ("" if row[2] is None else f" {row[2]!r}, past 9999"))
+        for row in conn.execute(SQL["bad_holds"])
+    ]
     if gone or bad:
         with write_transaction(conn):
             if gone:

@@ -75,8 +75,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ? AND lease_until IS NULL);
 
 -- name: next_hold_end
--- 9e999 is +Inf: a lease_until that is infinite, text or a blob (all sort after it) is malformed, never an end.
-SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL AND lease_until < 9e999;
+-- 253402300800 is 10000-01-01: no datetime reaches it, so a lease_until at or past it (a huge or infinite number,
+-- text or a blob: all sort after numbers) is malformed, never the end of a hold.
+SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL AND lease_until < 253402300800.0;
 
 -- name: end_holds
 -- Expired leases (their consumer died) and finished delays become ready; deliveries keeps counting.
@@ -144,12 +145,14 @@ WHERE id = :id;
 DELETE FROM messages WHERE id = :id;
 
 -- name: bad_holds
--- Holds that would never end: lease_until infinite, text or a blob (all sort at or after +Inf, 9e999).
-SELECT id, typeof(lease_until) FROM messages WHERE lease_until >= 9e999 LIMIT 1000;
+-- Holds that would never end: lease_until past year 9999 (no datetime reaches it), infinite, text or a blob.
+SELECT id, typeof(lease_until), CASE WHEN typeof(lease_until) IN ('integer', 'real') THEN lease_until END
+FROM messages WHERE lease_until >= 253402300800.0 LIMIT 1000;
 
 -- name: local_owners
 -- Owners of live-looking leases on this host (owner ids start with "<host>/"; "0" follows "/" in ASCII).
-SELECT DISTINCT lease_owner FROM messages
+-- (As a blob: an owner that is not UTF-8 must not fail the query; it is no id of ours, and is never judged.)
+SELECT DISTINCT CAST(lease_owner AS BLOB) FROM messages
 WHERE lease_until >= -9e999 AND lease_owner >= :host || '/' AND lease_owner < :host || '0';
 
 -- name: reclaim

@@ -108,7 +108,13 @@ class SQLiteTransport(Transport):
             return
         await self.thread.start(ops.setup)
         self._opened = True
-        await self._reclaim()
+        try:
+            await self._reclaim()
+        except ConnectionLost:
+            await self.close()
+            raise
+        except TransportError as exc:  # upkeep only: the next maintenance pass tries again
+            log.warning("%s: reclaiming the leases of gone processes failed, will retry: %s", self.url, exc)
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def close(self) -> None:
