@@ -202,3 +202,18 @@ async def test_each_kind_of_malformed_row_is_dead_lettered_with_its_reason(sqlit
     for expected in cases:
         words = expected.split(" ")
         assert any(all(word in reason for word in words) for reason in reasons), (expected, reasons)
+
+
+async def test_a_broadcast_row_that_is_not_utf8_is_skipped(sqlite_url: str) -> None:
+    async with SQLiteTransport(sqlite_url, TransportOptions()) as transport:
+        subscription = await transport.subscribe(["ch"])
+        with sqlite3.connect(database_path(sqlite_url)) as conn:
+            conn.execute(
+                "INSERT INTO broadcasts (channel, body, content_type, content_encoding, headers, properties, "
+                "created_at) VALUES ('ch', x'00', 'application/json', 'utf-8', CAST(x'7bff7d' AS TEXT), '{}', ?)",
+                (time.time(),),
+            )
+        await transport.fanout("ch", Message(b"after"))
+        channel, message = await asyncio.wait_for(anext(subscription), 5)
+        assert (channel, message.body) == ("ch", b"after")
+        await subscription.close()

@@ -202,9 +202,20 @@ def fanout_batch(conn: sqlite3.Connection, rows: list[Row]) -> None:
 def read_broadcasts(
     conn: sqlite3.Connection, channels: str, patterns: str, after: int, limit: int
 ) -> tuple[list[Row], int]:
+    """Broadcast rows of the channels and patterns with id > ``after``, and the data_version read first. A row
+    with text that is not UTF-8 is read leniently (see `lease`): its message fails to decode and is skipped."""
     version = read_data_version(conn)
     params = {"channels": channels, "patterns": patterns, "after": after, "limit": limit}
-    return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    try:
+        return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _lenient_text
+    try:
+        return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    finally:
+        conn.text_factory = str
 
 
 def bind(conn: sqlite3.Connection, exchange: str, routing_key: str, queue: str) -> None:

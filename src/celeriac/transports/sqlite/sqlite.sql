@@ -96,7 +96,9 @@ WHERE id IN (
 RETURNING id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
           deliveries,
           -- problem: why the row cannot be a message (a column of the wrong type, written by something else
-          -- than this broker); such a row is dead-lettered instead of crashing every lease. Checked in C: free.
+          -- than this broker); such a row is dead-lettered instead of crashing every lease. Cost measured on
+          -- 20,000 rows leased 256 at a time and acked: lease+ack 6.30 -> 6.55 us per row for this CASE,
+          -- 6.80 us with the Python side (+0.5 us, under 1% of a no-op task's ~70-130 us of worker CPU).
           CASE WHEN typeof(priority) != 'integer' THEN 'priority is ' || typeof(priority)
                WHEN typeof(body) != 'blob' THEN 'body is ' || typeof(body)
                WHEN typeof(content_type) != 'text' THEN 'content_type is ' || typeof(content_type)
