@@ -23,6 +23,14 @@ Several worker and producer processes on one machine share the file (WAL mode). 
 * Broadcast: rows of ``broadcasts`` read by id > the last one seen (subscribed names with ``*``/``#`` match
   as GLOB patterns); rows older than ``broadcast_ttl`` go.
 * ``close`` gives the leases of un-acked deliveries back at once (as AMQP does when a channel closes).
+* A lease names its owner's host, pid and process start time: at connect and on the renewal cadence, the leases
+  of this host's processes that are gone (the pid is dead, or reused by a younger process) are given back at once,
+  not after the visibility timeout.
+* A row that cannot be a message (a column of the wrong type, text that is not UTF-8, a ``lease_until`` past
+  year 9999 or not a number) is moved to ``dead_letters`` with the reason, and the consumer goes on.
+* The file deleted or replaced under a running process: within a second (`FILE_CHECK_EVERY`) every operation
+  raises `ConnectionLost` naming the path, once logged as an error; the stale WAL files of the lost file are
+  removed, and a reconnect opens (or creates) the file now at the path.
 
 Each connection belongs to one thread (`celeriac._sqlite.thread.SQLiteThread`); coroutines hand it functions
 to run. That plumbing (thread, change watcher, group commit, URL and error handling) lives in
