@@ -21,7 +21,7 @@ from celeriac.errors import ConfigurationError, ConnectionLost
 from celeriac.protocol.message import Message
 from celeriac.testing.contract import is_pending, next_delivery
 from celeriac.transports.base import Delivery, TransportOptions
-from celeriac.transports.sqlite.owners import is_gone, new_owner, process_start
+from celeriac.transports.sqlite.owners import is_gone, new_owner, pid_namespace, process_start
 from celeriac.transports.sqlite.transport import SQLiteTransport, database_path
 
 # A consumer process: argv = url, queue, mode[, visibility timeout (default 1 s)]. It prints "ready" once
@@ -261,8 +261,12 @@ def test_owner_ids_judge_dead_and_reused_pids_of_this_host_only() -> None:
     dead.wait()
     assert is_gone(f"{host}/{dead.pid}/-/abc", host)
     assert is_gone(f"{host}/{dead.pid}/abc", host)  # an older id without the start time
+    namespace = pid_namespace()
+    assert is_gone(f"{host}/{dead.pid}/-:{namespace}/abc", host)
     if process_start(os.getpid()) is not None:  # a pid reused by a younger process is not the owner
+        assert is_gone(f"{host}/{os.getpid()}/1:{namespace}/abc", host)
         assert is_gone(f"{host}/{os.getpid()}/1/abc", host)
+    assert not is_gone(f"{host}/{dead.pid}/-:1{namespace}/abc", host)  # another pid namespace's: not judged
     assert not is_gone(f"other-{host}/{dead.pid}/-/abc", host)  # another host's: only its lease expiry tells
     assert not is_gone("garbage", host) and not is_gone(f"{host}/x/-/abc", host)
 

@@ -1,8 +1,10 @@
 """Lease owner ids and telling, on this host, whether the process behind one is gone.
 
-An owner id is ``<host>/<pid>/<start>/<tag>``: ``start`` is the process's start time in clock ticks since boot
-(``/proc/<pid>/stat`` field 22; ``-`` where there is no /proc), so a pid reused by another process is not taken
-for the owner. Ids of older versions (``<host>/<pid>/<tag>``) are judged by the pid alone.
+An owner id is ``<host>/<pid>/<start>:<pidns>/<tag>``: ``start`` is the process's start time in clock ticks since
+boot (``/proc/<pid>/stat`` field 22), so a pid reused by another process is not taken for the owner; ``pidns``
+is the pid namespace's inode (``/proc/self/ns/pid``), so containers that share a host name and the file but not
+their pids never judge each other's leases (either is ``-`` where there is no /proc). Ids of older versions
+(``<host>/<pid>/<tag>``) are judged by the pid alone.
 """
 
 from __future__ import annotations
@@ -24,10 +26,19 @@ def process_start(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace (the inode of ``/proc/self/ns/pid``), or ``-`` if that cannot be read."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 def new_owner() -> str:
     """A fresh owner id for a consumer of this process."""
     pid = os.getpid()
-    return f"{socket.gethostname()}/{pid}/{process_start(pid) or '-'}/{uuid.uuid4().hex[:12]}"
+    start = f"{process_start(pid) or '-'}:{pid_namespace()}"
+    return f"{socket.gethostname()}/{pid}/{start}/{uuid.uuid4().hex[:12]}"
 
 
 def is_gone(owner: str, host: str) -> bool:
@@ -37,8 +48,9 @@ def is_gone(owner: str, host: str) -> bool:
     if len(parts) not in (3, 4) or parts[0] != host or not parts[1].isdigit():
         return False
     pid = int(parts[1])
-    if pid <= 0:
-        return False
+    recorded, _, namespace = (parts[2] if len(parts) == 4 else "-").partition(":")
+    if pid <= 0 or (namespace and namespace != pid_namespace()):
+        return False  # another pid namespace's pid: not one this process can look up
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,7 +59,6 @@ def is_gone(owner: str, host: str) -> bool:
         pass  # it runs, as another user
     except OSError:
         return False
-    recorded = parts[2] if len(parts) == 4 else "-"
     if recorded == "-":
         return False
     current = process_start(pid)
