@@ -1,12 +1,15 @@
 """What only the SQLite broker promises: several processes on one file, lease expiry after a crash, lease
-renewal while alive, delayed rows, dead letters, cheap idle waiting, and its URL forms."""
+renewal while alive, the leases of a killed local process back at once, delayed rows, dead letters, cheap idle
+waiting, a deleted or replaced file refused loudly, and its URL forms."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,9 +21,11 @@ from celeriac.errors import ConfigurationError, ConnectionLost
 from celeriac.protocol.message import Message
 from celeriac.testing.contract import is_pending, next_delivery
 from celeriac.transports.base import Delivery, TransportOptions
+from celeriac.transports.sqlite.owners import is_gone, new_owner, pid_namespace, process_start
 from celeriac.transports.sqlite.transport import SQLiteTransport, database_path
 
-# A consumer process: argv = url, queue, mode. It prints "ready" once consuming, then
+# A consumer process: argv = url, queue, mode[, visibility timeout (default 1 s)]. It prints "ready" once
+# consuming, then
 #   mode "work": acks every message (1 ms of "work" each), writing its body to stdout, until a b"stop" body;
 #   mode "hold": takes 5 deliveries without acking, prints "held", and waits to be killed.
 CHILD = """
@@ -28,8 +33,8 @@ import asyncio, sys
 from celeriac.transports.base import TransportOptions
 from celeriac.transports.sqlite.transport import SQLiteTransport
 
-async def main(url, queue, mode):
-    async with SQLiteTransport(url, TransportOptions(visibility_timeout=1.0)) as transport:
+async def main(url, queue, mode, visibility="1.0"):
+    async with SQLiteTransport(url, TransportOptions(visibility_timeout=float(visibility))) as transport:
         consumer = transport.consume([queue], prefetch=8 if mode == "work" else 5)
         print("ready", flush=True)
         if mode == "hold":
@@ -47,7 +52,7 @@ async def main(url, queue, mode):
                 return
             print(body, flush=True)
 
-asyncio.run(main(*sys.argv[1:4]))
+asyncio.run(main(*sys.argv[1:5]))
 """
 
 
@@ -223,3 +228,78 @@ def test_url_forms(url: str, expected: str) -> None:
 def test_unusable_urls(url: str) -> None:
     with pytest.raises(ConfigurationError):
         database_path(url)
+
+
+async def test_leases_of_a_killed_local_process_come_back_at_once_not_after_the_timeout(
+    transport: SQLiteTransport, sqlite_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    for i in range(5):
+        await transport.publish(Message(b"%d" % i), queue_name)
+    child = await start_child(tmp_path, sqlite_url, queue_name, "hold", "3600")
+    await expect_line(child, "held")
+    async with SQLiteTransport(sqlite_url, TransportOptions(visibility_timeout=3600.0)) as live:
+        consumer = live.consume([queue_name], prefetch=10)
+        assert await is_pending(asyncio.ensure_future(anext(consumer)), 0.5), "a live process's lease was taken"
+    child.send_signal(signal.SIGKILL)
+    await child.wait()
+    killed_at = time.monotonic()
+    async with SQLiteTransport(sqlite_url, TransportOptions(visibility_timeout=3600.0)) as restarted:
+        consumer = restarted.consume([queue_name], prefetch=10)  # connect reclaimed the dead pid's leases
+        got = [await next_delivery(consumer, 5.0) for _ in range(5)]
+        assert time.monotonic() - killed_at < 3, "waited for the lease instead of reclaiming it"
+        assert sorted(d.message.body for d in got) == [b"0", b"1", b"2", b"3", b"4"]
+        assert all(d.redelivered for d in got)
+        for delivery in got:
+            await delivery.ack()
+
+
+def test_owner_ids_judge_dead_and_reused_pids_of_this_host_only() -> None:
+    host = socket.gethostname()
+    me = new_owner()
+    assert me.startswith(f"{host}/{os.getpid()}/") and not is_gone(me, host)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert is_gone(f"{host}/{dead.pid}/-/abc", host)
+    assert is_gone(f"{host}/{dead.pid}/abc", host)  # an older id without the start time
+    namespace = pid_namespace()
+    assert is_gone(f"{host}/{dead.pid}/-:{namespace}/abc", host)
+    if process_start(os.getpid()) is not None:  # a pid reused by a younger process is not the owner
+        assert is_gone(f"{host}/{os.getpid()}/1:{namespace}/abc", host)
+        assert is_gone(f"{host}/{os.getpid()}/1/abc", host)
+    assert not is_gone(f"{host}/{dead.pid}/-:1{namespace}/abc", host)  # another pid namespace's: not judged
+    assert not is_gone(f"other-{host}/{dead.pid}/-/abc", host)  # another host's: only its lease expiry tells
+    assert not is_gone("garbage", host) and not is_gone(f"{host}/x/-/abc", host)
+
+
+async def test_a_deleted_broker_file_is_connection_lost_naming_it(
+    transport: SQLiteTransport, sqlite_url: str, queue_name: str
+) -> None:
+    consumer = transport.consume([queue_name], prefetch=4)
+    pending = asyncio.ensure_future(anext(consumer))
+    assert await is_pending(pending, 0.2)
+    path = database_path(sqlite_url)
+    os.unlink(path)
+    with pytest.raises(ConnectionLost, match=f"{path}: the database file was deleted"):
+        await asyncio.wait_for(pending, 5)
+    with pytest.raises(ConnectionLost):
+        await transport.publish(Message(b"into the void"), queue_name)  # refused, not written to the lost file
+    async with SQLiteTransport(sqlite_url, TransportOptions()) as reopened:  # a reconnect creates it anew
+        await reopened.publish(Message(b"x"), queue_name)
+        assert await reopened.size(queue_name) == 1
+
+
+async def test_a_replaced_broker_file_is_connection_lost(sqlite_url: str, queue_name: str, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    async with SQLiteTransport(other, TransportOptions()) as transport:
+        await transport.publish(Message(b"in the new file"), queue_name)
+    async with SQLiteTransport(sqlite_url, TransportOptions()) as transport:
+        await transport.publish(Message(b"in the old file"), queue_name)
+        os.replace(database_path(other), database_path(sqlite_url))
+        await asyncio.sleep(1.1)  # the inode is compared at most once a second
+        with pytest.raises(ConnectionLost, match="replaced"):
+            await transport.size(queue_name)
+    async with SQLiteTransport(sqlite_url, TransportOptions()) as transport:
+        consumer = transport.consume([queue_name], prefetch=1)
+        delivery = await next_delivery(consumer)
+        assert delivery.message.body == b"in the new file"
+        await delivery.ack()

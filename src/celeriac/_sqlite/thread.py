@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from celeriac._sqlite.errors import ErrorMap
+from celeriac._sqlite.identity import FileIdentity
+
+log = logging.getLogger("celeriac.sqlite")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,10 +39,17 @@ class SQLiteThread:
     errors of ``errors`` (nothing above this class sees a sqlite3 exception).
     """
 
-    def __init__(self, path: str, name: str, errors: ErrorMap) -> None:
+    def __init__(self, path: str, name: str, errors: ErrorMap, check_file_every: float | None = None) -> None:
+        """``check_file_every``: at most this often (s), before a job, check that ``path`` is still the file the
+        connection opened (same device and inode); once it is not, that job and every later one raise
+        ``errors.lost`` (a connection to a deleted or replaced file would otherwise work on, unseen by anyone)."""
         self.path = path
         self.errors = errors
         self._name = name
+        self._check_every = check_file_every
+        self._identity: FileIdentity | None = None
+        self._next_check = 0.0
+        self._gone: str | None = None
         self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None]
         self._jobs = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -92,8 +104,13 @@ class SQLiteThread:
                 self.path, timeout=self.errors.busy_timeout, isolation_level=None, cached_statements=64
             )
             setup(conn)
+            if self._check_every is not None:
+                self._identity = FileIdentity(self.path)
         except sqlite3.Error as exc:
             self._reply(opened, None, self._translated(exc))
+            return
+        except OSError as exc:
+            self._reply(opened, None, self.errors.lost(f"{self.errors.where}: {exc}"))
             return
         except BaseException as exc:  # report anything, or start() would wait forever
             self._reply(opened, None, exc)
@@ -103,6 +120,7 @@ class SQLiteThread:
             while (job := self._jobs.get()) is not None:
                 fn, future = job
                 try:
+                    self._check_file(conn)
                     result, error = fn(conn), None
                 except sqlite3.Error as exc:
                     result, error = None, self._translated(exc)
@@ -111,6 +129,32 @@ class SQLiteThread:
                 self._reply(future, result, error)
         finally:
             conn.close()
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
+        """Raise ``errors.lost`` if ``path`` is no longer the file opened (checked at most every
+        ``check_file_every`` s: one stat, ~1 us, so a busy connection pays nothing worth measuring). On the
+        first finding, close the connection and remove the WAL files it leaves (see `FileIdentity`)."""
+        if self._gone is None and self._identity is not None and self._check_every is not None:
+            now = time.monotonic()
+            if now < self._next_check:
+                return
+            self._next_check = now + self._check_every
+            try:
+                gone = self._identity.changed()
+            except OSError as exc:
+                gone = f"cannot be checked ({exc})"
+            if gone is None:
+                return
+            self._gone = gone
+            conn.close()  # nothing more goes to the lost file
+            removed = self._identity.discard_stale()
+            log.error(
+                "%s: the database file %s under this process; refusing to use it%s (a reconnect opens or creates "
+                "the file now at that path)", self.errors.where, gone,
+                f", removed its stale {' and '.join(removed)}" if removed else "",
+            )  # fmt: skip
+        if self._gone is not None:
+            raise self.errors.lost(f"{self.errors.where}: the database file {self._gone}")
 
     def _translated(self, exc: sqlite3.Error) -> BaseException:
         error = self.errors.translate(exc)

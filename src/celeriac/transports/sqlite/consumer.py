@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
@@ -24,6 +21,7 @@ from celeriac.protocol.message import Message
 from celeriac.transports.base import Consumer, Delivery, TransportOptions, settled_future
 from celeriac.transports.sqlite import ops
 from celeriac.transports.sqlite.ops import LeasedRow
+from celeriac.transports.sqlite.owners import new_owner
 from celeriac.transports.sqlite.rows import row_message
 
 log = logging.getLogger("celeriac.transports.sqlite")
@@ -93,7 +91,7 @@ class SQLiteConsumer(Consumer):
     """Leases rows of its queues for one owner id and hands them out, at most ``prefetch`` un-acked."""
 
     def __init__(self, transport: ConsumerHost, queues: Sequence[str], prefetch: int) -> None:
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.owner = new_owner()
         self._transport = transport
         self._queues = tuple(dict.fromkeys(queues))
         self._prefetch = prefetch
@@ -213,6 +211,8 @@ class SQLiteConsumer(Consumer):
                 "message %d of queue %r dead-lettered: delivered %d times (max_deliveries=%d)",
                 row.id, row.queue, row.deliveries, options.max_deliveries,
             )  # fmt: skip
+        for row in leased.malformed:
+            log.error("message %d of queue %r is malformed, dead-lettered: %s", row.id, row.queue, row.problem)
         for row in leased.rows:
             try:
                 message = row_message(row.body, row.content_type, row.content_encoding, row.headers, row.properties)

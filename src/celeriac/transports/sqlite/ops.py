@@ -7,6 +7,7 @@ The SQL itself is in ``sqlite.sql``.
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 
 from celeriac._sqlite.connection import configure_connection, read_data_version, write_transaction
 from celeriac._sqlite.sql import load_queries
+from celeriac.transports.sqlite.owners import gone_owners
 
 Row = tuple[Any, ...]
 
@@ -34,12 +36,14 @@ class LeasedRow(NamedTuple):
     exchange: str
     routing_key: str
     deliveries: int
+    problem: str | None = None  # why this row cannot be a message (a column of the wrong type), else None
 
 
 @dataclass(frozen=True, slots=True)
 class Leased:
     rows: list[LeasedRow]  # in delivery order
     dead: list[LeasedRow]  # moved to dead_letters instead: past max_deliveries
+    malformed: list[LeasedRow]  # moved to dead_letters instead: ``problem`` says why
     version: int  # data_version read before looking
     next_hold_end: float | None  # when a lease or delay ends next: worth looking again then
 
@@ -54,7 +58,7 @@ def _next_hold_end(conn: sqlite3.Connection) -> float | None:
     return float(value) if value is not None else None
 
 
-def lease(
+def _lease(
     conn: sqlite3.Connection,
     queues: tuple[str, ...],
     limit: int,
@@ -67,9 +71,10 @@ def lease(
     holds_ended = hold_end is not None and hold_end <= time.time()
     # Reads first: an idle consumer woken by some unrelated commit must not take the write lock.
     if not holds_ended and not any(conn.execute(SQL["has_ready"], (q,)).fetchone()[0] for q in queues):
-        return Leased([], [], version, hold_end)
+        return Leased([], [], [], version, hold_end)
     rows: list[LeasedRow] = []
     dead: list[LeasedRow] = []
+    malformed: list[LeasedRow] = []
     with write_transaction(conn):
         now = time.time()
         if holds_ended:
@@ -80,8 +85,17 @@ def lease(
                 break
             params = {"owner": owner, "until": now + visibility_timeout, "queue": name, "limit": wanted}
             batch = [LeasedRow._make(row) for row in conn.execute(SQL["lease"], params)]
+            if conn.text_factory is _lenient_text:
+                batch = [_checked(row) for row in batch]
+            if any(row.problem is not None for row in batch):
+                malformed.extend(row for row in batch if row.problem is not None)
+                batch = [row for row in batch if row.problem is None]
             batch.sort(key=lambda row: (-row.priority, row.id))
             rows.extend(batch)
+        for row in malformed:
+            params = {"owner": owner, "ids": json.dumps([row.id]), "reason": f"malformed row: {row.problem}"}
+            conn.execute(SQL["dead_letter"], {**params, "now": now})
+            conn.execute(SQL["ack"], params)
         if max_deliveries > 0:
             dead = [row for row in rows if row.deliveries > max_deliveries]
         if dead:
@@ -90,7 +104,56 @@ def lease(
             conn.execute(SQL["dead_letter"], {"owner": owner, "ids": ids, "reason": reason, "now": now})
             conn.execute(SQL["ack"], {"owner": owner, "ids": ids})
             rows = [row for row in rows if row.deliveries <= max_deliveries]
-    return Leased(rows, dead, version, _next_hold_end(conn))
+    return Leased(rows, dead, malformed, version, _next_hold_end(conn))
+
+
+def lease(
+    conn: sqlite3.Connection,
+    queues: tuple[str, ...],
+    limit: int,
+    owner: str,
+    visibility_timeout: float,
+    max_deliveries: int,
+) -> Leased:
+    """Lease up to ``limit`` ready rows of ``queues`` for ``owner`` (see `_lease`).
+
+    A text column that is not valid UTF-8 makes sqlite3 fail the whole statement (and a retry would fail the
+    same way, for ever): then the lease is made again with such text read leniently, and the rows holding it
+    are dead-lettered. The fast path stays sqlite3's own decoding.
+    """
+    try:
+        return _lease(conn, queues, limit, owner, visibility_timeout, max_deliveries)
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _lenient_text
+    try:
+        return _lease(conn, queues, limit, owner, visibility_timeout, max_deliveries)
+    finally:
+        conn.text_factory = str
+
+
+_TEXT_COLUMNS = ("queue", "content_type", "content_encoding", "headers", "properties", "exchange", "routing_key")
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return _BAD_UTF8 + raw.decode(errors="replace")
+
+
+_BAD_UTF8 = "\x00<not utf-8>"  # marks a column read by _lenient_text that was not UTF-8
+
+
+def _checked(row: LeasedRow) -> LeasedRow:
+    """``row`` with its ``problem`` set if a text column was not UTF-8 (rows read by `_lenient_text`)."""
+    if row.problem is None:
+        for name in _TEXT_COLUMNS:
+            value = getattr(row, name)
+            if isinstance(value, str) and value.startswith(_BAD_UTF8):
+                return row._replace(problem=f"{name} is not UTF-8")
+    return row
 
 
 def ack_batch(conn: sqlite3.Connection, acks: list[tuple[str, int]]) -> None:
@@ -139,9 +202,20 @@ def fanout_batch(conn: sqlite3.Connection, rows: list[Row]) -> None:
 def read_broadcasts(
     conn: sqlite3.Connection, channels: str, patterns: str, after: int, limit: int
 ) -> tuple[list[Row], int]:
+    """Broadcast rows of the channels and patterns with id > ``after``, and the data_version read first. A row
+    with text that is not UTF-8 is read leniently (see `lease`): its message fails to decode and is skipped."""
     version = read_data_version(conn)
     params = {"channels": channels, "patterns": patterns, "after": after, "limit": limit}
-    return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    try:
+        return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _lenient_text
+    try:
+        return conn.execute(SQL["read_broadcasts"], params).fetchall(), version
+    finally:
+        conn.text_factory = str
 
 
 def bind(conn: sqlite3.Connection, exchange: str, routing_key: str, queue: str) -> None:
@@ -176,3 +250,28 @@ def prune(conn: sqlite3.Connection, broadcasts_before: float, dead_before: float
         conn.execute(SQL["prune_broadcasts"], {"before": broadcasts_before})
         if dead_before is not None:
             conn.execute(SQL["prune_dead_letters"], {"before": dead_before})
+
+
+def reclaim(conn: sqlite3.Connection) -> tuple[list[str], list[tuple[int, str]]]:
+    """Upkeep of holds nobody will end: give the leases of this host's gone processes back at once (their
+    rows are ready now, not after the visibility timeout), and dead-letter rows whose ``lease_until`` is
+    past year 9999, infinite, text or a blob (no lease or delay of ours).
+
+    Returns (gone owners, dead-lettered (id, reason)).
+    """
+    host = socket.gethostname()
+    owners = [bytes(row[0]).decode(errors="replace") for row in conn.execute(SQL["local_owners"], {"host": host})]
+    gone = gone_owners(owners, host)
+    bad = [
+        (int(row[0]), f"malformed row: lease_until is {row[1]}" + ("" if row[2] is None else f" {row[2]!r}, past 9999"))
+        for row in conn.execute(SQL["bad_holds"])
+    ]
+    if gone or bad:
+        with write_transaction(conn):
+            if gone:
+                conn.execute(SQL["reclaim"], {"owners": json.dumps(gone)})
+            now = time.time()
+            for row_id, reason in bad:
+                conn.execute(SQL["dead_letter_rows"], {"id": row_id, "reason": reason, "now": now})
+                conn.execute(SQL["delete_row"], {"id": row_id})
+    return gone, bad

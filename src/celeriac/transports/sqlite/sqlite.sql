@@ -75,7 +75,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ? AND lease_until IS NULL);
 
 -- name: next_hold_end
-SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL;
+-- 253402300800 is 10000-01-01: no datetime reaches it, so a lease_until at or past it (a huge or infinite number,
+-- text or a blob: all sort after numbers) is malformed, never the end of a hold.
+SELECT MIN(lease_until) FROM messages WHERE lease_until IS NOT NULL AND lease_until < 253402300800.0;
 
 -- name: end_holds
 -- Expired leases (their consumer died) and finished delays become ready; deliveries keeps counting.
@@ -92,7 +94,21 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
-          deliveries;
+          deliveries,
+          -- problem: why the row cannot be a message (a column of the wrong type, written by something else
+          -- than this broker); such a row is dead-lettered instead of crashing every lease. Cost measured on
+          -- 20,000 rows leased 256 at a time and acked: lease+ack 6.30 -> 6.55 us per row for this CASE,
+          -- 6.80 us with the Python side (+0.5 us, under 1% of a no-op task's ~70-130 us of worker CPU).
+          CASE WHEN typeof(priority) != 'integer' THEN 'priority is ' || typeof(priority)
+               WHEN typeof(body) != 'blob' THEN 'body is ' || typeof(body)
+               WHEN typeof(content_type) != 'text' THEN 'content_type is ' || typeof(content_type)
+               WHEN typeof(content_encoding) != 'text' THEN 'content_encoding is ' || typeof(content_encoding)
+               WHEN typeof(headers) != 'text' THEN 'headers is ' || typeof(headers)
+               WHEN typeof(properties) != 'text' THEN 'properties is ' || typeof(properties)
+               WHEN typeof(exchange) != 'text' THEN 'exchange is ' || typeof(exchange)
+               WHEN typeof(routing_key) != 'text' THEN 'routing_key is ' || typeof(routing_key)
+               WHEN typeof(deliveries) != 'integer' THEN 'deliveries is ' || typeof(deliveries)
+          END;
 
 -- name: ack
 DELETE FROM messages WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
@@ -117,6 +133,34 @@ SELECT id, queue, priority, body, content_type, content_encoding, headers, prope
        deliveries, :reason, :now
 FROM messages
 WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: dead_letter_rows
+-- Rows no consumer could lease (a malformed hold): dead-lettered whoever holds them.
+INSERT INTO dead_letters (message_id, queue, priority, body, content_type, content_encoding, headers, properties,
+                          exchange, routing_key, deliveries, reason, dead_at)
+SELECT id, queue, priority, body, content_type, content_encoding, headers, properties, exchange, routing_key,
+       deliveries, :reason, :now
+FROM messages
+WHERE id = :id;
+
+-- name: delete_row
+DELETE FROM messages WHERE id = :id;
+
+-- name: bad_holds
+-- Holds that would never end: lease_until past year 9999 (no datetime reaches it), infinite, text or a blob.
+SELECT id, typeof(lease_until), CASE WHEN typeof(lease_until) IN ('integer', 'real') THEN lease_until END
+FROM messages WHERE lease_until >= 253402300800.0 LIMIT 1000;
+
+-- name: local_owners
+-- Owners of live-looking leases on this host (owner ids start with "<host>/"; "0" follows "/" in ASCII).
+-- (As a blob: an owner that is not UTF-8 must not fail the query; it is no id of ours, and is never judged.)
+SELECT DISTINCT CAST(lease_owner AS BLOB) FROM messages
+WHERE lease_until >= -9e999 AND lease_owner >= :host || '/' AND lease_owner < :host || '0';
+
+-- name: reclaim
+-- The leases of owners whose process is gone become ready at once (deliveries keeps counting).
+UPDATE messages SET lease_owner = NULL, lease_until = NULL
+WHERE lease_until >= -9e999 AND lease_owner IN (SELECT value FROM json_each(:owners));
 
 -- name: size
 -- Ready rows, plus rows whose hold has ended (delay over, or lease of a dead consumer) but that no consumer

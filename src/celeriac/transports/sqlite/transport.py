@@ -23,6 +23,14 @@ Several worker and producer processes on one machine share the file (WAL mode). 
 * Broadcast: rows of ``broadcasts`` read by id > the last one seen (subscribed names with ``*``/``#`` match
   as GLOB patterns); rows older than ``broadcast_ttl`` go.
 * ``close`` gives the leases of un-acked deliveries back at once (as AMQP does when a channel closes).
+* A lease names its owner's host, pid and process start time: at connect and on the renewal cadence, the leases
+  of this host's processes that are gone (the pid is dead, or reused by a younger process) are given back at once,
+  not after the visibility timeout.
+* A row that cannot be a message (a column of the wrong type, text that is not UTF-8, a ``lease_until`` past
+  year 9999 or not a number) is moved to ``dead_letters`` with the reason, and the consumer goes on.
+* The file deleted or replaced under a running process: within a second (`FILE_CHECK_EVERY`) every operation
+  raises `ConnectionLost` naming the path, once logged as an error; the stale WAL files of the lost file are
+  removed, and a reconnect opens (or creates) the file now at the path.
 
 Each connection belongs to one thread (`celeriac._sqlite.thread.SQLiteThread`); coroutines hand it functions
 to run. That plumbing (thread, change watcher, group commit, URL and error handling) lives in
@@ -56,6 +64,7 @@ log = logging.getLogger("celeriac.transports.sqlite")
 
 DEAD_LETTER_TTL = 7 * 86400.0  # dead letters are kept a week by default, for someone to look at
 MAINTENANCE_EVERY = 10.0  # pruning period (and the longest gap between two lease renewals)
+FILE_CHECK_EVERY = 1.0  # how often the broker file's inode is compared with the one opened
 
 
 class SQLiteTransport(Transport):
@@ -82,7 +91,9 @@ class SQLiteTransport(Transport):
         self._dead_letter_ttl = dead_ttl
         where = f"sqlite broker {self.path}"
         errors = ErrorMap(where, ConnectionLost, TransportError, TransportClosed, busy_timeout)
-        self.thread = SQLiteThread(self.path, "celeriac-sqlite-broker", errors)
+        # A deleted or replaced broker file must not leave a deaf worker: the thread checks the file's inode at
+        # most every FILE_CHECK_EVERY s (the change watch polls at least that often while anyone waits).
+        self.thread = SQLiteThread(self.path, "celeriac-sqlite-broker", errors, check_file_every=FILE_CHECK_EVERY)
         self.watcher = ChangeWatcher(self.thread, options.polling_interval)
         self._publisher = GroupCommit(self.thread, ops.publish_batch)
         self._acker = GroupCommit(self.thread, ops.ack_batch)
@@ -105,6 +116,13 @@ class SQLiteTransport(Transport):
             return
         await self.thread.start(ops.setup)
         self._opened = True
+        try:
+            await self._reclaim()
+        except ConnectionLost:
+            await self.close()
+            raise
+        except TransportError as exc:  # upkeep only: the next maintenance pass tries again
+            log.warning("%s: reclaiming the leases of gone processes failed, will retry: %s", self.url, exc)
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def close(self) -> None:
@@ -263,6 +281,18 @@ class SQLiteTransport(Transport):
         if not self._opened:
             raise TransportError(f"{self.url} is not connected: call connect() first")
 
+    async def _reclaim(self) -> None:
+        """Give back at once the leases of this host's processes that are gone (a killed worker's would
+        otherwise wait out the visibility timeout), and dead-letter rows held for ever by a malformed
+        ``lease_until``. Runs at connect and on the lease-renewal cadence."""
+        gone, bad = await self.thread.run(ops.reclaim)
+        for owner in gone:
+            log.warning("%s: leases of %s given back: that process is gone", self.url, owner)
+        for row_id, reason in bad:
+            log.error("%s: message %d dead-lettered: %s", self.url, row_id, reason)
+        if gone:
+            self.watcher.notify()
+
     async def _maintain(self) -> None:
         """Renew the leases of live deliveries; prune old broadcasts and dead letters."""
         period = min(self.options.visibility_timeout / 3, MAINTENANCE_EVERY)
@@ -273,6 +303,7 @@ class SQLiteTransport(Transport):
                 leases = [(c.owner, c.held_ids) for c in self._consumers if c.held_ids]
                 if leases:
                     await self.thread.run(ops.renew, leases, time.time() + self.options.visibility_timeout)
+                await self._reclaim()
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + MAINTENANCE_EVERY
                     now = time.time()
