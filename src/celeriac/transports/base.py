@@ -105,7 +105,7 @@ class Delivery(abc.ABC):
         return asyncio.ensure_future(self.ack())
 
 
-class Consumer(abc.ABC):
+class QueueConsumer(abc.ABC):
     """An async iterator of deliveries from some queues, with at most ``prefetch`` un-acked.
 
     ``cancel()`` stops fetching new messages; deliveries already handed out can still be acked or rejected.
@@ -250,7 +250,7 @@ class Transport(AsyncResource):
         """
 
     @abc.abstractmethod
-    def consume(self, queues: Sequence[str], prefetch: int) -> Consumer:
+    def consume(self, queues: Sequence[str], prefetch: int) -> QueueConsumer:
         """A consumer of ``queues`` (earlier queues first when several have messages)."""
 
     @abc.abstractmethod

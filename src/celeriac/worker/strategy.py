@@ -29,7 +29,7 @@ from celeriac.worker.tracer import TraceJob, Tracer
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
-    from celeriac.transports.base import Consumer
+    from celeriac.transports.base import QueueConsumer
     from celeriac.worker.timer import Timer
 
 log = logging.getLogger("celeriac.worker")
@@ -45,7 +45,7 @@ def message_id(delivery: Delivery) -> str:
 class Strategy:
     """Turns deliveries into requests and routes them: drop, hold until the ETA, or reserve."""
 
-    def __init__(self, app: App, tracer: Tracer, timer: Timer, consumer: Consumer, hostname: str) -> None:
+    def __init__(self, app: App, tracer: Tracer, timer: Timer, consumer: QueueConsumer, hostname: str) -> None:
         self.app = app
         self.tracer = tracer
         self.timer = timer

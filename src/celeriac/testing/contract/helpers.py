@@ -12,7 +12,7 @@ from typing import Any
 
 from celeriac.backends.base import BackendOptions, ResultBackend
 from celeriac.protocol.message import Message
-from celeriac.transports.base import Consumer, Delivery, Subscription, Transport, TransportOptions
+from celeriac.transports.base import Delivery, QueueConsumer, Subscription, Transport, TransportOptions
 
 VISIBILITY_TIMEOUT = 1.0  # small, so "comes back after the visibility timeout" is quick to see
 TIMEOUT = 10.0  # longest wait for something that must happen
@@ -74,7 +74,7 @@ def raises(kind: type[BaseException]) -> Iterator[None]:
     raise AssertionError(f"{kind.__name__} was not raised")
 
 
-async def next_delivery(consumer: Consumer, timeout: float = TIMEOUT) -> Delivery:
+async def next_delivery(consumer: QueueConsumer, timeout: float = TIMEOUT) -> Delivery:
     """The consumer's next delivery; AssertionError when none comes within ``timeout`` s."""
     try:
         async with asyncio.timeout(timeout):

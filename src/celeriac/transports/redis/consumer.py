@@ -54,7 +54,7 @@ from typing import Any, Protocol
 from celeriac._redis.compat import raise_if_cancelled
 from celeriac.errors import TransportError
 from celeriac.transports._batch import Batcher
-from celeriac.transports.base import Consumer
+from celeriac.transports.base import QueueConsumer
 from celeriac.transports.redis import envelope as redis_envelope
 from celeriac.transports.redis.delivery import RedisDelivery, bury, unpack
 from celeriac.transports.redis.fetch import Outcome
@@ -93,7 +93,7 @@ class ConsumerHost(Protocol):
         """True when ``consumer`` is the transport's only one (its owned deliveries are all this consumer's)."""
 
 
-class RedisConsumer(Consumer):
+class RedisConsumer(QueueConsumer):
     """Deliveries from some queues with at most ``prefetch`` un-acked; see the module docstring.
 
     One task iterates a consumer; acks and rejects may come from any task.
@@ -117,7 +117,7 @@ class RedisConsumer(Consumer):
         self._probation: tuple[RedisDelivery, float] | None = None  # a suspect out alone, until (loop time)
         self._unaccounted = False  # a fetch reply may have been lost: owned messages this consumer does not know
 
-    # -- Consumer interface ------------------------------------------------------------------------------------
+    # -- QueueConsumer interface -------------------------------------------------------------------------------
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from celeriac._sqlite.thread import SQLiteThread
 from celeriac._sqlite.watch import IDLE_RECHECK, MIN_POLL, ChangeWatcher
 from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
-from celeriac.transports.base import Consumer, Delivery, TransportOptions, settled_future
+from celeriac.transports.base import Delivery, QueueConsumer, TransportOptions, settled_future
 from celeriac.transports.sqlite import ops
 from celeriac.transports.sqlite.ops import LeasedRow
 from celeriac.transports.sqlite.owners import new_owner
@@ -87,7 +87,7 @@ class SQLiteDelivery(Delivery):
             await self._consumer._reject(self, requeue)
 
 
-class SQLiteConsumer(Consumer):
+class SQLiteConsumer(QueueConsumer):
     """Leases rows of its queues for one owner id and hands them out, at most ``prefetch`` un-acked."""
 
     def __init__(self, transport: ConsumerHost, queues: Sequence[str], prefetch: int) -> None:

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from celeriac.errors import ConnectionLost, TransportClosed
-from celeriac.transports.base import Consumer as QueueConsumer
+from celeriac.transports.base import QueueConsumer
 from celeriac.worker.bootsteps import Step
 from celeriac.worker.consumer.connection import Connection
 from celeriac.worker.strategy import Strategy
