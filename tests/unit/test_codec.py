@@ -172,6 +172,15 @@ def test_bad_compression_is_a_decode_error(compression: Any, body: bytes) -> Non
         decode_task(message, JSON_ONLY)
 
 
+@pytest.mark.parametrize(("key", "value"), [("id", "ab\udcff"), ("task", "tasks.\ud800add")])
+def test_an_id_or_task_name_that_is_not_valid_unicode_is_a_decode_error(key: str, value: str) -> None:
+    headers = {"lang": "py", "task": "t", "id": "i", key: value}
+    with pytest.raises(DecodeError, match=f"'{key}' is not valid Unicode"):
+        decode_task(Message(body=b"[[], {}, {}]", headers=headers), JSON_ONLY)
+    headers[key] = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") + "é"  # non-ASCII, valid
+    assert getattr(decode_task(Message(body=b"[[], {}, {}]", headers=headers), JSON_ONLY), key) == headers[key]
+
+
 # -- messages built by real Celery ----------------------------------------------------------------------
 
 

@@ -66,12 +66,24 @@ def parse_datetime(value: str | dt.datetime, tz: dt.tzinfo = UTC) -> dt.datetime
 # -- the checkers: each accepts the value (returning what the field holds) or raises DecodeError naming it --
 
 
-def _text(value: Any, key: str, *, required: bool = False) -> str | None:
-    if required and not (isinstance(value, str) and value):
-        raise DecodeError(f"{key!r} must be a non-empty string, got {value!r}")
+def _text(value: Any, key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise DecodeError(f"{key!r} must be a string or null, got {value!r}")
     return value
+
+
+def _required_text(value: Any, key: str) -> str:
+    if not (isinstance(value, str) and value):
+        raise DecodeError(f"{key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _encodable(value: str, key: str) -> None:
+    """A text header must be valid Unicode: a lone surrogate (``"\\udcff"``) can be neither stored nor sent on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DecodeError(f"{key!r} is not valid Unicode: {value!r}") from None
 
 
 def _int(value: Any, key: str, default: int | None) -> int | None:
@@ -191,9 +203,12 @@ def build_task(
         kwargsrepr = safe_repr(kwargs) if kwargsrepr is None else _text(kwargsrepr, "kwargsrepr")
     task_id, name, lang, shadow = get("id"), get("task"), get("lang"), get("shadow")
     if type(task_id) is not str or not task_id:
-        task_id = _text(task_id, "id", required=True)
+        task_id = _required_text(task_id, "id")
     if type(name) is not str or not name:
-        name = _text(name, "task", required=True)
+        name = _required_text(name, "task")
+    if not (task_id.isascii() and name.isascii()):  # isascii() is a flag test: the common case pays nothing
+        _encodable(task_id, "id")
+        _encodable(name, "task")
     if lang is not None and type(lang) is not str:
         lang = _text(lang, "lang")
     if shadow is not None and type(shadow) is not str:
