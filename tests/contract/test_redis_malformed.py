@@ -73,6 +73,24 @@ async def test_malformed_queue_entries_are_dead_lettered_with_reason(
         assert await raw.hlen(keys.unacked) == 0 and await raw.zcard(keys.unacked_index) == 0
 
 
+async def test_a_header_redis_could_not_read_is_refused_at_publish(
+    make: Callable[..., RedisTransport], queue_name: str
+) -> None:
+    async with make() as transport:
+        with pytest.raises(ValueError, match="not valid Unicode"):
+            await transport.publish(Message(body=b"[[], {}, {}]", headers={"task": "x", "id": "\udcff"}), queue_name)
+        assert await transport.size(queue_name) == 0
+        # A character beyond the BMP is valid (written as a surrogate pair) and goes through.
+        await transport.publish(
+            Message(body=b"[[], {}, {}]", headers={"task": "x", "id": "smile-\U0001f600"}), queue_name
+        )
+        consumer = transport.consume([queue_name], prefetch=1)
+        delivery = await asyncio.wait_for(anext(consumer), 10)
+        assert delivery.message.headers["id"] == "smile-\U0001f600"
+        await delivery.ack()
+        await consumer.cancel()
+
+
 async def test_restore_survives_every_malformed_unacked_entry(
     make: Callable[..., RedisTransport], raw: aioredis.Redis, queue_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:

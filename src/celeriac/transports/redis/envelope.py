@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -61,6 +62,8 @@ def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str 
 
     Raises:
         TypeError: a header or property value has no JSON form.
+        ValueError: a header or property holds text that is not valid Unicode (a lone surrogate): Redis's Lua
+            JSON reader could not parse the envelope, so the message could never be delivered.
     """
     properties: dict[str, Any] = {
         k: v
@@ -81,7 +84,15 @@ def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str 
         "headers": dict(message.headers),
         "properties": properties,
     }
-    return json_dumps(fields)
+    text = json_dumps(fields)
+    # ASCII JSON escapes every character beyond the BMP as a surrogate pair, and a lone surrogate alone: look
+    # closer only when an escape of the surrogate range is there at all (almost never).
+    if "\\ud" in text or "\\uD" in text:
+        try:
+            json.dumps(fields, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a header or property is not valid Unicode (it holds a lone surrogate)") from None
+    return text
 
 
 def _body(fields: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:

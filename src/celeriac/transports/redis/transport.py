@@ -183,6 +183,7 @@ class RedisTransport(Transport):
 
         Raises:
             TypeError: a header or property has no JSON form.
+            ValueError: a header or property is not valid Unicode (a lone surrogate Redis could not read).
             ConnectionLost: the link broke (the message may or may not have been stored).
         """
         self.check_open()
