@@ -121,7 +121,11 @@ def unpack(
                 ops.settings.max_deliveries,
             )
         else:
-            log.error("message without a delivery tag in queue %r moved to dead-letter list %r", item.queue, target)
+            log.error(
+                "unparsable message (no delivery tag could be read) in queue %r moved to dead-letter list %r",
+                item.queue,
+                target,
+            )
     deliveries: list[RedisDelivery] = []
     unreadable: list[tuple[Fetched, DecodeError]] = []
     for item in outcome.delivered:
