@@ -176,5 +176,28 @@ def test_frozen_result_link_still_gets_the_result(
         worker.stop()
 
 
+def test_frozen_fetch_link_is_replaced_within_30_s(
+    redis_url: str, prefix: str, queue_name: str, proxy: FreezingProxy, tmp_path: Path
+) -> None:
+    worker = start_worker(tmp_path, url_of(proxy, redis_url), redis_url, prefix, queue_name)
+    client = App("client", broker=redis_url, backend=redis_url)
+    client.conf.broker_transport_options = {"global_keyprefix": prefix}
+    client.conf.result_backend_transport_options = {"global_keyprefix": prefix}
+    try:
+        worker.wait_for_output("ready.", timeout=30)
+        assert client.send_task("relapp.mark", ["before"], queue=queue_name).get(timeout=30) == "before"
+        frozen = portal.run(_freeze(proxy, b"BLMOVE"))  # the idle worker's blocking waits
+        assert frozen >= 1
+        started = time.monotonic()
+        value = client.send_task("relapp.mark", ["after"], queue=queue_name).get(timeout=40)
+        took = time.monotonic() - started
+        print(f"\n[frozen fetch link] froze {frozen} links; the next task ran after {took:.1f}s")
+        assert value == "after"
+        assert took < 30, f"a frozen fetch link took {took:.1f}s to be replaced:\n{worker.output[-3000:]}"
+    finally:
+        client.close()
+        worker.stop()
+
+
 async def _freeze(proxy: FreezingProxy, marker: bytes) -> int:
     return proxy.freeze(marker)

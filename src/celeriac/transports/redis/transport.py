@@ -81,7 +81,11 @@ class RedisTransport(Transport):
         # The template of blocking waits' connections (`wait`), whose read timeout outlasts a wait; the
         # waits do their one retry themselves.
         socket_timeout = float(extra.get("socket_timeout", 30.0) or 30.0)
-        self._blocking = make_client(url, extra, socket_timeout=self.settings.block_timeout + socket_timeout, retries=0)
+        # A blocking wait answers within block_timeout; past that plus a grace of at most 10 s its link is taken
+        # for dead (a frozen NAT entry, no FIN or RST), so a silently dead fetch link is replaced in ~15 s, not
+        # block_timeout + socket_timeout (35 s by default). The grace absorbs a busy server's late reply.
+        blocking_deadline = self.settings.block_timeout + min(socket_timeout, 10.0)
+        self._blocking = make_client(url, extra, socket_timeout=blocking_deadline, retries=0)
         self.ops = RedisOps(self._client, self._blocking, self.settings, self.url)
         self.acks: Batcher[tuple[str, int]] = Batcher(self.ops.ack, self.settings.ack_batch, "celeriac-redis-acks")
         self._pushes: Batcher[tuple[Sequence[str], str]] = Batcher(
