@@ -158,11 +158,16 @@ async def test_malformed_task_messages_never_stop_the_worker_nor_lose_a_valid_ta
     transport = await app.atransport()
     await transport.declare("celery")
     results: list[Any] = []
+    refused = 0
     every = len(corpus) // 20
     for n, item in enumerate(corpus):
         if n % every == 0 and len(results) < 20:
             results.append(await add.aapply_async((n, 1)))
-        await transport.publish(to_message(n, item), "celery")
+        try:
+            await transport.publish(to_message(n, item), "celery")
+        except ValueError as exc:  # Redis refuses a header that is not valid Unicode: it never enters the queue
+            assert broker.kind == "redis" and "not valid Unicode" in str(exc)
+            refused += 1
     assert len(results) == 20
     async with start_worker(app, concurrency=4) as worker:
         for n, result in enumerate(results):
@@ -183,5 +188,8 @@ async def test_malformed_task_messages_never_stop_the_worker_nor_lose_a_valid_ta
         with sqlite3.connect(database_path(broker.url)) as conn:
             assert conn.execute("SELECT COUNT(*) FROM messages WHERE lease_owner IS NOT NULL").fetchone()[0] == 0
             assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
-    print(f"\n[corpus] worker on {broker.kind}: {len(corpus)} malformed, processed {worker.state.processed}")
+    print(
+        f"\n[corpus] worker on {broker.kind}: {len(corpus)} malformed ({refused} refused at publish), "
+        f"processed {worker.state.processed}"
+    )
     await app.aclose()
