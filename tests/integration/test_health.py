@@ -1,0 +1,98 @@
+"""Health checks for orchestrators on a real worker: ``/healthz``, ``/readyz`` (which flips while a private
+``redis-server`` is down) and ``celeriac status --node`` (exit 1 for a missing or frozen worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from relkit import PrivateRedis, free_port
+from scalekit import SRC, ScaleWorker, wait_until, write_app
+
+NODE = "health@itest"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, redis_url: str) -> Iterator[PrivateRedis]:  # redis_url: skip without Redis
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = PrivateRedis(directory)
+    server.start()
+    yield server
+    server.kill()
+
+
+def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def status(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SRC}", "CELERIAC_BROKER_URL": url}
+    env["SCALE_LEDGER"] = str(tmp_path / "ledger")
+    command = [sys.executable, "-m", "celeriac", "-A", "scaleapp", "status", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_healthz_readyz_and_status_node(tmp_path: Path, private_redis: PrivateRedis) -> None:
+    write_app(tmp_path)
+    port = free_port()
+    args = ["-n", NODE, "--health-port", str(port), "--without-mingle", "--without-gossip"]
+    worker = ScaleWorker(tmp_path, private_redis.url, args)
+    try:
+        worker.wait_for_output("ready.")
+        worker.wait_for_output(f"Health checks on http://127.0.0.1:{port}/healthz")
+        code, body = get(port, "/healthz")
+        assert code == 200 and body["status"] == "ok" and body["pid"] == worker.proc.pid
+        assert get(port, "/readyz")[0] == 200
+        assert get(port, "/metrics")[0] == 404
+
+        alive = status(tmp_path, private_redis.url, "--node", NODE)
+        assert alive.returncode == 0 and f"-> {NODE}: OK (heartbeat" in alive.stdout, alive.stderr
+        missing = status(tmp_path, private_redis.url, "--node", "ghost@itest", "--max-age", "0.5")
+        assert missing.returncode == 1 and "ghost@itest: no heartbeat within" in missing.stderr
+
+        # A frozen worker (its loop stuck) sends no heartbeat: the probe says so.
+        worker.signal(signal.SIGSTOP)
+        try:
+            frozen = status(tmp_path, private_redis.url, "--node", NODE, "--max-age", "1")
+        finally:
+            worker.signal(signal.SIGCONT)
+        assert frozen.returncode == 1 and f"{NODE}: no heartbeat within" in frozen.stderr
+
+        # The broker goes away: not ready (503 with the reason), still alive; back when the broker is.
+        private_redis.kill()
+        wait_until(lambda: get(port, "/readyz")[0] == 503, 30, "/readyz says 503")
+        assert get(port, "/readyz")[1] == {"status": "unavailable", "reason": "not connected to the broker"}
+        assert get(port, "/healthz")[0] == 200
+        private_redis.start()
+        wait_until(lambda: get(port, "/readyz")[0] == 200, 60, "/readyz is 200 again")
+    finally:
+        code = worker.stop()
+    assert code == 0
+
+
+def test_bad_health_port_is_a_one_line_error(tmp_path: Path) -> None:
+    write_app(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SRC}", "SCALE_LEDGER": str(tmp_path / "ledger")}
+    env["CELERIAC_BROKER_URL"] = f"sqlite:///{tmp_path / 'db'}"
+    command = [sys.executable, "-m", "celeriac", "-A", "scaleapp", "worker", "--health-port", "70000"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    expected = "celeriac: error: --health-port must be a TCP port (0-65535), not 70000"
+    assert done.stderr.strip().splitlines() == [expected]
