@@ -54,6 +54,7 @@ async def hold(tag, release):
 
 @app.task
 def version():
+    record(f"version {VERSION}")
     return VERSION
 
 
