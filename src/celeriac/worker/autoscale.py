@@ -50,6 +50,15 @@ def parse_autoscale(value: str, option: str) -> tuple[int, int]:
     return high, low
 
 
+def autoscale_bounds(value: str | tuple[int, int] | None, setting: str | None) -> tuple[int, int] | None:
+    """The ``(max, min)`` a worker autoscales between: the ``autoscale`` argument, else ``worker_autoscaler``."""
+    if value is None:
+        return None if setting is None else parse_autoscale(setting, "worker_autoscaler")
+    if isinstance(value, str):
+        return parse_autoscale(value, "--autoscale")
+    return parse_autoscale(",".join(str(n) for n in value), "autoscale")
+
+
 class _Arrivals(TaskListener):
     """Wakes the scaler when a task is received, and remembers when that was."""
 

@@ -1,10 +1,7 @@
 """Worker: the blueprint of worker steps, started in dependency order; signals -> warm or cold shutdown.
 
-SIGTERM or SIGINT once: warm shutdown. It stops fetching, returns reserved (unstarted) messages to the broker at
-once, waits for running tasks up to ``worker_soft_shutdown_timeout`` (None: as long as they take), then cancels
-what still runs (``acks_late`` messages go back to the queue; early-acked ones were acked when they started) and
-exits 0. A second SIGTERM/SIGINT: cold shutdown (running tasks cancelled and their acks_late messages requeued
-now, then exit). SIGQUIT: exit now.
+What SIGTERM guarantees (warm: reserved messages returned at once, running tasks given
+``worker_soft_shutdown_timeout``, then requeued; a second signal: cold) is in `celeriac.worker.shutdown`.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Sequence
@@ -21,7 +17,8 @@ from collections.abc import Sequence
 from celeriac.app.app import App
 from celeriac.errors import ConfigurationError
 from celeriac.pools.base import Pool
-from celeriac.worker.autoscale import Autoscaler, parse_autoscale
+from celeriac.worker import shutdown as shutdown_flow
+from celeriac.worker.autoscale import Autoscaler, autoscale_bounds
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.consumer.tasks import Tasks
@@ -48,9 +45,6 @@ DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
     Autoscaler,
     Autoreloader,
 )
-
-#: Seconds a cold shutdown gives the broker to take back the cancelled tasks' messages before the worker exits.
-COLD_GRACE = 5.0
 
 
 def expand_hostname(template: str) -> str:
@@ -117,7 +111,7 @@ class Worker:
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
         #: ``(max, min)`` under autoscale: the pool starts at min (at least one slot), the prefetch window is max's.
-        self.autoscale = _autoscale(autoscale, conf.worker_autoscaler)
+        self.autoscale = autoscale_bounds(autoscale, conf.worker_autoscaler)
         if self.autoscale is not None:
             if self.pool_name == "solo":
                 raise ConfigurationError("--autoscale: the solo pool has one slot; use -P threads or asyncio")
@@ -167,7 +161,6 @@ class Worker:
         self.cut_short = False
         #: Why the worker should start again in a fresh process (the reloader's changed files), or None.
         self.restart_reason: str | None = None
-        self._signals = 0
         self.exitcode = 0
 
     def __repr__(self) -> str:
@@ -263,21 +256,9 @@ class Worker:
     async def wait_tasks_done(self) -> None:
         """Wait until no task body is running (new ones may not start: the consumer has stopped fetching).
 
-        During a warm shutdown the wait lasts at most ``soft_shutdown_timeout`` seconds; then the running tasks
-        are cancelled: acks_late messages go back to the queue (the others were acked as they started).
+        During a warm shutdown the wait lasts at most ``soft_shutdown_timeout`` seconds (`shutdown.wait_running`).
         """
-        if not self._shutdown.is_set() or self.soft_shutdown_timeout is None:
-            await self.pool.wait_idle()
-            return
-        try:
-            await asyncio.wait_for(self.pool.wait_idle(), self.soft_shutdown_timeout)
-        except TimeoutError:
-            log.warning(
-                "Soft shutdown timeout (%gs): cancelling %d running task(s); acks_late ones go back to the queue",
-                self.soft_shutdown_timeout,
-                len(self.state.active),
-            )
-            await self.cancel_running()
+        await shutdown_flow.wait_running(self, self.soft_shutdown_timeout if self._shutdown.is_set() else None)
 
     async def cancel_running(self) -> None:
         """Cancel every running task now (acks_late messages are requeued by the tracer as they end)."""
@@ -309,7 +290,7 @@ class Worker:
     async def run(self, install_signal_handlers: bool = True) -> int:
         """Start, serve until shutdown is requested, stop; return the exit code."""
         if install_signal_handlers:
-            self._install_signal_handlers()
+            shutdown_flow.install_signal_handlers(self)
         starting = asyncio.create_task(self.start())
         shutdown = asyncio.create_task(self._shutdown.wait())
         await asyncio.wait({starting, shutdown}, return_when=asyncio.FIRST_COMPLETED)
@@ -331,51 +312,10 @@ class Worker:
             cold = asyncio.create_task(self._wait_cold())
             await asyncio.wait({stopping, cold}, return_when=asyncio.FIRST_COMPLETED)
             if not stopping.done():
-                await self._cold_during_warm(stopping)
+                await shutdown_flow.cold_during_warm(self, stopping)
             cold.cancel()
         log.info("%s stopped.", self.hostname)
         return self.exitcode
 
     async def _wait_cold(self) -> None:
         await self._cold_requested.wait()
-
-    async def _cold_during_warm(self, stopping: asyncio.Task[None]) -> None:
-        """A second signal: cancel the running tasks (acks_late ones requeued), let the warm stop end at once."""
-        log.warning("Cold shutdown requested: cancelling running tasks")
-        self.cold_shutdown = True
-        self.restart_reason = None
-        with contextlib.suppress(RuntimeError):  # the pool may already be gone
-            await self.cancel_running()
-        # With nothing left to wait for, the warm stop only returns messages and closes the links.
-        done, _ = await asyncio.wait({stopping}, timeout=COLD_GRACE)
-        if not done:
-            log.warning("Broker links did not close within %gs; leaving anyway", COLD_GRACE)
-            stopping.cancel()
-            await self.terminate()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await stopping
-
-    def _install_signal_handlers(self) -> None:
-        # SIGTERM is what an orchestrator (Kubernetes, systemd, docker stop) sends; the same as Ctrl+C here.
-        loop = asyncio.get_running_loop()
-
-        def on_stop_signal(signame: str) -> None:
-            self._signals += 1
-            if self._signals == 1:
-                log.warning("worker: Warm shutdown (%s)", signame)
-                self.request_shutdown()
-            else:
-                log.warning("worker: Cold shutdown (%s)", signame)
-                self.request_shutdown(cold=True)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_stop_signal, sig.name)
-        loop.add_signal_handler(signal.SIGQUIT, lambda: os._exit(1))
-
-
-def _autoscale(value: str | tuple[int, int] | None, setting: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None if setting is None else parse_autoscale(setting, "worker_autoscaler")
-    if isinstance(value, str):
-        return parse_autoscale(value, "--autoscale")
-    return parse_autoscale(",".join(str(n) for n in value), "autoscale")
