@@ -115,6 +115,11 @@ class Worker:
         if self.autoscale is not None:
             if self.pool_name == "solo":
                 raise ConfigurationError("--autoscale: the solo pool has one slot; use -P threads or asyncio")
+            if concurrency or conf.worker_concurrency:  # as in Celery, the autoscaler sizes the pool
+                low, high = self.autoscale[1], self.autoscale[0]
+                log.warning(
+                    "Concurrency %s is not used: autoscale sizes the pool (%d to %d)", self.concurrency, low, high
+                )
             self.concurrency = max(self.autoscale[1], 1)
         self.autoscale_keepalive = float(conf.worker_autoscaler_keepalive)
         if self.autoscale_keepalive <= 0:
