@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -87,12 +88,20 @@ def test_healthz_readyz_and_status_node(tmp_path: Path, private_redis: PrivateRe
     assert code == 0
 
 
-def test_bad_health_port_is_a_one_line_error(tmp_path: Path) -> None:
+def test_bad_or_taken_health_port_is_a_one_line_error(tmp_path: Path) -> None:
     write_app(tmp_path)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SRC}", "SCALE_LEDGER": str(tmp_path / "ledger")}
     env["CELERIAC_BROKER_URL"] = f"sqlite:///{tmp_path / 'db'}"
-    command = [sys.executable, "-m", "celeriac", "-A", "scaleapp", "worker", "--health-port", "70000"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-m", "celeriac", "-A", "scaleapp", "worker", "--health-port"]
+    done = subprocess.run([*command, "70000"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     expected = "celeriac: error: --health-port must be a TCP port (0-65535), not 70000"
     assert done.stderr.strip().splitlines() == [expected]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*command, str(port)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    expected = f"celeriac: error: --health-port: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert done.stderr.strip().splitlines()[-1] == expected

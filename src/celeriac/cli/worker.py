@@ -87,7 +87,11 @@ def banner(app: App, worker: Worker, loop: str) -> Table:
     table.add_row("app", f"{app.main or '__main__'}")
     table.add_row("transport", redact_url(app.broker_url))
     table.add_row("results", redact_url(app.backend_url) if app.backend_url else "disabled")
-    table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
+    if worker.autoscale is not None:
+        high, low = worker.autoscale
+        table.add_row("concurrency", f"{low} to {high} ({worker.pool_name}, autoscale)")
+    else:
+        table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
     table.add_row("event loop", loop)
     table.add_row("prefetch", str(worker.prefetch_count or "unlimited"))
     table.add_row("task events", "ON" if worker.send_events else "OFF (enable with -E)")

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from celeriac.errors import ConfigurationError
 from celeriac.worker.bootsteps import Step
 from celeriac.worker.steps import ConsumerStep
 
@@ -60,7 +62,11 @@ class HealthServer(Step["Worker"]):
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(worker, reader, writer)
 
-        self._server = await asyncio.start_server(serve, worker.health_address, worker.health_port)
+        try:
+            self._server = await asyncio.start_server(serve, worker.health_address, worker.health_port)
+        except OSError as exc:  # a port in use is a one-line start-up error, not a traceback
+            where = f"{worker.health_address}:{worker.health_port}"
+            raise ConfigurationError(f"--health-port: cannot listen on {where}: {_reason(exc)}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("Health checks on http://%s:%d/healthz and /readyz", worker.health_address, self.port)
 
@@ -106,6 +112,10 @@ class HealthServer(Step["Worker"]):
         if reason is not None:
             return 503, {"status": "unavailable", "reason": reason}
         return 200, {"status": "ready", "uptime": int(time.monotonic() - worker.started_at)}
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
