@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relkit import PrivateRedis, free_port
 from scalekit import SRC, ScaleWorker, wait_until, write_app
+
+from celeriac import App
+from celeriac.cli.status import check_heartbeat
+from celeriac.events.dispatcher import event_message
 
 NODE = "health@itest"
 
@@ -105,3 +111,17 @@ def test_bad_or_taken_health_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     expected = f"celeriac: error: --health-port: cannot listen on 127.0.0.1:{port}: address already in use"
     assert done.stderr.strip().splitlines()[-1] == expected
+
+
+async def test_status_node_calls_an_old_heartbeat_stale(tmp_path: Path) -> None:
+    """A heartbeat older than --max-age (one sent while the worker was cut off, flushed late) is not health."""
+    app = App("stale", broker=f"sqlite:///{tmp_path / 'db'}")
+    checking = asyncio.create_task(check_heartbeat(app, "old@itest", 1.0))
+    old = {"hostname": "old@itest", "timestamp": time.time() - 60, "type": "worker-heartbeat", "freq": 2.0}
+    async with app.make_transport() as transport:
+        while not checking.done():  # until the check ends: it hears one of these once it listens
+            await transport.fanout("celeryev/worker.heartbeat", event_message(old, "old@itest"))
+            await asyncio.wait({checking}, timeout=0.1)
+    healthy, text = checking.result()
+    assert not healthy and text.startswith("old@itest: heartbeat is stale (60.")
+    await app.aclose()
