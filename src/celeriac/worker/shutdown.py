@@ -26,20 +26,28 @@ log = logging.getLogger("celeriac.worker")
 COLD_GRACE = 5.0
 
 
-async def wait_running(worker: Worker, timeout: float | None) -> None:
-    """Wait until no task body runs; after ``timeout`` seconds (None: no limit) cancel the ones still running."""
-    if timeout is None:
-        await worker.pool.wait_idle()
-        return
+async def wait_running(worker: Worker) -> None:
+    """Wait until no task body runs. Once a shutdown is requested (before or during the wait), wait at most
+    ``worker.soft_shutdown_timeout`` seconds (None: no limit) and then cancel the bodies still running."""
+    idle = asyncio.ensure_future(worker.pool.wait_idle())
     try:
-        await asyncio.wait_for(worker.pool.wait_idle(), timeout)
-    except TimeoutError:
-        log.warning(
-            "Soft shutdown timeout (%gs): cancelling %d running task(s); acks_late ones go back to the queue",
-            timeout,
-            len(worker.state.active),
-        )
-        await worker.cancel_running()
+        if not worker.shutting_down:  # a reconnect's wait: unbounded, unless a shutdown begins meanwhile
+            asked = asyncio.ensure_future(worker.shutdown_requested())
+            await asyncio.wait({idle, asked}, return_when=asyncio.FIRST_COMPLETED)
+            asked.cancel()
+            if idle.done():
+                return
+        timeout = worker.soft_shutdown_timeout
+        done, _ = await asyncio.wait({idle}, timeout=timeout)
+        if not done:
+            log.warning(
+                "Soft shutdown timeout (%gs): cancelling %d running task(s); acks_late ones go back to the queue",
+                timeout,
+                len(worker.state.active),
+            )
+            await worker.cancel_running()
+    finally:
+        idle.cancel()
 
 
 async def cold_during_warm(worker: Worker, stopping: asyncio.Task[None]) -> None:

@@ -244,6 +244,10 @@ class Worker:
         """Whether a shutdown was requested."""
         return self._shutdown.is_set()
 
+    async def shutdown_requested(self) -> None:
+        """Wait until a shutdown is requested."""
+        await self._shutdown.wait()
+
     async def wait_started(self) -> None:
         """Wait until every step has started."""
         await self._started.wait()
@@ -261,9 +265,9 @@ class Worker:
     async def wait_tasks_done(self) -> None:
         """Wait until no task body is running (new ones may not start: the consumer has stopped fetching).
 
-        During a warm shutdown the wait lasts at most ``soft_shutdown_timeout`` seconds (`shutdown.wait_running`).
+        Once a shutdown is requested it lasts at most ``soft_shutdown_timeout`` seconds (`shutdown.wait_running`).
         """
-        await shutdown_flow.wait_running(self, self.soft_shutdown_timeout if self._shutdown.is_set() else None)
+        await shutdown_flow.wait_running(self)
 
     async def cancel_running(self) -> None:
         """Cancel every running task now (acks_late messages are requeued by the tracer as they end)."""
