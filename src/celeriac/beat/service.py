@@ -3,8 +3,8 @@
 Exactly once per slot, across any number of beat processes:
 
 * one leader at a time: the result backend's lease (``beat_lease_seconds``) with a fencing token that changes
-  whenever the lease changes hands; followers try to take it every half lease, so a new leader fires within
-  twice the lease after the old one stopped renewing;
+  whenever the lease changes hands; followers try to take it every half lease (at least every second), so a
+  new leader fires within twice the lease after the old one stopped renewing, and at once after a clean stop;
 * a slot is recorded as settled (`ResultBackend.record_fenced`, atomic with the token check) *before* its task is
   sent. A leader paused past its lease (SIGSTOP, a long GC, a frozen VM) finds its token dead when it wakes, records
   nothing and sends nothing; its successor had read the records and goes on from the latest settled slot.
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 5
 """Tries to send a recorded slot's task before the slot is logged as lost (the broker is down)."""
+
+
+FOLLOWER_LOOK = 1.0
+"""Longest pause between a follower's tries to take the lease."""
 
 
 class LostLease(Exception):
@@ -113,7 +117,9 @@ class Beat:
                     log.warning("beat: cannot reach the result backend to take the lease: %s", exc)
                     token = None
                 if token is None:
-                    await self._pause(self.lease_seconds / 2)
+                    # Every half lease bounds a takeover after a crash; at least every second makes the
+                    # handover after a leader's clean stop (it releases the lease) quick.
+                    await self._pause(min(self.lease_seconds / 2, FOLLOWER_LOOK))
                     continue
                 await self._lead(backend, token)
         finally:
