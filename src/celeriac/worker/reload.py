@@ -4,7 +4,8 @@ The watched files are the app's own modules: those imported from the project dir
 the worker started in), never the standard library or installed packages. On a change the worker logs what
 changed and shuts down warmly (stops fetching, returns reserved messages, finishes running tasks or requeues
 them after ``worker_soft_shutdown_timeout``); the command line then re-executes the same command, so every
-module is imported afresh. Needs ``watchfiles`` (``pip install 'celeriac[reload]'``).
+module is imported afresh. A change that does not compile (a syntax error) is logged and the running code
+kept until the next change. Needs ``watchfiles`` (``pip install 'celeriac[reload]'``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def source_files(project: Path) -> set[Path]:
     return files
 
 
+def _syntax_problem(path: Path) -> str | None:
+    """Why ``path`` would not compile (a syntax error, or unreadable), or None."""
+    try:
+        compile(path.read_bytes(), str(path), "exec")
+    except SyntaxError as exc:
+        return f"{path.name} line {exc.lineno}: {exc.msg}"
+    except (OSError, ValueError) as exc:
+        return f"{path.name}: {exc}"
+    return None
+
+
 class Autoreloader(Step["Worker"]):
     """Watches the app's source files; on a change asks the worker for a warm restart."""
 
@@ -83,6 +95,10 @@ class Autoreloader(Step["Worker"]):
         async for changes in awatch(*directories, recursive=False, debounce=DEBOUNCE_MS, stop_event=self._stop):
             watched = self.watched | source_files(project)  # modules imported since start count too
             changed = sorted({Path(name).resolve() for _, name in changes} & watched)
+            broken = [problem for problem in map(_syntax_problem, changed) if problem]
+            if broken:  # a restart would only fail to import: keep the running code until the file is fixed
+                log.error("--reload: not restarting, %s", "; ".join(broken))
+                continue
             if changed:
                 names = ", ".join(os.path.relpath(path, project) for path in changed)
                 log.warning("--reload: %s changed; restarting the worker", names)
