@@ -29,7 +29,13 @@ log = logging.getLogger("celeriac.worker")
 READ_TIMEOUT = 5.0
 #: The most header lines read from one request.
 MAX_HEADER_LINES = 100
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def readiness(worker: Worker) -> str | None:
@@ -81,7 +87,11 @@ class HealthServer(Step["Worker"]):
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 method, path = await _read_request(reader)
-            status, body = await self.answer(worker, method, path)
+            try:
+                status, body = await self.answer(worker, method, path)
+            except Exception as exc:  # a bug here must not look like a dead worker, nor stay unseen
+                log.exception("Health check %s failed", path)
+                status, body = 500, {"error": type(exc).__name__}
             payload = json.dumps(body).encode()
             head = (
                 f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"

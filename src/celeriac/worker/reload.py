@@ -89,6 +89,12 @@ class Autoreloader(Step["Worker"]):
         log.info("--reload: watching %d source file(s) under %s", len(self.watched), project)
 
     async def _watch(self, worker: Worker, project: Path) -> None:
+        try:
+            await self._follow(worker, project)
+        except Exception as exc:  # e.g. out of inotify watches: say so, the worker itself goes on
+            log.error("--reload: cannot watch the source files any more (%s); restart the worker by hand", exc)
+
+    async def _follow(self, worker: Worker, project: Path) -> None:
         from watchfiles import awatch
 
         directories = sorted({path.parent for path in self.watched})
