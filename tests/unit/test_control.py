@@ -80,6 +80,9 @@ class FakeNode:
     def resize_pool(self, delta: int) -> None:
         self.calls.append(("resize", delta))
 
+    def autoscale(self, max_concurrency: int | None, min_concurrency: int | None) -> tuple[int, int]:
+        raise ValueError("Autoscale not enabled")
+
     def shutdown(self, reason: str | None) -> None:
         self.calls.append(("shutdown", reason))
 

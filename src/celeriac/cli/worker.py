@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from celeriac.cli.logs import parse_level, setup_logging
 from celeriac.errors import ConfigurationError
 from celeriac.pools import by_name
 from celeriac.transports import redact_url
+from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.worker import Worker
 
 
@@ -43,6 +45,11 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 2)")
     parser.add_argument("--statedb", help="file keeping revoked task ids across restarts")
     parser.add_argument("-B", "--beat", action="store_true", help="also run beat (periodic tasks; one fires)")
+    # scaling, reload and health
+    parser.add_argument("--autoscale", metavar="MAX,MIN", help="pool size follows the work between MIN and MAX")
+    parser.add_argument("--reload", action="store_true", help="restart when a source file of the app changes (dev)")
+    parser.add_argument("--health-port", type=int, help="serve /healthz and /readyz on this port")
+    parser.add_argument("--health-address", help="address of the health server (default 127.0.0.1)")
     parser.set_defaults(run=run)
     return parser
 
@@ -83,7 +90,11 @@ def banner(app: App, worker: Worker, loop: str) -> Table:
     table.add_row("app", f"{app.main or '__main__'}")
     table.add_row("transport", redact_url(app.broker_url))
     table.add_row("results", redact_url(app.backend_url) if app.backend_url else "disabled")
-    table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
+    if worker.autoscale is not None:
+        high, low = worker.autoscale
+        table.add_row("concurrency", f"{low} to {high} ({worker.pool_name}, autoscale)")
+    else:
+        table.add_row("concurrency", f"{worker.concurrency} ({worker.pool_name})")
     table.add_row("event loop", loop)
     table.add_row("prefetch", str(worker.prefetch_count or "unlimited"))
     table.add_row("task events", "ON" if worker.send_events else "OFF (enable with -E)")
@@ -102,6 +113,10 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         raise ConfigurationError(f"-c/--concurrency must be at least 1, not {args.concurrency}")
     if args.heartbeat_interval is not None and args.heartbeat_interval <= 0:
         raise ConfigurationError(f"--heartbeat-interval must be more than 0, not {args.heartbeat_interval}")
+    if args.autoscale is not None:
+        parse_autoscale(args.autoscale, "--autoscale")  # a bad value is a one-line error naming the option
+    if args.health_port is not None and not 0 <= args.health_port <= 65535:
+        raise ConfigurationError(f"--health-port must be a TCP port (0-65535), not {args.health_port}")
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     loop = _loops.resolve(args.loop, "--loop") if args.loop else _loops.resolve(app.conf.worker_event_loop)
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
@@ -113,12 +128,23 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     app.finalize()
     with pidfile(args.pidfile):
         worker, code = _loops.run(_serve(app, args, queues, loop), loop)
-    if worker.cold_shutdown:
+    if worker.restart_reason is not None:
+        restart(worker.restart_reason)
+    if worker.cut_short:
         # Sync task bodies may still block pool threads that Python cannot stop; the interpreter would wait
         # for them at exit. Their messages are already back on the queue, so leave now.
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def restart(reason: str) -> None:
+    """Replace this process by a fresh run of the same command (``--reload``): every module is imported anew."""
+    logging.getLogger("celeriac.worker").warning("Restarting (%s)", reason)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
 
 
 async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None, loop: str) -> tuple[Worker, int]:
@@ -135,6 +161,10 @@ async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None, l
         without_gossip=args.without_gossip,
         without_heartbeat=args.without_heartbeat,
         statedb=args.statedb,
+        autoscale=args.autoscale,
+        health_port=args.health_port,
+        health_address=args.health_address,
+        reload=args.reload,
     )
     Console(stderr=True).print(banner(app, worker, loop))
     return worker, await worker.run()

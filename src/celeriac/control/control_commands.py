@@ -143,23 +143,31 @@ async def cancel_consumer(node: ControlNode, queue: str = "") -> OkReply:
     return {"ok": f"no longer consuming from {queue}"}
 
 
-@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will grow"}')
-async def pool_grow(node: ControlNode, n: int = 1) -> OkReply:
-    node.resize_pool(n)
+@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will grow"} / refused under autoscale')
+async def pool_grow(node: ControlNode, n: int = 1) -> OkReply | ErrorReply:
+    refused = node.resize_pool(n)
+    if refused:
+        return {"error": refused}
     return {"ok": "pool will grow"}
 
 
-@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will shrink"}')
-async def pool_shrink(node: ControlNode, n: int = 1) -> OkReply:
-    node.resize_pool(-n)
+@command(CONTROL, Arg("n", int_in(1, MAX_POOL)), reply='{"ok": "pool will shrink"} / refused under autoscale')
+async def pool_shrink(node: ControlNode, n: int = 1) -> OkReply | ErrorReply:
+    refused = node.resize_pool(-n)
+    if refused:
+        return {"error": refused}
     return {"ok": "pool will shrink"}
 
 
 @command(
-    CONTROL, Arg("max", int_in(0, MAX_POOL)), Arg("min", int_in(0, MAX_POOL)), reply="error: autoscale is not supported"
+    CONTROL,
+    Arg("max", optional(int_in(0, MAX_POOL))),
+    Arg("min", optional(int_in(0, MAX_POOL))),
+    reply='{"ok": "autoscale now max=<max> min=<min>"} / error: Autoscale not enabled',
 )
-async def autoscale(node: ControlNode, max: int = 0, min: int = 0) -> OkReply:
-    raise ValueError("Autoscale not enabled")
+async def autoscale(node: ControlNode, max: int | None = None, min: int | None = None) -> OkReply:
+    high, low = node.autoscale(max, min)
+    return {"ok": f"autoscale now max={high} min={low}"}
 
 
 @command(CONTROL, Arg("modules", lambda v: v), Arg("reload", as_bool), reply="error: not supported")

@@ -130,8 +130,20 @@ class ControlNode(Protocol):
         """Take part in election ``election_id`` (celery-wire.md §7.3)."""
         ...
 
-    def resize_pool(self, delta: int) -> None:
-        """Grow (delta > 0) or shrink the pool. Raises ValueError when it cannot."""
+    def resize_pool(self, delta: int) -> str | None:
+        """Grow (delta > 0) or shrink the pool; Celery's refusal text under autoscale, else None.
+
+        Raises:
+            ValueError: the pool cannot be resized so.
+        """
+        ...
+
+    def autoscale(self, max_concurrency: int | None, min_concurrency: int | None) -> tuple[int, int]:
+        """Set the autoscale bounds (None: unchanged) and return ``(max, min)``.
+
+        Raises:
+            ValueError: autoscale is not enabled (Celery's ``Autoscale not enabled``), or the bounds are bad.
+        """
         ...
 
     def shutdown(self, reason: str | None) -> None:

@@ -10,7 +10,7 @@ Commands that answer ``{"ok": text}`` or ``{"error": text}`` use `OkReply`/`Erro
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class OkReply(TypedDict):
@@ -137,8 +137,18 @@ class BrokerInfo(TypedDict):
     alternates: list[str]
 
 
+class AutoscalerInfo(TypedDict):
+    """The ``autoscaler`` part of `StatsReply` under ``--autoscale``: bounds, pool slots now, requests held."""
+
+    max: int
+    min: int
+    current: int
+    qty: int
+
+
 class StatsReply(TypedDict):
-    """``stats`` (§5.6). ``rusage`` is the process's resource usage, or ``"N/A"`` where there is none."""
+    """``stats`` (§5.6). ``rusage`` is the process's resource usage, or ``"N/A"`` where there is none;
+    ``autoscaler`` is there only when the worker autoscales (as Celery's)."""
 
     total: dict[str, int]
     pid: int
@@ -149,12 +159,14 @@ class StatsReply(TypedDict):
     prefetch_count: int
     rusage: dict[str, Any] | str
     sw_ident: str
+    autoscaler: NotRequired[AutoscalerInfo]
 
 
 QueryTaskReply = dict[str, list[Any]]
 """``query_task``: ``{task id: [kind, RequestInfo]}``, kind being ``active``, ``reserved`` or ``scheduled``."""
 
 __all__ = [
+    "AutoscalerInfo",
     "BrokerInfo",
     "ClockReply",
     "ErrorReply",

@@ -18,7 +18,6 @@ class WorkerSettings(SettingsBase):
     worker_prefetch_multiplier = Setting[int](4, (int,))
     worker_send_task_events = Setting[bool](False, (bool,))
     worker_hostname = Setting[str | None](None, OPT_STR)
-    worker_shutdown_timeout = Setting[float | None](None, OPT_NUM, "seconds a warm shutdown waits; None: forever")
     worker_heartbeat_interval = Setting[float](2.0, NUM)
     worker_enable_remote_control = Setting[bool](True, (bool,))
     worker_state_db = Setting[str | None](None, OPT_STR)
@@ -34,4 +33,19 @@ class WorkerSettings(SettingsBase):
     )
     control_signing_key = Setting[str | None](
         None, OPT_STR, "shared secret: callers sign control commands, workers ignore unsigned or badly signed ones"
+    )
+
+    # scaling and shutdown
+    worker_autoscaler = Setting[str | None](
+        None, OPT_STR, "'MAX,MIN' (or 'MAX'): pool size follows the work between MIN and MAX (--autoscale)"
+    )
+    worker_autoscaler_keepalive = Setting[float](
+        30.0, NUM, "seconds without new work before the autoscaler shrinks the pool"
+    )
+    worker_soft_shutdown_timeout = Setting[float | None](
+        None, OPT_NUM, "seconds a warm shutdown waits for running tasks before requeueing them; None: forever"
+    )
+    worker_health_port = Setting[int | None](None, (int, type(None)), "serve /healthz and /readyz on this port")
+    worker_health_address = Setting[str](
+        "127.0.0.1", (str,), "address of the health server (0.0.0.0 for a Kubernetes httpGet probe)"
     )

@@ -68,7 +68,7 @@ def worker_stats(worker: Worker, broker: BrokerAddress) -> StatsReply:
     conf = worker.app.conf
     pool_stats = worker.pool.statistics()
     pool = type(worker.pool)
-    return {
+    reply: StatsReply = {
         "total": dict(state.total),
         "pid": worker.pid,
         "clock": str(state.clock.value),
@@ -89,3 +89,7 @@ def worker_stats(worker: Worker, broker: BrokerAddress) -> StatsReply:
         "rusage": rusage(),
         "sw_ident": "py-celeriac",
     }
+    autoscaler = worker.autoscaler
+    if autoscaler is not None:
+        reply["autoscaler"] = autoscaler.info()
+    return reply

@@ -1,7 +1,7 @@
 """Worker: the blueprint of worker steps, started in dependency order; signals -> warm or cold shutdown.
 
-SIGTERM or SIGINT once: warm shutdown (stop fetching, return unstarted messages, finish running tasks, exit 0).
-A second one: cold shutdown (cancel running tasks; acks_late messages go back to the queue). SIGQUIT: exit now.
+What SIGTERM guarantees (warm: reserved messages returned at once, running tasks given
+``worker_soft_shutdown_timeout``, then requeued; a second signal: cold) is in `celeriac.worker.shutdown`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Sequence
@@ -18,11 +17,16 @@ from collections.abc import Sequence
 from celeriac.app.app import App
 from celeriac.errors import ConfigurationError
 from celeriac.pools.base import Pool
+from celeriac.worker import shutdown as shutdown_flow
+from celeriac.worker.autoscale import Autoscaler, autoscale_bounds
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.consumer import Consumer
+from celeriac.worker.consumer.tasks import Tasks
+from celeriac.worker.health import HealthServer
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.outcome import StoredHook
 from celeriac.worker.policy import warn_reject_without_acks_late
+from celeriac.worker.reload import Autoreloader
 from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import StateDB
 from celeriac.worker.steps import ConsumerStep, PoolStep, TimerStep
@@ -30,7 +34,17 @@ from celeriac.worker.timer import Timer
 
 log = logging.getLogger("celeriac.worker")
 
-DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, StateDB, ConsumerStep)
+# The health server starts first (a probe is answered while the broker is still being reached) and stops last;
+# the autoscaler and reloader come after the consumer, so they stop before it does.
+DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
+    HealthServer,
+    TimerStep,
+    PoolStep,
+    StateDB,
+    ConsumerStep,
+    Autoscaler,
+    Autoreloader,
+)
 
 
 def expand_hostname(template: str) -> str:
@@ -54,12 +68,17 @@ class Worker:
         queues: queue names (``-Q``); default ``task_default_queue``.
         prefetch_multiplier: prefetch = concurrency x this (0 = unlimited).
         send_events: send task events (``-E``).
-        shutdown_timeout: seconds a warm shutdown may take before it turns cold.
+        soft_shutdown_timeout: seconds a warm shutdown waits for running tasks (``worker_soft_shutdown_timeout``;
+            None: as long as they take); then they are cancelled and their acks_late messages requeued.
         heartbeat_interval: seconds between worker-heartbeat events (``worker_heartbeat_interval``, 2 s).
         without_mingle: skip the start-up sync with other workers (``--without-mingle``).
         without_gossip: do not follow other workers' events (``--without-gossip``).
         without_heartbeat: send no worker events (``--without-heartbeat``).
         statedb: file keeping revoked ids and the clock across restarts (``--statedb``, ``worker_state_db``).
+        autoscale: ``"MAX,MIN"`` or ``(max, min)``: the pool follows the work (``--autoscale``, ``worker_autoscaler``).
+        health_port: serve ``/healthz`` and ``/readyz`` on this port (``--health-port``, ``worker_health_port``).
+        health_address: the health server's address (``--health-address``, ``worker_health_address``: loopback).
+        reload: restart the worker when a source file of the app changes (``--reload``; development only).
     """
 
     def __init__(
@@ -72,12 +91,16 @@ class Worker:
         queues: Sequence[str] | None = None,
         prefetch_multiplier: int | None = None,
         send_events: bool | None = None,
-        shutdown_timeout: float | None = None,
+        soft_shutdown_timeout: float | None = None,
         heartbeat_interval: float | None = None,
         without_mingle: bool = False,
         without_gossip: bool = False,
         without_heartbeat: bool = False,
         statedb: str | None = None,
+        autoscale: str | tuple[int, int] | None = None,
+        health_port: int | None = None,
+        health_address: str | None = None,
+        reload: bool = False,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -87,14 +110,36 @@ class Worker:
         self.concurrency = int(concurrency or conf.worker_concurrency or default_concurrency)
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        #: ``(max, min)`` under autoscale: the pool starts at min (at least one slot), the prefetch window is max's.
+        self.autoscale = autoscale_bounds(autoscale, conf.worker_autoscaler)
+        if self.autoscale is not None:
+            if self.pool_name == "solo":
+                raise ConfigurationError("--autoscale: the solo pool has one slot; use -P threads or asyncio")
+            if concurrency or conf.worker_concurrency:  # as in Celery, the autoscaler sizes the pool
+                low, high = self.autoscale[1], self.autoscale[0]
+                log.warning(
+                    "Concurrency %s is not used: autoscale sizes the pool (%d to %d)", self.concurrency, low, high
+                )
+            self.concurrency = max(self.autoscale[1], 1)
+        self.autoscale_keepalive = float(conf.worker_autoscaler_keepalive)
+        if self.autoscale_keepalive <= 0:
+            raise ConfigurationError(f"worker_autoscaler_keepalive must be more than 0, not {self.autoscale_keepalive}")
         self.queues = list(queues or [conf.task_default_queue])
         multiplier = conf.worker_prefetch_multiplier if prefetch_multiplier is None else prefetch_multiplier
         if multiplier < 0:
             raise ConfigurationError(f"prefetch multiplier must be 0 or more, not {multiplier}")
         self.prefetch_multiplier = multiplier
-        self.prefetch_count = self.concurrency * multiplier
+        self.prefetch_count = self._window()
         self.send_events = conf.worker_send_task_events if send_events is None else send_events
-        self.shutdown_timeout = conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        soft = conf.worker_soft_shutdown_timeout if soft_shutdown_timeout is None else soft_shutdown_timeout
+        if soft is not None and soft < 0:
+            raise ConfigurationError(f"worker_soft_shutdown_timeout must be 0 or more, not {soft}")
+        self.soft_shutdown_timeout = soft
+        self.health_port = conf.worker_health_port if health_port is None else health_port
+        if self.health_port is not None and not 0 <= self.health_port <= 65535:
+            raise ConfigurationError(f"--health-port must be a TCP port (0-65535), not {self.health_port}")
+        self.health_address = health_address or conf.worker_health_address
+        self.reload = reload
         interval = conf.worker_heartbeat_interval if heartbeat_interval is None else heartbeat_interval
         if interval <= 0:
             raise ConfigurationError(f"heartbeat interval must be more than 0, not {interval}")
@@ -117,7 +162,10 @@ class Worker:
         self._cold_requested = asyncio.Event()
         #: True once a cold shutdown ran: threads may still be running task bodies that cannot be stopped.
         self.cold_shutdown = False
-        self._signals = 0
+        #: True when running tasks were cancelled (cold shutdown, or the soft shutdown timeout ran out).
+        self.cut_short = False
+        #: Why the worker should start again in a fresh process (the reloader's changed files), or None.
+        self.restart_reason: str | None = None
         self.exitcode = 0
 
     def __repr__(self) -> str:
@@ -145,10 +193,36 @@ class Worker:
             raise RuntimeError("the consumer is not started")
         return consumer
 
+    @property
+    def autoscaler(self) -> Autoscaler | None:
+        """The Autoscaler step when the worker autoscales."""
+        return self.blueprint.get(Autoscaler) if self.blueprint.has(Autoscaler) else None
+
+    def _window(self) -> int:
+        slots = self.autoscale[0] if self.autoscale is not None else self.concurrency
+        return slots * self.prefetch_multiplier
+
     def resize(self, concurrency: int) -> None:
-        """The pool now has ``concurrency`` slots (``pool_grow``/``pool_shrink``): the prefetch window follows."""
+        """The pool now has ``concurrency`` slots (``pool_grow``/``pool_shrink``, the autoscaler).
+
+        The prefetch window follows the pool, or under autoscale its maximum (so that waiting work is seen).
+        """
         self.concurrency = concurrency
-        self.prefetch_count = concurrency * self.prefetch_multiplier
+        self._refresh_prefetch()
+
+    def set_autoscale(self, max_concurrency: int, min_concurrency: int) -> None:
+        """New autoscale bounds (the ``autoscale`` command): the prefetch window follows the maximum."""
+        self.autoscale = (max_concurrency, min_concurrency)
+        self._refresh_prefetch()
+
+    def _refresh_prefetch(self) -> None:
+        self.prefetch_count = self._window()
+        step = self.blueprint.get(ConsumerStep) if self.blueprint.has(ConsumerStep) else None
+        consumer = step.consumer if step is not None else None
+        if consumer is not None and consumer.blueprint.has(Tasks):
+            strategy = consumer.blueprint.get(Tasks).strategy
+            if strategy is not None:
+                strategy.resize(self.prefetch_count)
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,17 +234,27 @@ class Worker:
         await self.blueprint.start(self)
         self._started.set()
 
+    @property
+    def started(self) -> bool:
+        """Whether every step has started (the consumer was ready at least once)."""
+        return self._started.is_set()
+
+    @property
+    def shutting_down(self) -> bool:
+        """Whether a shutdown was requested."""
+        return self._shutdown.is_set()
+
+    async def shutdown_requested(self) -> None:
+        """Wait until a shutdown is requested."""
+        await self._shutdown.wait()
+
     async def wait_started(self) -> None:
         """Wait until every step has started."""
         await self._started.wait()
 
     async def stop(self) -> None:
-        """Warm shutdown (bounded by ``shutdown_timeout``; past it, cold)."""
-        try:
-            await asyncio.wait_for(self.blueprint.stop(self), self.shutdown_timeout)
-        except TimeoutError:
-            log.warning("Warm shutdown took longer than %ss: terminating", self.shutdown_timeout)
-            await self.blueprint.stop(self, terminate=True)
+        """Warm shutdown: the consumer returns unstarted messages and waits for running tasks (`wait_tasks_done`)."""
+        await self.blueprint.stop(self)
         await self.app.aclose()
 
     async def terminate(self) -> None:
@@ -179,8 +263,21 @@ class Worker:
         await self.app.aclose()
 
     async def wait_tasks_done(self) -> None:
-        """Wait until no task body is running (new ones may not start: the consumer has stopped)."""
-        await self.pool.wait_idle()
+        """Wait until no task body is running (new ones may not start: the consumer has stopped fetching).
+
+        Once a shutdown is requested it lasts at most ``soft_shutdown_timeout`` seconds (`shutdown.wait_running`).
+        """
+        await shutdown_flow.wait_running(self)
+
+    async def cancel_running(self) -> None:
+        """Cancel every running task now (acks_late messages are requeued by the tracer as they end)."""
+        self.cut_short = True
+        await self.pool.terminate()
+
+    def request_restart(self, reason: str) -> None:
+        """Shut down warmly, then start again in a fresh process (the CLI re-executes itself)."""
+        self.restart_reason = reason
+        self.request_shutdown()
 
     def request_shutdown(self, cold: bool = False) -> None:
         """Ask `run` to shut down (warm, or cold)."""
@@ -202,7 +299,7 @@ class Worker:
     async def run(self, install_signal_handlers: bool = True) -> int:
         """Start, serve until shutdown is requested, stop; return the exit code."""
         if install_signal_handlers:
-            self._install_signal_handlers()
+            shutdown_flow.install_signal_handlers(self)
         starting = asyncio.create_task(self.start())
         shutdown = asyncio.create_task(self._shutdown.wait())
         await asyncio.wait({starting, shutdown}, return_when=asyncio.FIRST_COMPLETED)
@@ -217,38 +314,17 @@ class Worker:
         starting.result()  # a start-up error propagates
         await self._shutdown.wait()
         if self._cold:
-            self.cold_shutdown = True
+            self.cold_shutdown = self.cut_short = True
             await self.terminate()
         else:
             stopping = asyncio.create_task(self.stop())
             cold = asyncio.create_task(self._wait_cold())
             await asyncio.wait({stopping, cold}, return_when=asyncio.FIRST_COMPLETED)
             if not stopping.done():
-                log.warning("Cold shutdown requested: cancelling running tasks")
-                self.cold_shutdown = True
-                await self.terminate()
-                stopping.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await stopping
+                await shutdown_flow.cold_during_warm(self, stopping)
             cold.cancel()
         log.info("%s stopped.", self.hostname)
         return self.exitcode
 
     async def _wait_cold(self) -> None:
         await self._cold_requested.wait()
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def on_stop_signal(signame: str) -> None:
-            self._signals += 1
-            if self._signals == 1:
-                log.warning("worker: Warm shutdown (%s)", signame)
-                self.request_shutdown()
-            else:
-                log.warning("worker: Cold shutdown (%s)", signame)
-                self.request_shutdown(cold=True)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_stop_signal, sig.name)
-        loop.add_signal_handler(signal.SIGQUIT, lambda: os._exit(1))

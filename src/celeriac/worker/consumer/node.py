@@ -168,7 +168,10 @@ class WorkerNode(ControlNode):
         if self.consumer.blueprint.has(Gossip):
             self.consumer.blueprint.get(Gossip).election(election_id, topic, action)
 
-    def resize_pool(self, delta: int) -> None:
+    def resize_pool(self, delta: int) -> str | None:
+        if self.worker.autoscaler is not None:  # Celery 5.7's words: the autoscaler owns the pool's size
+            verb = "pool_grow" if delta > 0 else "pool_shrink"
+            return f"{verb} is not supported with autoscale. Adjust autoscale range instead."
         pool = self.worker.pool
         wanted = pool.concurrency + delta
         if delta > 0 and wanted > max(MAX_POOL, pool.concurrency):
@@ -180,9 +183,15 @@ class WorkerNode(ControlNode):
         elif delta < 0:
             pool.shrink(-delta)
         self.worker.resize(pool.concurrency)
-        strategy = self._strategy()
-        if strategy is not None:
-            strategy.resize(self.worker.prefetch_count)
+        return None
+
+    def autoscale(self, max_concurrency: int | None, min_concurrency: int | None) -> tuple[int, int]:
+        autoscaler = self.worker.autoscaler
+        if autoscaler is None:
+            raise ValueError("Autoscale not enabled")
+        high, low = autoscaler.update(max_concurrency, min_concurrency)
+        log.info("Autoscale now max=%d min=%d", high, low)
+        return high, low
 
     def shutdown(self, reason: str | None) -> None:
         log.warning("Got shutdown from remote%s", f": {reason}" if reason else "")
