@@ -104,9 +104,12 @@ class AMQPConsumer(QueueConsumer):
 
     @property
     def global_qos(self) -> bool:
-        """Celery's choice: one window per channel on RabbitMQ < 4 with classic queues."""
-        link = self._transport.link
-        return not self._transport.options.quorum and link.server_version < (4,)
+        """Celery's choice: one window per channel on RabbitMQ < 4 with classic queues. Not when a queue exists
+        with other attributes than ours (it may be a quorum queue: consuming one on a channel with global QoS
+        makes RabbitMQ close the whole connection with NOT_IMPLEMENTED)."""
+        transport = self._transport
+        odd = any(transport.refused(queue) for queue in self._queues)
+        return not transport.options.quorum and transport.link.server_version < (4,) and not odd
 
     async def __anext__(self) -> Delivery:
         while True:
@@ -136,6 +139,9 @@ class AMQPConsumer(QueueConsumer):
             await self._wake.wait()
 
     async def _open(self) -> None:
+        for queue in list(self._queues):
+            if not await self._transport.usable(queue):
+                self._drop(queue)
         channel = await self._transport.link.channel()
         self._channel = channel
         channel.closing.add_done_callback(lambda _: self._channel_closed(channel))
@@ -150,9 +156,6 @@ class AMQPConsumer(QueueConsumer):
     async def _consume(self, queue: str) -> None:
         channel = self._channel
         if channel is None:
-            return
-        if not await self._transport.usable(queue):
-            self._drop(queue)
             return
 
         async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
@@ -236,8 +239,14 @@ class AMQPConsumer(QueueConsumer):
     async def add_queue(self, queue: str) -> None:
         if queue in self._queues:
             return
-        self._transport.link.check_open()
-        await self._transport.declare(queue)
+        transport = self._transport
+        transport.link.check_open()
+        if not await transport.usable(queue):
+            return
+        if transport.refused(queue) and self.global_qos and self._channel is not None:
+            log.error("queue %r is not consumed: it exists with other attributes and this consumer's window is "
+                      "global (a quorum queue would close the connection)", queue)  # fmt: skip
+            return
         self._queues.append(queue)
         self._buffers.setdefault(queue, deque())
         if self._channel is not None and self._start is not None and self._start.done():

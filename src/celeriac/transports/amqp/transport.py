@@ -113,6 +113,10 @@ class AMQPTransport(Transport):
         for destination, source, key in exchange_bindings:
             await admin.bind_exchange(destination, source, key)
 
+    def refused(self, queue: str) -> bool:
+        """Whether RabbitMQ refused our declaration of ``queue`` (it may exist with other attributes)."""
+        return queue in self._refused
+
     async def usable(self, queue: str) -> bool:
         """Whether ``queue`` can be consumed: declared (cached), or refused but present (other arguments)."""
         await self.declare(queue)
