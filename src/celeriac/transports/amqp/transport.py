@@ -95,8 +95,9 @@ class AMQPTransport(Transport):
         exchange = topology.exchange(queue)
         await admin.exchange(exchange)
         await admin.bind(queue, queue, queue)
-        if self.has_delayed_delivery:
+        if self.options.quorum:  # Celery's worker builds the delayed levels whenever it detects quorum queues
             await self._declare_delayed()
+        if self.has_delayed_delivery:  # ... and binds only queues whose exchange is not direct
             await admin.bind_exchange(queue, DELAYED_DELIVERY, f"#.{queue}")
             await admin.bind(queue, queue, f"#.{queue}")
 
