@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from celeriac.errors import ConnectionLost, TransportError
-from celeriac.testing.contract.helpers import message, next_delivery, wait_for
+from celeriac.testing.contract.helpers import is_pending, message, next_delivery, wait_for
+from celeriac.transports.amqp.consumer import AMQPConsumer
 from celeriac.transports.amqp.transport import AMQPTransport
 from celeriac.transports.base import TransportOptions
 
@@ -145,3 +146,33 @@ async def test_classic_direct_setup_has_no_delayed_delivery(make: Make) -> None:
 
 async def _size_is(transport: AMQPTransport, queue: str, expected: int) -> bool:
     return await transport.size(queue) == expected
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+async def test_set_prefetch_widens_the_window_at_once(make: Make, queue_name: str, queue_type: str) -> None:
+    """The worker widens the window while it holds ETA tasks: global QoS (classic on RabbitMQ 3) takes a new
+    basic.qos at once; per-consumer QoS (quorum) needs new consumers, which the transport makes."""
+    async with make(task_default_queue_type=queue_type) as transport:
+        await transport.declare(queue_name)
+        for i in range(3):
+            await transport.publish(message(b"%d" % i), routing_key=queue_name)
+        consumer = transport.consume([queue_name], prefetch=1)
+        first = await next_delivery(consumer)
+        assert isinstance(consumer, AMQPConsumer) and consumer.global_qos is (queue_type == "classic")
+        pending = asyncio.ensure_future(anext(consumer))
+        assert await is_pending(pending), "a delivery beyond prefetch=1"
+        consumer.set_prefetch(3)  # first is still held, un-acked
+        second = await asyncio.wait_for(pending, 10)
+        third = await next_delivery(consumer)
+        assert sorted(d.message.body for d in (first, second, third)) == [b"0", b"1", b"2"]
+        for delivery in (first, second, third):
+            await delivery.ack()
+        await wait_for(lambda: _size_is(transport, queue_name, 0), what="all acked")
+
+
+async def test_heartbeat_is_broker_heartbeat(make: Make, amqp_url: str) -> None:
+    async with make(broker_heartbeat=7) as transport:
+        connection = await transport.link.connection()
+        assert connection.connection_tune.heartbeat == 7
+    async with AMQPTransport(amqp_url + "?heartbeat=3") as transport:  # the URL's option wins
+        assert (await transport.link.connection()).connection_tune.heartbeat == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -42,4 +43,21 @@ async def test_worker_runs_tasks_answers_ping_and_holds_eta(app: App) -> None:
         assert await later.aget(timeout=20) == 2
         assert time.monotonic() - started >= 0.9  # ran no earlier than its countdown
         await wait_for(lambda: worker.state.processed == 22)
+    await app.aclose()
+
+
+async def test_worker_and_client_recover_after_broker_closes_every_connection(
+    app: App, amqp_vhost: str, ctl: Callable[..., str]
+) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    async with start_worker(app, concurrency=2) as worker:
+        assert await (await add.adelay(1, 2)).aget(timeout=20) == 3
+        await asyncio.to_thread(ctl, "close_all_connections", "--vhost", amqp_vhost, "test: recovery")
+        # The client's transport reconnects on its own; the worker's consumer reconnects with backoff.
+        results = [await add.adelay(i, 1) for i in range(10)]
+        assert [await r.aget(timeout=30) for r in results] == [i + 1 for i in range(10)]
+        await wait_for(lambda: worker.state.processed == 11)
     await app.aclose()

@@ -58,7 +58,7 @@ class AMQPDelivery(Delivery):
         if self._settled:
             return
         self._settled = True
-        await self._settle("ack", lambda: self._channel.basic_ack(self._tag))
+        await self._settle("ack", lambda: self._channel.basic_ack(self._tag, wait=False))
 
     async def reject(self, requeue: bool = False) -> None:
         if self._settled:

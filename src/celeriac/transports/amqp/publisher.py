@@ -49,7 +49,12 @@ class Publisher:
             try:
                 with amqp_errors(where, self._link.address.url):
                     await channel.basic_publish(
-                        body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=mandatory
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=mandatory,
+                        wait=False,
                     )
                 return
             except ConnectionLost:
