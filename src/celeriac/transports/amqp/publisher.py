@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
+import aiormq
 import aiormq.abc
 from pamqp.commands import Basic
 
@@ -48,7 +50,9 @@ class Publisher:
             channel = await self._current()
             try:
                 with amqp_errors(where, self._link.address.url):
-                    await channel.basic_publish(
+                    # wait=False: do not hold aiormq's channel lock until the socket drained (the confirm is
+                    # still awaited), so concurrent publishes pipeline
+                    await cast(aiormq.Channel, channel).basic_publish(
                         body,
                         exchange=exchange,
                         routing_key=routing_key,
