@@ -176,3 +176,14 @@ async def test_heartbeat_is_broker_heartbeat(make: Make, amqp_url: str) -> None:
         assert connection.connection_tune.heartbeat == 7
     async with AMQPTransport(amqp_url + "?heartbeat=3") as transport:  # the URL's option wins
         assert (await transport.link.connection()).connection_tune.heartbeat == 3
+
+
+async def test_a_header_amqp_cannot_encode_is_a_clear_error(make: Make, queue_name: str) -> None:
+    async with make() as transport:
+        await transport.declare(queue_name)
+        with pytest.raises(TransportError, match="cannot be put in AMQP frames"):
+            await transport.publish(message(b"x", blob=b"raw bytes"), routing_key=queue_name)
+        await transport.publish(message(b"ok", pair=(1, "a"), nested={"t": (2,)}), routing_key=queue_name)
+        delivery = await next_delivery(transport.consume([queue_name], prefetch=1))
+        assert dict(delivery.message.headers) == {"pair": [1, "a"], "nested": {"t": [2]}}
+        await delivery.ack()

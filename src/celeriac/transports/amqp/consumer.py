@@ -15,15 +15,17 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+import aiormq
 import aiormq.abc
 from pamqp.commands import Basic
 
 from celeriac._amqp.errors import ChannelError, amqp_errors, describe
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.transports.amqp import convert
-from celeriac.transports.base import Delivery, QueueConsumer
+from celeriac.transports.amqp.acks import AckBatch
+from celeriac.transports.base import Delivery, QueueConsumer, settled_future
 
 if TYPE_CHECKING:
     from celeriac.transports.amqp.transport import AMQPTransport
@@ -55,10 +57,13 @@ class AMQPDelivery(Delivery):
         self.delivery_tag = str(self._tag)
 
     async def ack(self) -> None:
+        await self.ack_soon()
+
+    def ack_soon(self) -> asyncio.Future[None]:
         if self._settled:
-            return
+            return settled_future()
         self._settled = True
-        await self._settle("ack", lambda: self._channel.basic_ack(self._tag, wait=False))
+        return self._consumer.ack_batch(self._channel).ack(self._tag)
 
     async def reject(self, requeue: bool = False) -> None:
         if self._settled:
@@ -96,7 +101,15 @@ class AMQPConsumer(QueueConsumer):
         self._cancelled = False
         self._closing = False
         self._qos_task: asyncio.Task[None] | None = None
+        self._acks: AckBatch | None = None
         self.server = transport.link.address.url
+
+    def ack_batch(self, channel: aiormq.abc.AbstractChannel) -> AckBatch:
+        """The ack batch of ``channel`` (a new one when the consumer moved to another channel)."""
+        batch = self._acks
+        if batch is None or batch.channel is not channel:
+            batch = self._acks = AckBatch(cast(aiormq.Channel, channel))
+        return batch
 
     @property
     def queues(self) -> tuple[str, ...]:

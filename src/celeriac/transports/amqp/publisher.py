@@ -18,7 +18,7 @@ import aiormq.abc
 from pamqp.commands import Basic
 
 from celeriac._amqp.errors import ChannelError, amqp_errors
-from celeriac.errors import ConnectionLost
+from celeriac.errors import ConnectionLost, TransportError
 from celeriac.transports.amqp.link import Link
 
 
@@ -61,6 +61,8 @@ class Publisher:
                         wait=False,
                     )
                 return
+            except (TypeError, ValueError) as exc:  # pamqp could not encode a header or property
+                raise TransportError(f"{where}: the message cannot be put in AMQP frames ({exc})") from exc
             except ConnectionLost:
                 if attempt == 2 or self._link.closed:
                     raise
