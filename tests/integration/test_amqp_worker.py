@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
 
+import aiormq
 import pytest
+from pamqp.commands import Basic
 
 from celeriac import App
 from celeriac.testing import start_worker, wait_for
@@ -60,4 +63,35 @@ async def test_worker_and_client_recover_after_broker_closes_every_connection(
         results = [await add.adelay(i, 1) for i in range(10)]
         assert [await r.aget(timeout=30) for r in results] == [i + 1 for i in range(10)]
         await wait_for(lambda: worker.state.processed == 11)
+    await app.aclose()
+
+
+async def test_malformed_amqp_messages_never_stop_the_worker(app: App, amqp_url: str) -> None:
+    """Raw AMQP messages a celeriac client cannot produce: no content type, no headers, odd header types, garbage
+    bodies. Each is refused in one log line; the valid task behind them runs."""
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    queue = app.conf.task_default_queue
+    async with start_worker(app, concurrency=2) as worker:
+        connection = await aiormq.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            odd = [
+                (b"\xff\xfe garbage", Basic.Properties()),
+                (b"", Basic.Properties(content_type="application/json")),
+                (b"[[], {}, {}]", Basic.Properties(content_type="application/json", headers={"task": 7, "id": None})),
+                (b"[[], {}, {}]", Basic.Properties(content_type="application/json", headers={"id": "x", "lang": "py",
+                                                                                              "task": ["a"]})),
+                (b"{}", Basic.Properties(content_type="text/plain", headers={"eta": dt.datetime(2020, 1, 1)})),
+            ]  # fmt: skip
+            for body, properties in odd:
+                await channel.basic_publish(body, routing_key=queue, properties=properties)
+        finally:
+            await connection.close()
+        assert await (await add.adelay(20, 22)).aget(timeout=20) == 42
+        await wait_for(lambda: worker.state.total.get(add.name, 0) == 1)
+        assert await (await app.atransport()).size(queue) == 0  # nothing left behind nor put back in a loop
     await app.aclose()
