@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"_loops", "_resource", "_schemes", "settings", "schedules"},
     {"_portal"},
     {"protocol"},
-    {"_sqlite", "_redis"},
+    {"_sqlite", "_redis", "_amqp"},
     {"transports", "backends"},
     {"events", "control"},
     {"app"},
