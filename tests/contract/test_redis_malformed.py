@@ -137,3 +137,20 @@ async def test_restore_lock_is_short_lived_and_renewed_only_by_its_holder(
         await ops.unlock("mine")
         assert await ops.lock("theirs")
         await ops.unlock("theirs")
+
+
+async def test_a_tag_and_queue_that_are_not_utf8_are_buried_byte_for_byte(
+    make: Callable[..., RedisTransport], raw: aioredis.Redis, queue_name: str
+) -> None:
+    # Found by the hypothesis corpus: a tag read leniently keeps its undecodable byte as a lone surrogate, which
+    # redis-py's strict encoding refused, so the bury raised instead of dead-lettering.
+    async with make() as transport:
+        keys = transport.settings.keys
+        queue = queue_name + "\udcff"
+        await raw.hset(keys.unacked, b"tag\xff", b"raw\xff")  # as the fetch left it: delivered, not settled
+        assert await transport.ops.bury("tag\udcff", b"raw\xff", queue, "unreadable \udcff")
+        dead = keys.dead_letter(queue).encode("utf-8", "surrogateescape")
+        assert await raw.lrange(dead, 0, -1) == [b"raw\xff"]
+        reasons = await raw.hgetall(keys.dead_reasons(queue).encode("utf-8", "surrogateescape"))
+        assert reasons == {b"tag\xff": b"unreadable \\udcff"}
+        assert await raw.hlen(keys.unacked) == 0

@@ -258,14 +258,16 @@ class RedisOps:
 
     async def bury(self, tag: str, raw: bytes | str, queue: str, reason: str) -> bool:
         """Move an unreadable delivered message from unacked to the dead-letter list of ``queue``, with ``reason``."""
+        # The tag and queue come from a message that may not be valid UTF-8 (read with surrogateescape): turn
+        # them back into the very bytes Redis holds, as redis-py's strict encoding would refuse a lone surrogate.
         keys = [
-            self.keys.unacked,
-            self.keys.unacked_index,
-            self.keys.delivery_count(tag),
-            self.keys.dead_letter(queue),
-            self.keys.dead_reasons(queue),
+            _raw(self.keys.unacked),
+            _raw(self.keys.unacked_index),
+            _raw(self.keys.delivery_count(tag)),
+            _raw(self.keys.dead_letter(queue)),
+            _raw(self.keys.dead_reasons(queue)),
         ]
-        args = [tag, raw, self.settings.dead_letter_ttl, reason.encode("utf-8", "backslashreplace")]
+        args = [_raw(tag), _raw(raw), self.settings.dead_letter_ttl, reason.encode("utf-8", "backslashreplace")]
         with redis_errors(self.where):
             buried: int = await self._bury(keys=keys, args=args)
         return bool(buried)
@@ -325,3 +327,8 @@ class RedisOps:
         """Release the restore lock if it is still ours."""
         with redis_errors(self.where):
             await self._release(keys=[self.keys.unacked_mutex], args=[token])
+
+
+def _raw(value: bytes | str) -> bytes:
+    """``value`` as the bytes it was read from (a str read leniently keeps undecodable bytes as surrogates)."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
