@@ -267,7 +267,12 @@ class RedisOps:
             _raw(self.keys.dead_letter(queue)),
             _raw(self.keys.dead_reasons(queue)),
         ]
-        args = [_raw(tag), _raw(raw), self.settings.dead_letter_ttl, reason.encode("utf-8", "backslashreplace")]
+        args: list[bytes | int] = [
+            _raw(tag),
+            _raw(raw),
+            self.settings.dead_letter_ttl,
+            reason.encode("utf-8", "backslashreplace"),
+        ]
         with redis_errors(self.where):
             buried: int = await self._bury(keys=keys, args=args)
         return bool(buried)
