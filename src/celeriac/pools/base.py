@@ -65,6 +65,7 @@ class Pool(abc.ABC):
         self._completed = 0
         self._retiring = 0  # runners to stop when their current job ends (shrink of a busy pool)
         self._idle = asyncio.Event()  # set while no job runs
+        self._signals: dict[asyncio.Task[Any], int] = {}  # runner -> signal of a `cancel(job, signum)`
         self._idle.set()
 
     async def start(self) -> None:
@@ -89,6 +90,7 @@ class Pool(abc.ABC):
                 log.exception("Unexpected error in a pool job")
             finally:
                 self._running.pop(current, None)
+                self._signals.pop(current, None)
                 self._completed += 1
                 if not self._running:
                     self._idle.set()
@@ -168,13 +170,24 @@ class Pool(abc.ABC):
         """Whether `cancel` can stop a running body of ``task`` (async bodies on the worker's loop)."""
         return False
 
-    def cancel(self, job: Job) -> bool:
-        """Cancel the running ``job`` (its `run` sees CancelledError); False when it is not running."""
+    def cancel(self, job: Job, signum: int | None = None) -> bool:
+        """Cancel the running ``job`` (its `run` sees CancelledError); False when it is not running.
+
+        ``signum`` is the signal ``revoke --terminate`` asked for: a pool of processes sends it to the child
+        running the body (`cancel_signal`); the others stop the body their own way.
+        """
         for runner, running in self._running.items():
             if running is job:
+                if signum is not None:
+                    self._signals[runner] = signum
                 runner.cancel()
                 return True
         return False
+
+    def cancel_signal(self) -> int | None:
+        """In a cancelled runner: the signal `cancel` was given for it (None: a shutdown, no signal asked)."""
+        current = asyncio.current_task()
+        return self._signals.pop(current, None) if current is not None else None
 
     def statistics(self) -> PoolStatistics:
         """A snapshot for ``inspect stats``."""

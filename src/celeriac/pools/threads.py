@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from celeriac.pools.base import Pool, bounded
+from celeriac.pools.base import Pool
 from celeriac.pools.call import Call
 from celeriac.pools.lanes import ThreadLanes, lane_loop
+from celeriac.pools.limits import limited
 
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
@@ -25,7 +26,8 @@ ASYNC_GRACE = 1.0
 def _call(task: Task[Any, Any], call: Call) -> Any:
     if not task.is_async:
         return task(*call.args, **call.kwargs)
-    return lane_loop().run_until_complete(bounded(task(*call.args, **call.kwargs), call.time_limit, call.task))
+    body = limited(task(*call.args, **call.kwargs), call.soft_time_limit, call.time_limit, call.task)
+    return lane_loop().run_until_complete(body)
 
 
 class ThreadPool(Pool):
@@ -37,9 +39,14 @@ class ThreadPool(Pool):
         super().__init__(concurrency, tasks)
         self._lanes = ThreadLanes("celeriac-thread", lambda: self.concurrency)
 
+    def cancellable(self, task: Task[Any, Any]) -> bool:
+        """A body's thread gets SystemExit at its next bytecode (one blocked in C code sees it later)."""
+        return True
+
     async def run_body(self, task: Task[Any, Any], call: Call) -> Any:
         grace = ASYNC_GRACE if task.is_async else 0.0
-        return await self._lanes.run(functools.partial(_call, task, call), call.time_limit, call.task, grace)
+        soft = None if task.is_async else call.soft_time_limit  # an async body gets it on its own loop
+        return await self._lanes.run(functools.partial(_call, task, call), call.time_limit, call.task, grace, soft)
 
     async def close(self) -> None:
         self._lanes.close()

@@ -35,3 +35,11 @@ class WorkerSettings(SettingsBase):
     control_signing_key = Setting[str | None](
         None, OPT_STR, "shared secret: callers sign control commands, workers ignore unsigned or badly signed ones"
     )
+    # prefork
+    worker_pool_start_method = Setting[str]("fork", (str,), "how prefork starts children: fork or spawn")
+    worker_max_tasks_per_child = Setting[int | None](
+        None, (int, type(None)), "prefork: a child is replaced after this many tasks (None: never)"
+    )
+    worker_max_memory_per_child = Setting[int | None](
+        None, (int, type(None)), "prefork: KiB of resident memory after a task above which the child is replaced"
+    )
