@@ -13,6 +13,7 @@ from celeriac.pools.limits import limited
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
+    from celeriac.settings import Settings
 
 
 class AsyncioPool(Pool):
@@ -20,8 +21,8 @@ class AsyncioPool(Pool):
 
     implementation = "asyncio"
 
-    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
-        super().__init__(concurrency, tasks)
+    def __init__(self, concurrency: int, tasks: TaskRegistry, conf: Settings | None = None) -> None:
+        super().__init__(concurrency, tasks, conf)
         self._lanes = ThreadLanes("celeriac-sync", lambda: self.concurrency)
 
     def cancellable(self, task: Task[Any, Any]) -> bool:

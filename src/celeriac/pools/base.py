@@ -26,6 +26,7 @@ from celeriac.pools.call import Call
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
+    from celeriac.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class PoolStatistics:
     running: int
     waiting: int
     completed: int
+    processes: tuple[int, ...] = ()  # child pids (prefork); empty: bodies run in the worker process
+    max_tasks_per_child: int | None = None
+    writes: dict[int, int] | None = None  # child pid -> bodies sent to it (prefork)
 
 
 class Pool(abc.ABC):
@@ -54,11 +58,12 @@ class Pool(abc.ABC):
 
     implementation: str = "base"
 
-    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
+    def __init__(self, concurrency: int, tasks: TaskRegistry, conf: Settings | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
         self.tasks = tasks  # where `execute` finds a Call's task by name
+        self.conf = conf  # the app's settings (prefork reads its worker_* settings; None in bare tests)
         self._queue: asyncio.Queue[Job] | None = None
         self._runners: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], Job] = {}

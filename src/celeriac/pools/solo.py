@@ -18,6 +18,7 @@ from celeriac.pools.limits import limited
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
+    from celeriac.settings import Settings
 
 
 class SoloPool(Pool):
@@ -25,8 +26,8 @@ class SoloPool(Pool):
 
     implementation = "solo"
 
-    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
-        super().__init__(1, tasks)
+    def __init__(self, concurrency: int, tasks: TaskRegistry, conf: Settings | None = None) -> None:
+        super().__init__(1, tasks, conf)
         self._lanes = ThreadLanes("celeriac-solo", lambda: 1)
 
     def cancellable(self, task: Task[Any, Any]) -> bool:

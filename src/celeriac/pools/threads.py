@@ -18,6 +18,7 @@ from celeriac.pools.limits import limited
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
+    from celeriac.settings import Settings
 
 #: How long an async body cancelled at its limit on its thread's loop gets to end before the thread is written off.
 ASYNC_GRACE = 1.0
@@ -35,8 +36,8 @@ class ThreadPool(Pool):
 
     implementation = "threads"
 
-    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
-        super().__init__(concurrency, tasks)
+    def __init__(self, concurrency: int, tasks: TaskRegistry, conf: Settings | None = None) -> None:
+        super().__init__(concurrency, tasks, conf)
         self._lanes = ThreadLanes("celeriac-thread", lambda: self.concurrency)
 
     def cancellable(self, task: Task[Any, Any]) -> bool:
