@@ -124,6 +124,10 @@ class PreforkPool(Pool):
         self._refill()
 
     # -- bodies ----------------------------------------------------------------------------------
+    def cancellable(self, task: Task[Any, Any]) -> bool:
+        """Every body: ``revoke --terminate`` sends its signal to the child (then SIGKILL after a grace)."""
+        return True
+
     async def run_body(self, task: Task[Any, Any], call: Call) -> Any:
         while (handle := await self._free.get()).retired:
             pass  # exited or retired while idle
