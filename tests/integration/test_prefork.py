@@ -4,6 +4,7 @@ mid-body fail their task with WorkerLostError (or requeue it) and are replaced; 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ class PreforkWorker(LoggedProcess):
         full_env = {**os.environ, "PYTHONPATH": str(HERE), "CELERIAC_BROKER_URL": url, "TEST_KEYPREFIX": prefix}
         full_env.update(env)
         command = ["-m", "celeriac", "-A", "prefork_app", "worker", "-l", "info", "-Q", queue, "-n", f"{queue}@t"]
-        super().__init__([os.environ.get("PYTHON", "python"), *command, *args], HERE, full_env)
+        super().__init__([sys.executable, *command, *args], HERE, full_env)
 
 
 @pytest.fixture
@@ -45,9 +46,6 @@ def start(redis_url: str, prefix: str, queue_name: str) -> Iterator[Start]:
     started: list[LoggedProcess] = []
 
     def launch(*args: str, env: dict[str, str] | None = None, pool: str = "prefork") -> LoggedProcess:
-        import sys
-
-        os.environ.setdefault("PYTHON", sys.executable)
         worker = PreforkWorker(redis_url, prefix, queue_name, ["-P", pool, *args], env or {})
         started.append(worker)
         worker.wait_for_output("ready.")
