@@ -25,7 +25,7 @@ from celeriac.app.current import request_var
 from celeriac.errors import SoftTimeLimitExceeded
 from celeriac.pools.call import Call
 from celeriac.pools.limits import limited, soft_message
-from celeriac.pools.prefork.frames import Done, Ready, pack, recv
+from celeriac.pools.prefork.frames import Done, Ready, call_from_frame, pack, recv
 from celeriac.protocol.failures import exception_to_dict
 
 if TYPE_CHECKING:
@@ -82,9 +82,10 @@ class Child:
     def serve(self) -> None:
         self.sock.sendall(pack(Ready(os.getpid(), self.started_rss)))
         while True:
-            alive, call = recv(self.sock)
-            if not alive or call is None:
+            alive, frame = recv(self.sock)
+            if not alive or frame is None:
                 return
+            call = call_from_frame(frame)
             done = self.run(call)
             self.done += 1
             exiting = self._exiting()

@@ -8,25 +8,29 @@ asyncio streams, so the worker's loop never waits on a child.
 from __future__ import annotations
 
 import asyncio
+import operator
 import pickle
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import fields
+from typing import Any, NamedTuple
+
+from celeriac.app.context import RequestContext
+from celeriac.pools.call import Call
 
 _HEADER = struct.Struct("!I")
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+# Frames are NamedTuples and plain tuples, not dataclasses: a slotted dataclass pickles through
+# dataclasses.fields() on both ends (~30 us a frame on the 2-core VM, measured with cProfile on 5,000 no-ops).
+class Ready(NamedTuple):
     """A child is up: its pid, and its resident memory (KiB) before any task ran."""
 
     pid: int
     rss_kib: int
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(NamedTuple):
     """One body's end in a child.
 
     Attributes:
@@ -40,6 +44,21 @@ class Done:
     value: Any
     traceback: str | None = None
     exiting: str | None = None
+
+
+_context_values = operator.attrgetter(*(field.name for field in fields(RequestContext)))
+
+
+def call_frame(call: Call) -> tuple[Any, ...]:
+    """A `Call` as the plain tuple sent to a child (the request context as its field values)."""
+    values = _context_values(call.context)
+    return (call.task, call.args, dict(call.kwargs), values, call.time_limit, call.soft_time_limit)
+
+
+def call_from_frame(frame: tuple[Any, ...]) -> Call:
+    """The `Call` a child rebuilds from `call_frame`."""
+    task, args, kwargs, values, hard, soft = frame
+    return Call(task, args, kwargs, RequestContext(*values), hard, soft)
 
 
 def pack(obj: Any) -> bytes:

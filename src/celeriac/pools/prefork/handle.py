@@ -19,7 +19,7 @@ from typing import Any
 from celeriac.errors import TimeLimitExceeded, WorkerLostError
 from celeriac.pools.call import Call
 from celeriac.pools.prefork import child
-from celeriac.pools.prefork.frames import Done, Ready, pack, read
+from celeriac.pools.prefork.frames import Done, Ready, call_frame, pack, read
 
 #: How long a new child may take to say it is ready (a spawned one imports the task modules first).
 START_TIMEOUT = 60.0
@@ -97,7 +97,7 @@ class ChildHandle:
         """
         self.tasks += 1
         try:
-            self.writer.write(pack(call))
+            self.writer.write(pack(call_frame(call)))
             async with asyncio.timeout(limit):
                 done = await read(self.reader)
         except TimeoutError:
