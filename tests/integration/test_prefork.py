@@ -187,3 +187,18 @@ def test_spawned_children_import_the_tasks(client: App, start: Start) -> None:
     worker = start("-c", "1", env={"TEST_START_METHOD": "spawn"})
     pid = run(client, "pid", timeout=60)
     assert pid != worker.proc.pid and run(client, "apid") == pid
+
+
+def test_pool_grow_and_shrink_start_and_retire_children(client: App, start: Start, queue_name: str) -> None:
+    start("-c", "1")
+    node = [f"{queue_name}@t"]
+
+    def children() -> int:
+        return len(stats(client, queue_name)["pool"]["processes"])
+
+    client.control.pool_grow(2, destination=node, reply=True)
+    until(lambda: children() == 3)
+    assert stats(client, queue_name)["pool"]["max-concurrency"] == 3
+    client.control.pool_shrink(2, destination=node, reply=True)
+    until(lambda: children() == 1)
+    assert run(client, "pid") > 0

@@ -112,7 +112,10 @@ class PreforkPool(Pool):
             await self._start_child()
         except Exception as exc:
             log.error("Could not start a pool child: %s", exc)
-            await asyncio.sleep(1.0)  # do not spin on a child that cannot start; the next exit retries
+            await asyncio.sleep(1.0)  # do not spin on a child that cannot start
+            current = asyncio.current_task()
+            if current is not None:
+                self._starting.discard(current)  # not counted as starting any more: the refill may retry
             self._refill()
 
     def _retire(self, handle: ChildHandle, signum: int) -> None:
