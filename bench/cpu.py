@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             count = args.cpu_tasks if config.task == benchapp.CPU else args.noop_tasks
             runs[config].append(asyncio.run(measure_run(config, count)))
     out = Table(title=f"CPU-bound and no-op tasks through prefork -c {args.concurrency} (median of {args.runs})")
-    for name in ("worker", "task", "tasks/s", "% of limit", "worker CPU/task", "peak RSS (tree)"):
+    for name in ("worker", "task", "tasks/s", "% of limit", "worker CPU/task", "peak RSS (tree)", "others' load"):
         out.add_column(name, justify="left" if name in {"worker", "task"} else "right")
     for config, measured in runs.items():
         row = summarize(config, measured)
@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             share,
             f"{row['worker_cpu_ms_per_task']:.3f} ms",
             f"{row['worker_peak_rss_mib']:.1f} MiB",
+            f"{row['others_cores']:.2f} cores",
         )
     console.print(out)
     console.print(

@@ -74,13 +74,11 @@ class _Soft:
                 try:
                     value = yield yielded
                 except asyncio.CancelledError as exc:
-                    if self._fired and self._task.cancelling():
-                        self._task.uncancel()
-                        self._fired = False  # thrown once; a later cancel is a real one
-                        self._done = True
-                        error = SoftTimeLimitExceeded(self._message)
-                    else:
-                        error = exc
+                    error = exc
+                    if self._fired:
+                        self._fired, self._done = False, True  # thrown once; a later cancel is a real one
+                        if self._task.uncancel() == 0:  # ours alone: a real cancel in the same instant wins
+                            error = SoftTimeLimitExceeded(self._message)
                 except BaseException as exc:  # GeneratorExit and friends go to the body as well
                     error = exc
         finally:

@@ -118,7 +118,7 @@ class Child:
 
     def _run_sync(self, task: Any, call: Call) -> Any:
         soft = call.soft_time_limit
-        self._sync_message = soft_message(soft or 0, call.task)
+        self._sync_message = soft_message(soft, call.task) if soft else f"{call.task} was sent SIGUSR1"
         try:
             if soft:
                 signal.setitimer(signal.ITIMER_REAL, soft)
