@@ -202,3 +202,19 @@ def test_pool_grow_and_shrink_start_and_retire_children(client: App, start: Star
     client.control.pool_shrink(2, destination=node, reply=True)
     until(lambda: children() == 1)
     assert run(client, "pid") > 0
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie not reaped by whoever adopted it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return any(line.startswith("State:") and "Z" in line for line in handle)
+    except FileNotFoundError:
+        return True
+
+
+def test_children_exit_when_the_worker_is_killed(client: App, start: Start, queue_name: str) -> None:
+    worker = start("-c", "2")
+    children = stats(client, queue_name)["pool"]["processes"]
+    worker.kill()  # SIGKILL: no shutdown runs; each child sees its socket close
+    until(lambda: all(_gone(pid) for pid in children))

@@ -38,7 +38,7 @@ class ChildConfig:
 
     max_tasks: int | None = None
     max_memory_kib: int | None = None
-    close_fds: tuple[int, ...] = ()  # the parent's ends of the other children's sockets (fork inherits them)
+    close_fds: tuple[int, ...] = ()  # the parent's ends of the children's sockets (fork inherits them)
 
 
 def rss_kib() -> int:
@@ -52,14 +52,16 @@ def rss_kib() -> int:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def _detach(config: ChildConfig) -> None:
-    """Forget the parent's loop, signal handlers and sibling sockets (a forked child inherits them all)."""
+def _detach(config: ChildConfig, sock: socket.socket) -> None:
+    """Forget the parent's loop, signal handlers and socket ends (a forked child inherits them all)."""
     asyncio.events._set_running_loop(None)  # forked inside the parent's running loop
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     for fd in config.close_fds:
+        if fd == sock.fileno():  # never our own end, whatever number it has here
+            continue
         with contextlib.suppress(OSError):
             os.close(fd)
 
@@ -162,6 +164,6 @@ def _packed(done: Done, name: str) -> bytes:
 
 def main(sock: socket.socket, source: Any, config: ChildConfig) -> None:
     """The child's entry point (a multiprocessing target): ``source`` is the registry, or a `RegistryRef`."""
-    _detach(config)
+    _detach(config, sock)
     tasks = source if hasattr(source, "register") else source.load()
     Child(sock, tasks, config).serve()

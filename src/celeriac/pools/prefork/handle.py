@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -58,6 +59,9 @@ class ChildHandle:
             WorkerLostError: the child died or stayed silent before it was ready.
         """
         parent_end, child_end = socket.socketpair()
+        if context.get_start_method() == "fork":
+            # A forked child inherits the parent's end too: it closes it, or it would never see the parent go.
+            config = dataclasses.replace(config, close_fds=(*config.close_fds, parent_end.fileno()))
         process = context.Process(target=child.main, args=(child_end, source, config), daemon=True)  # type: ignore[attr-defined]
         process.start()
         child_end.close()

@@ -60,7 +60,8 @@ class PreforkPool(Pool):
         for name, value in (("max_tasks_per_child", self.max_tasks), ("max_memory_per_child", self.max_memory)):
             if value is not None and value < 1:
                 raise ConfigurationError(f"worker_{name} must be at least 1, not {value}")
-        self._source: Any = tasks if method == "fork" else RegistryRef.of(tasks)
+        self._forks = method == "fork"
+        self._source: Any = tasks if self._forks else RegistryRef.of(tasks)
         self._children: dict[int, ChildHandle] = {}
         self._free: asyncio.Queue[ChildHandle] = asyncio.Queue()
         self._starting: set[asyncio.Task[None]] = set()
@@ -74,7 +75,9 @@ class PreforkPool(Pool):
 
     # -- children --------------------------------------------------------------------------------
     async def _start_child(self) -> None:
-        config = ChildConfig(self.max_tasks, self.max_memory, tuple(c.fileno() for c in self._children.values()))
+        # Only a forked child holds copies of the parent's fds (a spawned one has numbers of its own).
+        inherited = tuple(c.fileno() for c in self._children.values()) if self._forks else ()
+        config = ChildConfig(self.max_tasks, self.max_memory, inherited)
         handle, ready = await ChildHandle.start(self._context, self._source, config)
         if self.max_memory is not None and ready.rss_kib > self.max_memory and not self._warned_memory:
             self._warned_memory = True
