@@ -15,6 +15,8 @@ from rich.table import Table
 from celeriac import _loops
 from celeriac._version import __version__
 from celeriac.app.app import App
+from celeriac.beat.service import Beat
+from celeriac.beat.step import BeatStep
 from celeriac.cli.logs import parse_level, setup_logging
 from celeriac.errors import ConfigurationError
 from celeriac.pools import by_name
@@ -40,6 +42,7 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--without-heartbeat", action="store_true", help="send no worker-heartbeat events")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 2)")
     parser.add_argument("--statedb", help="file keeping revoked task ids across restarts")
+    parser.add_argument("-B", "--beat", action="store_true", help="also run beat (periodic tasks; one fires)")
     # Children and time limits (Celery's flags): each sets its setting for this worker.
     parser.add_argument("--max-tasks-per-child", type=int, help="prefork: replace a child after this many tasks")
     parser.add_argument("--max-memory-per-child", type=int, help="prefork: replace a child above this RSS (KiB)")
@@ -129,6 +132,9 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
     if app.backend_url:
         app.make_backend()
+    if args.beat:
+        Beat(app)  # a bad beat_schedule is a one-line error before the worker starts
+        app.steps["worker"].append(BeatStep)
     app.finalize()
     with pidfile(args.pidfile):
         worker, code = _loops.run(_serve(app, args, queues, loop), loop)
