@@ -1,6 +1,7 @@
 # Celery has no type hints; calling it is the point of this module.
 # mypy: disallow-untyped-calls=False, disallow-untyped-decorators=False
-"""A Celery 5.7 client re-raises the limit and lost-worker errors of a celeriac prefork worker as billiard's types.
+"""A Celery 5.7 client re-raises the limit and lost-worker errors of a celeriac prefork worker as billiard's types,
+and reads its ``inspect stats`` pool section as Celery's prefork reports it.
 
 celeriac stores `TimeLimitExceeded`, `SoftTimeLimitExceeded` and `WorkerLostError` with the module Celery writes
 (``billiard.exceptions``), so ``AsyncResult.get()`` in a Celery client raises the very classes Celery users catch.
@@ -54,6 +55,23 @@ def test_celery_client_re_raises_limit_and_lost_worker_errors(
         with pytest.raises(WorkerLostError, match="exited prematurely"):
             lost.get(timeout=20)
         assert celery_client.send_task("prefork_app.pid").get(timeout=20) > 0
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.output
+
+
+def test_celery_inspect_stats_shows_the_prefork_children(
+    redis_url: str, prefix: str, queue_name: str, celery_client: Celery
+) -> None:
+    worker = PreforkWorker(redis_url, prefix, queue_name, ["-P", "prefork", "-c", "2"], {})
+    try:
+        worker.wait_for_output("ready.")
+        pids = {celery_client.send_task("prefork_app.pid").get(timeout=20) for _ in range(4)}
+        replies = celery_client.control.inspect(destination=[f"{queue_name}@t"], timeout=5).stats()
+        pool = replies[f"{queue_name}@t"]["pool"]
+        assert pool["max-concurrency"] == 2 and len(pool["processes"]) == 2
+        assert pids <= set(pool["processes"]) and worker.proc.pid not in pool["processes"]
+        assert pool["writes"]["strategy"] == "fair" and pool["writes"]["inqueues"]["total"] == 2
     finally:
         code = worker.stop()
     assert code == 0, worker.output
