@@ -74,6 +74,9 @@ class ChildHandle:
             handle.kill(signal.SIGKILL)
             code = await handle.exited
             raise WorkerLostError(f"a pool child did not start ({_describe(code)})") from None
+        except asyncio.CancelledError:  # the pool closes while this child starts: it must not be left behind
+            handle.kill(signal.SIGKILL)
+            raise
         assert isinstance(ready, Ready)
         handle.rss_kib = ready.rss_kib
         return handle, ready
