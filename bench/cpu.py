@@ -11,7 +11,9 @@ task is ``bench.cpu`` (``sum(range(200000))``, results ignored), the no-op is ``
 
 The physical limit of the CPU rows is ``cores / task CPU time``: the task's CPU time is measured here, in this
 process, as the best of 5 rounds of 200 calls (``time.process_time``), so it is the body alone, with nothing
-of any queue. "% of limit" = tasks/s over that limit. The worker CPU per task and peak RSS come from the
+of any queue. "% of limit" = tasks/s over that limit. "% of bare" = tasks/s over what ``-c`` bare processes
+calling the body in a loop reach together (the machine's real ceiling: two vCPUs that are hyperthreads of one
+core do not run two bodies at twice the rate of one). The worker CPU per task and peak RSS come from the
 worker's whole process tree (children included), as in throughput.py.
 """
 
@@ -48,6 +50,23 @@ def task_cpu_seconds(rounds: int = 5, calls: int = 200) -> float:
     return best
 
 
+def _burn(calls: int) -> None:
+    for _ in range(calls):
+        sum(range(200_000))
+
+
+def bare_rate(processes: int, calls: int = 300) -> float:
+    """Tasks/s of ``processes`` bare processes each calling the body ``calls`` times at once (no queue at all):
+    the machine's real ceiling when its cores are hyperthreads of one another or otherwise share work."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool.map(_burn, [1] * processes)  # started and warm
+        started = time.perf_counter()
+        pool.map(_burn, [calls] * processes)
+        return processes * calls / (time.perf_counter() - started)
+
+
 def configs(redis: str, concurrency: int) -> list[Config]:
     """CPU then no-op, each with celeriac prefork then Celery prefork."""
     tasks = (benchapp.CPU, benchapp.NOOP_SYNC)
@@ -68,22 +87,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     per_task = task_cpu_seconds()
     cores = os.cpu_count() or 1
     limit = min(cores, args.concurrency) / per_task
+    bare = bare_rate(args.concurrency)
     runs: dict[Config, list[Run]] = {config: [] for config in configs(args.redis, args.concurrency)}
     for _ in range(args.runs):  # round-robin, so drifts in machine load spread over all rows
         for config in runs:
             count = args.cpu_tasks if config.task == benchapp.CPU else args.noop_tasks
             runs[config].append(asyncio.run(measure_run(config, count)))
     out = Table(title=f"CPU-bound and no-op tasks through prefork -c {args.concurrency} (median of {args.runs})")
-    for name in ("worker", "task", "tasks/s", "% of limit", "worker CPU/task", "peak RSS (tree)", "others' load"):
+    names = (
+        "worker",
+        "task",
+        "tasks/s",
+        "% of limit",
+        "% of bare",
+        "worker CPU/task",
+        "peak RSS (tree)",
+        "others' load",
+    )
+    for name in names:
         out.add_column(name, justify="left" if name in {"worker", "task"} else "right")
     for config, measured in runs.items():
         row = summarize(config, measured)
-        share = f"{row['tasks_per_s'] / limit:.0%}" if config.task == benchapp.CPU else "-"
+        cpu = config.task == benchapp.CPU
+        share = f"{row['tasks_per_s'] / limit:.0%}" if cpu else "-"
+        share_bare = f"{row['tasks_per_s'] / bare:.0%}" if cpu else "-"
         out.add_row(
             f"{row['impl']} -P prefork -c {row['concurrency']}",
             config.task.removeprefix("bench."),
             f"{row['tasks_per_s']:,.0f}",
             share,
+            share_bare,
             f"{row['worker_cpu_ms_per_task']:.3f} ms",
             f"{row['worker_peak_rss_mib']:.1f} MiB",
             f"{row['others_cores']:.2f} cores",
@@ -91,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(out)
     console.print(
         f"task CPU time {per_task * 1000:.2f} ms; physical limit {min(cores, args.concurrency)} cores / task = "
-        f"{limit:,.0f} tasks/s"
+        f"{limit:,.0f} tasks/s; {args.concurrency} bare processes calling it in a loop: {bare:,.0f} tasks/s"
     )
     return 0
 
