@@ -20,6 +20,7 @@ from celeriac import App, Task
 NOOP_ASYNC = "bench.noop_async"
 NOOP_SYNC = "bench.noop_sync"
 SENTINEL = "bench.sentinel"
+CPU = "bench.cpu"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class BenchApp:
     noop_async: Task[[], None]
     noop_sync: Task[[], None]
     sentinel: Task[[int], int]
+    cpu: Task[[], None]
 
 
 def create_app(broker_url: str, keyprefix: str = "") -> BenchApp:
@@ -52,7 +54,12 @@ def create_app(broker_url: str, keyprefix: str = "") -> BenchApp:
         """Return ``value``: a task whose result a client can wait for."""
         return value
 
-    return BenchApp(app, noop_async, noop_sync, sentinel)
+    @app.task(name=CPU, ignore_result=True)
+    def cpu() -> None:
+        """CPU-bound, ~4 ms: ``sum(range(200000))`` (bench/cpu.py)."""
+        sum(range(200_000))
+
+    return BenchApp(app, noop_async, noop_sync, sentinel, cpu)
 
 
 bench = create_app(os.environ.get("BENCH_BROKER_URL", "sqlite:///bench.db"), os.environ.get("BENCH_KEYPREFIX", ""))

@@ -35,3 +35,9 @@ def noop_sync() -> None:
 def sentinel(value: int = 0) -> int:
     """Return ``value``: a task whose result a client can wait for."""
     return value
+
+
+@app.task(name="bench.cpu", ignore_result=True)
+def cpu() -> None:
+    """CPU-bound, ~4 ms: ``sum(range(200000))`` (bench/cpu.py)."""
+    sum(range(200_000))

@@ -19,7 +19,7 @@ from procs import Managed
 
 HERE = Path(__file__).resolve().parent
 IMPLS = ("celeriac", "celery")
-POOLS = {"celeriac": ("asyncio", "threads", "solo"), "celery": ("prefork", "threads", "solo")}
+POOLS = {"celeriac": ("asyncio", "threads", "solo", "prefork"), "celery": ("prefork", "threads", "solo")}
 
 
 @dataclass(frozen=True)

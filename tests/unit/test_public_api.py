@@ -48,6 +48,16 @@ def test_short_paths_name_the_same_objects() -> None:
     assert callable(celeriac.testing.start_worker) and callable(celeriac.testing.wait_for)
 
 
+def test_celery_exception_module_names_the_same_classes() -> None:
+    import celeriac.errors
+    import celeriac.exceptions
+
+    for name in celeriac.errors.__all__:
+        assert getattr(celeriac.exceptions, name) is getattr(celeriac.errors, name), name
+    assert celeriac.exceptions.NotRegistered is celeriac.errors.UnknownTask
+    assert set(celeriac.exceptions.__all__) == {*celeriac.errors.__all__, "NotRegistered"}
+
+
 def test_current_app_follows_the_current_app() -> None:
     def check() -> None:
         app = celeriac.App("public-api")

@@ -32,8 +32,8 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("-l", "--loglevel", type=parse_level, default="WARNING", help="DEBUG, INFO, WARNING, ...")
     parser.add_argument("-f", "--logfile", help="log to this file instead of stderr")
     parser.add_argument("--pidfile", help="write the process id here (refuses to start if it is taken)")
-    parser.add_argument("-c", "--concurrency", type=int, help="pool size (default 8; 1 for solo)")
-    parser.add_argument("-P", "--pool", help="asyncio (default), threads or solo")
+    parser.add_argument("-c", "--concurrency", type=int, help="pool size (default 8; 1 for solo; CPUs for prefork)")
+    parser.add_argument("-P", "--pool", help="asyncio (default), threads, solo or prefork")
     parser.add_argument("--loop", help="event loop: auto (default: uvloop when installed), asyncio or uvloop")
     parser.add_argument("-Q", "--queues", help="comma-separated queue names")
     parser.add_argument("-n", "--hostname", help="node name, e.g. w1@%%h")
@@ -50,6 +50,11 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--reload", action="store_true", help="restart when a source file of the app changes (dev)")
     parser.add_argument("--health-port", type=int, help="serve /healthz and /readyz on this port")
     parser.add_argument("--health-address", help="address of the health server (default 127.0.0.1)")
+    # Children and time limits (Celery's flags): each sets its setting for this worker.
+    parser.add_argument("--max-tasks-per-child", type=int, help="prefork: replace a child after this many tasks")
+    parser.add_argument("--max-memory-per-child", type=int, help="prefork: replace a child above this RSS (KiB)")
+    parser.add_argument("--time-limit", type=float, help="hard time limit of every task, seconds")
+    parser.add_argument("--soft-time-limit", type=float, help="soft time limit of every task, seconds")
     parser.set_defaults(run=run)
     return parser
 
@@ -103,6 +108,25 @@ def banner(app: App, worker: Worker, loop: str) -> Table:
     return table
 
 
+_LIMIT_FLAGS = (
+    ("max_tasks_per_child", "worker_max_tasks_per_child"),
+    ("max_memory_per_child", "worker_max_memory_per_child"),
+    ("time_limit", "task_time_limit"),
+    ("soft_time_limit", "task_soft_time_limit"),
+)
+
+
+def apply_limits(app: App, args: argparse.Namespace) -> None:
+    """``--max-tasks-per-child`` & co. set their settings; a value of 0 or less is a one-line error."""
+    for flag, setting in _LIMIT_FLAGS:
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if value <= 0:
+            raise ConfigurationError(f"--{flag.replace('_', '-')} must be more than 0, not {value}")
+        setattr(app.conf, setting, value)
+
+
 def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) -> int:
     """Build and run the worker; returns its exit code."""
     app = app_for(args)
@@ -117,6 +141,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         parse_autoscale(args.autoscale, "--autoscale")  # a bad value is a one-line error naming the option
     if args.health_port is not None and not 0 <= args.health_port <= 65535:
         raise ConfigurationError(f"--health-port must be a TCP port (0-65535), not {args.health_port}")
+    apply_limits(app, args)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     loop = _loops.resolve(args.loop, "--loop") if args.loop else _loops.resolve(app.conf.worker_event_loop)
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner

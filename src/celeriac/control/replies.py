@@ -107,12 +107,13 @@ PoolStats = TypedDict(
         "implementation": str,
         "max-concurrency": int,
         "processes": list[int],
-        "max-tasks-per-child": str,
+        "max-tasks-per-child": int | str,
         "put-guarded-by-semaphore": bool,
         "timeouts": list[float],
         "running": int,
         "waiting": int,
         "completed": int,
+        "writes": NotRequired[dict[str, Any]],  # prefork only, as Celery's prefork reports it
     },
 )
 """The ``pool`` part of `StatsReply` (the keys with hyphens are Celery's)."""

@@ -13,6 +13,7 @@ _POOLS = {
     "asyncio": "celeriac.pools.aio:AsyncioPool",
     "threads": "celeriac.pools.threads:ThreadPool",
     "solo": "celeriac.pools.solo:SoloPool",
+    "prefork": "celeriac.pools.prefork:PreforkPool",
 }
 
 

@@ -26,6 +26,7 @@ from celeriac.pools.call import Call
 if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.app.task import Task
+    from celeriac.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class PoolStatistics:
     running: int
     waiting: int
     completed: int
+    processes: tuple[int, ...] = ()  # child pids (prefork); empty: bodies run in the worker process
+    max_tasks_per_child: int | None = None
+    writes: dict[int, int] | None = None  # child pid -> bodies sent to it (prefork)
 
 
 class Pool(abc.ABC):
@@ -54,17 +58,19 @@ class Pool(abc.ABC):
 
     implementation: str = "base"
 
-    def __init__(self, concurrency: int, tasks: TaskRegistry) -> None:
+    def __init__(self, concurrency: int, tasks: TaskRegistry, conf: Settings | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
         self.tasks = tasks  # where `execute` finds a Call's task by name
+        self.conf = conf  # the app's settings (prefork reads its worker_* settings; None in bare tests)
         self._queue: asyncio.Queue[Job] | None = None
         self._runners: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], Job] = {}
         self._completed = 0
         self._retiring = 0  # runners to stop when their current job ends (shrink of a busy pool)
         self._idle = asyncio.Event()  # set while no job runs
+        self._signals: dict[asyncio.Task[Any], int] = {}  # runner -> signal of a `cancel(job, signum)`
         self._idle.set()
 
     async def start(self) -> None:
@@ -89,6 +95,7 @@ class Pool(abc.ABC):
                 log.exception("Unexpected error in a pool job")
             finally:
                 self._running.pop(current, None)
+                self._signals.pop(current, None)
                 self._completed += 1
                 if not self._running:
                     self._idle.set()
@@ -168,13 +175,24 @@ class Pool(abc.ABC):
         """Whether `cancel` can stop a running body of ``task`` (async bodies on the worker's loop)."""
         return False
 
-    def cancel(self, job: Job) -> bool:
-        """Cancel the running ``job`` (its `run` sees CancelledError); False when it is not running."""
+    def cancel(self, job: Job, signum: int | None = None) -> bool:
+        """Cancel the running ``job`` (its `run` sees CancelledError); False when it is not running.
+
+        ``signum`` is the signal ``revoke --terminate`` asked for: a pool of processes sends it to the child
+        running the body (`cancel_signal`); the others stop the body their own way.
+        """
         for runner, running in self._running.items():
             if running is job:
+                if signum is not None:
+                    self._signals[runner] = signum
                 runner.cancel()
                 return True
         return False
+
+    def cancel_signal(self) -> int | None:
+        """In a cancelled runner: the signal `cancel` was given for it (None: a shutdown, no signal asked)."""
+        current = asyncio.current_task()
+        return self._signals.pop(current, None) if current is not None else None
 
     def statistics(self) -> PoolStatistics:
         """A snapshot for ``inspect stats``."""

@@ -7,6 +7,9 @@ one warning names the task, and the lane is no longer counted (the next body get
 body ends at last, the lane becomes idle again (or ends, when enough lanes are idle already).
 The limit is measured from the moment the lane starts the body, not from the submit.
 Lanes are daemon threads: a written-off body does not keep the process alive after the worker stops.
+Limits reach into the thread as far as Python allows (`limits.interrupt`): at the soft limit the body gets
+`SoftTimeLimitExceeded` at its next bytecode, at the hard limit `TimeLimitExceeded` (it is written off all the
+same), and a caller that is cancelled (``revoke --terminate``, cold shutdown) leaves it `SystemExit`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from celeriac.errors import TimeLimitExceeded
+from celeriac.errors import SoftTimeLimitExceeded, TimeLimitExceeded
+from celeriac.pools.limits import clear_interrupt, interrupt
 
 log = logging.getLogger("celeriac.pools")
 
@@ -40,13 +44,14 @@ def lane_loop() -> asyncio.AbstractEventLoop:
 class _Work:
     """One body handed to a lane, and what the lane tells the loop back."""
 
-    __slots__ = ("fn", "future", "loop", "started")
+    __slots__ = ("fn", "future", "ident", "loop", "started")
 
     def __init__(self, fn: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
         self.fn = fn
         self.future = future
         self.loop = loop
         self.started: float | None = None  # time.monotonic() when the lane started the body
+        self.ident: int | None = None  # the lane thread while the body runs (under ThreadLanes._lock)
 
 
 def _settle(work: _Work, ok: bool, value: Any) -> None:
@@ -69,9 +74,26 @@ class ThreadLanes:
         self._count = 0
         self._closed = False
         self.written_off = 0  # bodies that ran past their limit (for the log line and tests)
+        # Guards Work.ident: an interrupt is raised only in a thread still running that body, and a lane
+        # clears a late one under it before it takes the next body.
+        self._lock = threading.Lock()
 
-    async def run(self, fn: Callable[[], Any], limit: float | None = None, label: str = "", grace: float = 0) -> Any:
+    def _interrupt(self, work: _Work, exc: type[BaseException]) -> None:
+        with self._lock:
+            if work.ident is not None:
+                interrupt(work.ident, exc)
+
+    async def run(
+        self,
+        fn: Callable[[], Any],
+        limit: float | None = None,
+        label: str = "",
+        grace: float = 0,
+        soft: float | None = None,
+    ) -> Any:
         """Run ``fn()`` (in a copy of the current context) in a lane and return its value.
+
+        ``soft``: seconds after which `SoftTimeLimitExceeded` is raised in the thread (None: never).
 
         Raises:
             TimeLimitExceeded: ``fn`` ran more than ``limit`` seconds (+ ``grace`` before the lane is written
@@ -83,8 +105,20 @@ class ThreadLanes:
         work = _Work(functools.partial(contextvars.copy_context().run, fn), future, loop)
         inbox = self._idle.pop() if self._idle else self._start_lane()
         inbox.put(work)
+        timer = None if soft is None else loop.call_later(soft, self._interrupt, work, SoftTimeLimitExceeded)
+        try:
+            return await self._wait(work, limit, label, grace)
+        except asyncio.CancelledError:
+            self._interrupt(work, SystemExit)  # nobody waits for this body any more: stop it if Python can
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _wait(self, work: _Work, limit: float | None, label: str, grace: float) -> Any:
+        loop = work.loop
         if limit is None:
-            return await future
+            return await work.future
         # asyncio.timeout around the future, not asyncio.wait((future,), timeout): measured with 8 runners of a
         # no-op body and a limit, ~20,600 bodies/s (as the executor with asyncio.timeout before) against ~17,700.
         remaining = limit + grace
@@ -102,6 +136,7 @@ class ThreadLanes:
             remaining = limit + grace if started is None else started + limit + grace - time.monotonic()
             work.future = loop.create_future()  # the deadline cancelled the old one; the lane settles this one
         work.future.cancel()  # nobody reads the outcome of a written-off body
+        self._interrupt(work, TimeLimitExceeded)  # a body running Python code stops here; one blocked in C cannot
         self.written_off += 1
         log.warning(
             "Task %s ran past its hard time limit (%gs) in a thread that cannot be stopped: the thread is written "
@@ -123,8 +158,17 @@ class ThreadLanes:
         try:
             while (work := inbox.get()) is not None:
                 work.started = time.monotonic()
+                ident = threading.get_ident()
                 try:
-                    outcome: tuple[bool, Any] = (True, work.fn())
+                    try:
+                        with self._lock:
+                            work.ident = ident
+                        value = work.fn()
+                    finally:
+                        with self._lock:
+                            work.ident = None
+                            clear_interrupt(ident)  # a limit that fired as the body ended must not hit the lane
+                    outcome: tuple[bool, Any] = (True, value)
                 except BaseException as exc:  # handed to the caller, like a thread pool's future does
                     outcome = (False, exc)
                 # The lane is idle again before the caller hears of it, so the caller's next body can reuse it.

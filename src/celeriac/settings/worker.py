@@ -49,3 +49,12 @@ class WorkerSettings(SettingsBase):
     worker_health_address = Setting[str](
         "127.0.0.1", (str,), "address of the health server (0.0.0.0 for a Kubernetes httpGet probe)"
     )
+
+    # prefork
+    worker_pool_start_method = Setting[str]("fork", (str,), "how prefork starts children: fork or spawn")
+    worker_max_tasks_per_child = Setting[int | None](
+        None, (int, type(None)), "prefork: a child is replaced after this many tasks (None: never)"
+    )
+    worker_max_memory_per_child = Setting[int | None](
+        None, (int, type(None)), "prefork: KiB of resident memory after a task above which the child is replaced"
+    )

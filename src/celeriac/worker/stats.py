@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from celeriac.control.replies import BrokerInfo, StatsReply
+from celeriac.control.replies import BrokerInfo, PoolStats, StatsReply
 from celeriac.control.shapes import masked
 from celeriac.transports.base import BrokerAddress
 
@@ -62,28 +62,51 @@ def broker_info(address: BrokerAddress, options: dict[str, Any]) -> BrokerInfo:
     }
 
 
+def writes(per_child: dict[int, int], busy: int) -> dict[str, Any]:
+    """Celery prefork's ``writes``: bodies sent in all, and each child's share of them."""
+    total = sum(per_child.values())
+    shares = [count / total if total else 0.0 for count in per_child.values()]
+    return {
+        "total": total,
+        "avg": f"{sum(shares) / len(shares) if shares else 0:.2f}",
+        "all": ", ".join(f"{share:.2f}" for share in shares),
+        "raw": ", ".join(str(count) for count in per_child.values()),
+        "strategy": "fair",
+        "inqueues": {"total": len(per_child), "active": busy},
+    }
+
+
+def pool_section(worker: Worker) -> PoolStats:
+    """The ``pool`` dict: Celery's keys (child pids for prefork, the worker's pid otherwise) and our counters."""
+    conf = worker.app.conf
+    stats = worker.pool.statistics()
+    pool = type(worker.pool)
+    section: PoolStats = {
+        "implementation": f"{pool.__module__}:{pool.__qualname__}",
+        "max-concurrency": stats.max_concurrency,
+        "processes": list(stats.processes) or [worker.pid],
+        "max-tasks-per-child": stats.max_tasks_per_child or "N/A",
+        "put-guarded-by-semaphore": False,
+        "timeouts": [conf.task_soft_time_limit or 0, conf.task_time_limit or 0],
+        "running": stats.running,
+        "waiting": stats.waiting,
+        "completed": stats.completed,
+    }
+    if stats.writes is not None:
+        section["writes"] = writes(stats.writes, stats.running)
+    return section
+
+
 def worker_stats(worker: Worker, broker: BrokerAddress) -> StatsReply:
     """The whole ``stats`` reply of ``worker``, whose transport is at ``broker``."""
     state = worker.state
     conf = worker.app.conf
-    pool_stats = worker.pool.statistics()
-    pool = type(worker.pool)
     reply: StatsReply = {
         "total": dict(state.total),
         "pid": worker.pid,
         "clock": str(state.clock.value),
         "uptime": int(time.monotonic() - worker.started_at),
-        "pool": {
-            "implementation": f"{pool.__module__}:{pool.__qualname__}",
-            "max-concurrency": pool_stats.max_concurrency,
-            "processes": [worker.pid],
-            "max-tasks-per-child": "N/A",
-            "put-guarded-by-semaphore": False,
-            "timeouts": [conf.task_soft_time_limit or 0, conf.task_time_limit or 0],
-            "running": pool_stats.running,
-            "waiting": pool_stats.waiting,
-            "completed": pool_stats.completed,
-        },
+        "pool": pool_section(worker),
         "broker": broker_info(broker, dict(conf.broker_transport_options)),
         "prefetch_count": worker.prefetch_count,
         "rusage": rusage(),

@@ -36,7 +36,7 @@ class PoolStep(Step["Worker"]):
         self.pool: Pool | None = None
 
     async def start(self, worker: Worker) -> None:
-        pool = by_name(worker.pool_name)(worker.concurrency, worker.app.tasks)
+        pool = by_name(worker.pool_name)(worker.concurrency, worker.app.tasks, worker.app.conf)
         await pool.start()
         self.pool = pool
 

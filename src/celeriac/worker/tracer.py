@@ -24,6 +24,7 @@ from celeriac.errors import (
     TaskRevokedError,
     TimeLimitExceeded,
     TransportError,
+    WorkerLostError,
 )
 from celeriac.pools.call import Call
 from celeriac.protocol.codec import encode_task
@@ -143,6 +144,14 @@ class Tracer:
             await request.ack()
         except Reject as signal:
             await self.reject(request, signal)
+        except WorkerLostError as exc:
+            if not (request.acks_late and request.policy.reject_on_worker_lost):
+                await self.fail(request, exc, "")
+                return
+            # task_reject_on_worker_lost: the message goes back (the broker's delivery cap stops a task that
+            # kills every child it touches).
+            log.error("Task %s[%s] lost its process (%s): requeued", request.name, request.id, exc)
+            await request.reject(requeue=True)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 exc = RuntimeError(f"task raised {type(exc).__name__}")
@@ -259,17 +268,18 @@ class Tracer:
             await request.reject(requeue=True)
 
     def terminate(self, task_id: str, signum: int) -> bool:
-        """Stop the running body of ``task_id`` if the pool can (async bodies on the loop); True if asked to.
+        """Stop the running body of ``task_id`` as far as the pool can; True if asked to.
 
-        The run then ends as revoked (``terminated``, with ``signum`` in the event). A body in a thread cannot
-        be stopped: it runs to its end (its id is in the revoked set all the same).
+        The run then ends as revoked (``terminated``, with ``signum`` in the event). prefork sends ``signum`` to
+        the child; an async body is cancelled; a body in a thread gets SystemExit at its next bytecode (one
+        blocked in C code runs on until that call returns).
         """
         if task_id not in self._executing:  # not in its body (yet, or any more): nothing to stop
             return False
         for job in self.pool.running_jobs():
             if isinstance(job, TraceJob) and job.request.id == task_id and self.pool.cancellable(job.request.task):
                 self.terminating[task_id] = signum
-                if self.pool.cancel(job):
+                if self.pool.cancel(job, signum):
                     return True
                 del self.terminating[task_id]
         return False

@@ -106,7 +106,9 @@ class Worker:
         self.app = app
         self.hostname = expand_hostname(hostname or conf.worker_hostname or "celeriac@%h")
         self.pool_name = pool or conf.worker_pool
-        default_concurrency = 1 if self.pool_name == "solo" else 8
+        default_concurrency = (
+            1 if self.pool_name == "solo" else (os.cpu_count() or 1) if self.pool_name == "prefork" else 8
+        )
         self.concurrency = int(concurrency or conf.worker_concurrency or default_concurrency)
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
