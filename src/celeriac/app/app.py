@@ -139,6 +139,7 @@ class App:
             expires=float(expires) if expires else None,
             extra=dict(self.conf.result_backend_transport_options),
             unread_limit=self.conf.result_subscribe_max_unread,
+            broker_url=self.broker_url,
         )
 
     @property
