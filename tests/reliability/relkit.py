@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import uuid
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path

@@ -71,7 +71,7 @@ def test_worker_and_publisher_recover_from_closed_connections(
     finally:
         done.wait(30)
         producer.close()
-    lost, duplicated = ledger.report(f"RabbitMQ closed every connection after {closed_at} publishes")
+    lost, _ = ledger.report(f"RabbitMQ closed every connection after {closed_at} publishes")
     print(f"[close-all] sends that failed while the link was down: {len(failures)}")
     assert lost == 0
     assert closed_at < TASKS, "the close came after the last publish: the test proved nothing"

@@ -60,7 +60,7 @@ def test_three_sigkills_during_2000_acks_late_tasks_lose_none(
     while ledger.ran(ledger.published) < TASKS:
         assert time.monotonic() < deadline, "tasks were lost:\n" + worker.output[-3000:]
         time.sleep(0.05)
-    lost, duplicated = ledger.report("RabbitMQ, acks_late, SIGKILL x3 during 2,000 tasks")
+    lost, _ = ledger.report("RabbitMQ, acks_late, SIGKILL x3 during 2,000 tasks")
     assert lost == 0
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0, worker.output[-3000:]
