@@ -9,7 +9,9 @@ so concurrent runs never see each other's messages; nothing ever flushes a share
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -60,11 +62,40 @@ def redis_url() -> str:
     return f"redis://{host}:{port}/{REDIS_DB}"
 
 
-@pytest.fixture
-def amqp_url() -> str:
-    """A RabbitMQ URL (guest/guest on loopback)."""
+def rabbitmqctl(*args: str, check: bool = True) -> str:
+    """Run ``rabbitmqctl`` (this machine's broker; needs root) and return its output."""
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def make_vhost(name: str) -> None:
+    """Create virtual host ``name`` with all permissions for guest."""
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+
+@pytest.fixture(scope="session")
+def amqp_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test run's own, deleted (with everything in it) at the end."""
     need_service("RabbitMQ", "127.0.0.1", 5672)
-    return "amqp://guest:guest@127.0.0.1:5672//"
+    if shutil.which("rabbitmqctl") is None:
+        message = "rabbitmqctl is not installed (the AMQP tests make a virtual host per run)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"celeriac-test-{RUN_ID}"
+    make_vhost(name)
+    yield name
+    rabbitmqctl("delete_vhost", name, check=False)
+
+
+@pytest.fixture
+def amqp_url(amqp_vhost: str) -> str:
+    """A RabbitMQ URL (guest/guest on loopback) into this run's own virtual host."""
+    need_service("RabbitMQ", "127.0.0.1", 5672)
+    return f"amqp://guest:guest@127.0.0.1:5672/{amqp_vhost}"
 
 
 @pytest.fixture

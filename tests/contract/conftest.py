@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,11 +27,15 @@ class Broker:
     url_fixture: str
     higher_priority_first: bool = True
     prefix_option: str | None = None  # transport option taking a per-test key prefix
+    settings: dict[str, Any] = field(default_factory=dict)  # TransportOptions.broker_settings
+    queue_order: bool = True  # earlier queues are served first
 
 
 TRANSPORTS = {
     "sqlite": Broker("sqlite_url"),
     "redis": Broker("redis_url", higher_priority_first=False, prefix_option="global_keyprefix"),
+    # Priorities work on RabbitMQ only on queues declared with x-max-priority (task_queue_max_priority).
+    "amqp": Broker("amqp_url", settings={"task_queue_max_priority": 10}, queue_order=False),
 }
 
 BACKENDS = {
@@ -50,11 +55,13 @@ async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[Transp
     def make(options: TransportOptions) -> Transport:
         if broker.prefix_option is not None:
             options = replace(options, extra={broker.prefix_option: prefix, **options.extra})
+        if broker.settings:
+            options = replace(options, broker_settings={**broker.settings, **options.broker_settings})
         transport = transport_from_url(url, options)
         made.append(transport)
         return transport
 
-    yield TransportFactory(make, higher_priority_first=broker.higher_priority_first)
+    yield TransportFactory(make, higher_priority_first=broker.higher_priority_first, queue_order=broker.queue_order)
     for transport in made:
         await transport.close()
     if broker.prefix_option is not None:

@@ -35,6 +35,7 @@ from celeriac.errors import ConfigurationError
 from celeriac.protocol import serializers
 from celeriac.protocol.message import TaskMessage
 from celeriac.settings import Settings
+from celeriac.settings.amqp import AMQP_SETTING_NAMES
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports import redact_url
 from celeriac.transports.base import Transport, TransportOptions
@@ -128,6 +129,7 @@ class App:
             polling_interval=float(extra.pop("polling_interval", 0.05)),
             max_deliveries=int(extra.pop("max_deliveries", self.conf.broker_max_deliveries)),
             extra=extra,
+            broker_settings={name: self.conf[name] for name in AMQP_SETTING_NAMES},
         )
 
     def backend_options(self) -> BackendOptions:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from celeriac.errors import ConfigurationError, UnknownSetting
+from celeriac.settings.amqp import AMQPSettings
 from celeriac.settings.app import AppSettings
 from celeriac.settings.broker import BrokerSettings
 from celeriac.settings.results import ResultSettings
@@ -40,7 +41,7 @@ def check(name: str, value: Any) -> None:
         raise ConfigurationError(f"setting {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
 
 
-class Settings(BrokerSettings, ResultSettings, TaskSettings, WorkerSettings, AppSettings):
+class Settings(BrokerSettings, ResultSettings, TaskSettings, WorkerSettings, AppSettings, AMQPSettings):
     """``app.conf``: every setting (declared with its type in the groups it derives from), by attribute or key.
 
     Frozen by `freeze`.

@@ -1,8 +1,8 @@
 """Broker URL -> transport: one scheme table whose entries import their module only when used.
 
 ``from_url("sqlite://")`` works with no extras installed; ``redis://`` imports its client library only when
-such a URL is used, and a missing library is a one-line `ConfigurationError`. ``amqp://`` is known but not
-supported yet (a one-line `ConfigurationError` saying so).
+such a URL is used, and a missing library is a one-line `ConfigurationError`; so do ``amqp://``, ``amqps://`` and
+``pyamqp://`` (RabbitMQ, on aiormq: the ``amqp`` extra).
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from celeriac.transports.base import Transport, TransportOptions
 
 _SQLITE = SchemeEntry("celeriac.transports.sqlite.transport", "SQLiteTransport")
 _REDIS = SchemeEntry("celeriac.transports.redis.transport", "RedisTransport", extra="redis")
-_AMQP = SchemeEntry(
-    "celeriac.transports.amqp",
-    "AMQPTransport",
-    unsupported="RabbitMQ (amqp://) is not supported by this version of celeriac yet; use redis:// or sqlite://",
-)
+_AMQP = SchemeEntry("celeriac.transports.amqp.transport", "AMQPTransport", extra="amqp")
 
 SCHEMES: dict[str, SchemeEntry] = {
     "sqlite": _SQLITE,

@@ -40,12 +40,15 @@ class TransportOptions:
         polling_interval: longest pause between two looks at an idle queue (transports that poll).
         max_deliveries: deliveries after which a message is dead-lettered instead (transports that count them).
         extra: every other ``broker_transport_options`` key, for the transport to interpret.
+        broker_settings: the app's settings of one broker's own group (``settings/amqp.py``), by name; the
+            transport of that broker reads them (missing names: the setting's default), the others do not.
     """
 
     visibility_timeout: float = 3600.0
     polling_interval: float = 0.05
     max_deliveries: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
+    broker_settings: dict[str, Any] = field(default_factory=dict)
 
 
 def settled_future(error: BaseException | None = None) -> asyncio.Future[None]:
@@ -251,15 +254,20 @@ class Transport(AsyncResource):
 
     @abc.abstractmethod
     def consume(self, queues: Sequence[str], prefetch: int) -> QueueConsumer:
-        """A consumer of ``queues`` (earlier queues first when several have messages)."""
+        """A consumer of ``queues`` (earlier queues first when several have messages, on brokers that order
+        queues; RabbitMQ shares the window between them)."""
 
     @abc.abstractmethod
     async def fanout(self, channel: str, message: Message) -> None:
         """Broadcast ``message`` to every current subscriber of ``channel``."""
 
     @abc.abstractmethod
-    async def subscribe(self, channels: Sequence[str]) -> Subscription:
-        """Start listening on ``channels``; messages broadcast after this returns are received."""
+    async def subscribe(self, channels: Sequence[str], name: str | None = None) -> Subscription:
+        """Start listening on ``channels``; messages broadcast after this returns are received.
+
+        ``name`` is a stable name for the subscriber's queue on brokers that give each subscriber a queue
+        (RabbitMQ: the worker's ``<hostname>.celery.pidbox``); brokers without such queues need none.
+        """
 
     @abc.abstractmethod
     async def purge(self, queue: str) -> int:

@@ -26,10 +26,13 @@ class TransportFactory:
     Attributes:
         make: a new, unconnected transport with the given options (add isolation such as key prefixes here).
         higher_priority_first: the broker's priority direction (AMQP and SQLite: 9 before 0; Redis: 0 first).
+        queue_order: the broker serves a consumer's earlier queues first (RabbitMQ does not: it shares a
+            consumer's window between its queues, so only each queue's own order holds).
     """
 
     make: Callable[[TransportOptions], Transport]
     higher_priority_first: bool = True
+    queue_order: bool = True
 
     def __call__(self, options: TransportOptions | None = None) -> Transport:
         return self.make(options or TransportOptions(visibility_timeout=VISIBILITY_TIMEOUT))

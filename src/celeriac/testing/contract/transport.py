@@ -135,7 +135,8 @@ async def check_prefetch_limit(make: TransportFactory, queue: str) -> None:
 
 
 async def check_order(make: TransportFactory, queue: str) -> None:
-    """One queue is first-in first-out; with several, the earlier queue is served first."""
+    """One queue is first-in first-out; with several, the earlier queue is served first (where the broker
+    orders queues: `TransportFactory.queue_order`)."""
     other = f"{queue}.later"
     async with make() as transport:
         for name in (queue, other):
@@ -149,7 +150,10 @@ async def check_order(make: TransportFactory, queue: str) -> None:
             delivery = await next_delivery(consumer)
             bodies.append(delivery.message.body)
             await delivery.ack()
-        assert bodies == [b"m0", b"m1", b"m2", b"later"], bodies
+        if make.queue_order:
+            assert bodies == [b"m0", b"m1", b"m2", b"later"], bodies
+        else:
+            assert [b for b in bodies if b != b"later"] == [b"m0", b"m1", b"m2"] and b"later" in bodies, bodies
 
 
 async def check_priority(make: TransportFactory, queue: str) -> None:
@@ -228,10 +232,12 @@ async def check_bindings(make: TransportFactory, queue: str) -> None:
         await transport.bind(reply_queue, exchange, "key-1")  # binding twice is binding once
         await publisher.publish(message(b"routed"), "key-1", exchange)
         await publisher.publish(message(b"unroutable"), "key-2", exchange)
-        delivery = await next_delivery(transport.consume([reply_queue], prefetch=0))
+        consumer = transport.consume([reply_queue], prefetch=0)
+        delivery = await next_delivery(consumer)
         assert delivery.message.body == b"routed" and delivery.queue == reply_queue
         assert (delivery.exchange, delivery.routing_key) == (exchange, "key-1")
         await delivery.ack()
+        await consumer.cancel()  # a live consumer may take what is published next (AMQP pushes)
         assert await transport.size("key-2") == 0 and await transport.size(reply_queue) == 0
         await publisher.publish(message(b"left over"), "key-1", exchange)
         await wait_for(lambda: _size_is(transport, reply_queue, 1), what="one message waiting")

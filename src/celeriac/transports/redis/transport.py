@@ -248,7 +248,7 @@ class RedisTransport(Transport):
         payload = redis_envelope.encode(message, exchange, routing_key)
         await self.ops.publish(self.settings.keys.fanout_channel(channel), payload)
 
-    async def subscribe(self, channels: Sequence[str]) -> RedisSubscription:
+    async def subscribe(self, channels: Sequence[str], name: str | None = None) -> RedisSubscription:
         """Listen on ``channels`` (``#``/``*`` wildcards allowed); returns once Redis confirmed."""
         self.check_open()
         subscription = RedisSubscription(

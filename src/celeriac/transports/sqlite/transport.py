@@ -233,7 +233,7 @@ class SQLiteTransport(Transport):
         await self._broadcaster.submit(row)
         self.watcher.notify()
 
-    async def subscribe(self, channels: Sequence[str]) -> SQLiteSubscription:
+    async def subscribe(self, channels: Sequence[str], name: str | None = None) -> SQLiteSubscription:
         self._check_open()
         after = await self.thread.run(ops.scalar, ops.SQL["last_broadcast"], {})
         subscription = SQLiteSubscription(self, channels, after)

@@ -68,7 +68,8 @@ class RemoteControl(Step["Consumer"]):
             log.warning("worker_control_disabled names %r, which is no command of this worker", name)
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
-        self._subscription = await transport.subscribe([EXCHANGE])
+        # Celery's node queue name, so `celery inspect` and RabbitMQ's queue list show this worker (§3.2)
+        self._subscription = await transport.subscribe([EXCHANGE], name=f"{consumer.worker.hostname}.{EXCHANGE}")
         node = WorkerNode(consumer, transport)
         self._reader = asyncio.create_task(self._serve(consumer, transport, node, self._subscription), name="control")
 
