@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,32 +27,19 @@ from celeriac.errors import TimeoutError as ResultTimeout
 pytestmark = pytest.mark.amqp
 
 
-def rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def vhost(run_id: str) -> Iterator[str]:
-    """A RabbitMQ virtual host of this module's own (guest may use it), deleted afterwards; tests use queues
-    named after their own uuids inside it."""
-    if (
-        shutil.which("rabbitmqctl") is None
-        or subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True).returncode
-    ):
-        if os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1":
-            pytest.fail("RabbitMQ (rabbitmqctl) is not available (CELERIAC_REQUIRE_SERVICES=1)")
-        pytest.skip("RabbitMQ (rabbitmqctl) is not available")
-    name = f"celeriac-rpc-{run_id}-{uuid.uuid4().hex[:6]}"
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    rabbitmqctl("delete_vhost", name)
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60, check=True)
 
 
 @pytest.fixture
-def broker(vhost: str) -> str:
-    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+def vhost(amqp_vhost: str) -> str:
+    """This run's RabbitMQ virtual host (every test names its own queues, after uuids)."""
+    return amqp_vhost
+
+
+@pytest.fixture
+def broker(amqp_url: str) -> str:
+    return amqp_url
 
 
 def options(broker: str, **extra: object) -> BackendOptions:

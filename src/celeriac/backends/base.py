@@ -74,7 +74,7 @@ class BackendOptions:
             (`celeriac.backends.prefetch`) keeps track of before they are read
             (``result_subscribe_max_unread``); see `celeriac.backends.redis.unread`.
         broker_url: the broker's URL, for a backend that talks through the broker (``rpc://``).
-        broker_use_ssl: ``broker_use_ssl``, for the same.
+        broker_use_ssl, broker_heartbeat, broker_connection_timeout: the broker link's settings, for the same.
     """
 
     serializer: str = "json"
@@ -84,6 +84,8 @@ class BackendOptions:
     unread_limit: int = 1000
     broker_url: str | None = None
     broker_use_ssl: bool | Mapping[str, Any] | None = None
+    broker_heartbeat: float | None = 120.0
+    broker_connection_timeout: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)

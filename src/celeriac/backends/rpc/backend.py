@@ -35,11 +35,6 @@ from celeriac.protocol import serializers
 
 log = logging.getLogger("celeriac.backends.rpc")
 
-HEARTBEAT = 120.0
-"""AMQP heartbeat seconds unless the broker URL says otherwise (Celery's ``broker_heartbeat`` default)."""
-CONNECT_TIMEOUT = 4.0
-"""Seconds an opening may take unless the broker URL says otherwise (Celery's ``broker_connection_timeout``)."""
-
 
 def _unsupported(what: str) -> NoReturn:
     raise ConfigurationError(
@@ -85,8 +80,8 @@ class RPCBackend(ResultBackend):
             self.oid,
             options.expires,
             self._on_reply,
-            heartbeat=float(query.get("heartbeat", HEARTBEAT)),
-            timeout=float(query.get("connect_timeout", CONNECT_TIMEOUT)),
+            heartbeat=float(query.get("heartbeat", options.broker_heartbeat or 0)),
+            timeout=float(query.get("connect_timeout", options.broker_connection_timeout)),
         )
 
     @property
