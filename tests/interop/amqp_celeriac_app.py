@@ -20,6 +20,8 @@ app = App("amqp_celeriac_app", broker=os.environ.get("TEST_BROKER_URL"), backend
 app.conf.task_default_queue_type = QUEUE_TYPE
 if QUEUE_TYPE == "quorum":
     app.conf.task_default_exchange_type = "topic"  # native delayed delivery needs a topic exchange (Celery too)
+    # Celery declares quorum queues with x-queue-type alone: no delivery limit, no <queue>.dead.
+    app.conf.task_queue_delivery_limit = 0
 else:
     app.conf.task_queue_max_priority = 10
 if PREFIX:

@@ -103,6 +103,8 @@ class Fleet:
         app.conf.task_default_queue_type = self.queue_type
         if self.queue_type == "quorum":
             app.conf.task_default_exchange_type = "topic"
+            # Celery declares quorum queues with x-queue-type alone: no delivery limit, no <queue>.dead.
+            app.conf.task_queue_delivery_limit = 0
         else:
             app.conf.task_queue_max_priority = 10
         if self.prefix:
