@@ -155,6 +155,12 @@ class RabbitVhost:
                 return int(count)
         return None
 
+    def listing(self) -> str:
+        """``name messages_ready messages_unacknowledged arguments`` of every queue (for failure messages)."""
+        return rabbitmqctl(
+            "list_queues", "-p", self.name, "name", "messages_ready", "messages_unacknowledged", "arguments"
+        )
+
     def delete(self) -> None:
         rabbitmqctl("delete_vhost", self.name)
 

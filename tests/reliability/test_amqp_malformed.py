@@ -44,7 +44,7 @@ def malformed() -> list[tuple[bytes, str | None, str | None, dict[str, Any]]]:
         (b"\xff\xfe\x00garbage", JSON, "utf-8", _headers(2)),
         (b'"just a string"', JSON, "utf-8", _headers(3)),
         (b"[1, 2]", JSON, "utf-8", _headers(4)),
-        (b'{"a": 1}', JSON, "utf-8", _headers(5)),
+        (b"null", JSON, "utf-8", _headers(5)),
         (b"[[1], [2], {}]", JSON, "utf-8", _headers(6)),  # kwargs not a mapping
         (b'[[1], {}, "embed"]', JSON, "utf-8", _headers(7)),
         (GOOD_BODY, "application/x-python-serialize", "binary", _headers(8)),  # pickle: not accepted
@@ -66,7 +66,7 @@ def malformed() -> list[tuple[bytes, str | None, str | None, dict[str, Any]]]:
         (GOOD_BODY, JSON, "utf-8", _headers(24, stamped_headers="not-a-list")),
         (GOOD_BODY, JSON, "utf-8", _headers(25, kwargsrepr={"a": 1})),
         (b"[" * 5000 + b"]" * 5000, JSON, "utf-8", _headers(26)),  # nested too deep
-        (GOOD_BODY, JSON, "utf-8", _headers(27, lang="erlang")),
+        (GOOD_BODY, JSON, "utf-8", _headers(27, root_id=5)),
         (b'[[], {}, {"callbacks": "oops"}]', JSON, "utf-8", _headers(28)),
         (GOOD_BODY, JSON, "utf-8", {"id": "bad-29"}),  # protocol 2 without a task header
     ]
