@@ -244,3 +244,38 @@ async def test_celery_worker_result_reaches_a_celeriac_rpc_client(broker: str, t
     finally:
         await client.close()
         app.close()
+
+
+# -- the whole path: a celeriac client and an in-process celeriac worker on RabbitMQ ------------------------------
+
+
+async def test_celeriac_client_and_worker_with_rpc_results(broker: str, queue_name: str) -> None:
+    from celeriac.testing import start_worker
+
+    app = App("rpcapp", broker=broker, backend="rpc://", task_default_queue=queue_name, task_track_started=True)
+    gate = asyncio.Event()
+
+    @app.task(name="rpcapp.held")
+    async def held(x: int) -> int:
+        await gate.wait()
+        return x * 2
+
+    @app.task(name="rpcapp.boom")
+    async def boom() -> None:
+        raise KeyError("nope")
+
+    try:
+        async with start_worker(app, concurrency=4):
+            result = await held.adelay(21)
+            async with asyncio.timeout(20):  # the STARTED state arrives on the reply queue while the body waits
+                while await result.astate() != "STARTED":
+                    await asyncio.sleep(0.01)
+            gate.set()
+            assert await result.aget(timeout=20) == 42
+            failed = await boom.adelay()
+            with pytest.raises(KeyError, match="nope"):
+                await failed.aget(timeout=20)
+            many = [await held.adelay(i) for i in range(50)]
+            assert [await r.aget(timeout=20) for r in reversed(many)] == [i * 2 for i in reversed(range(50))]
+    finally:
+        await app.aclose()
