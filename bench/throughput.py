@@ -143,6 +143,10 @@ async def measure(config: Config, tasks: int, profile: Path | None = None) -> Ru
             await probe.connect()
             enqueue_seconds = await client.enqueue(tasks)
             queued = await probe.size(queue)
+            settle = time.monotonic() + 10  # a client without confirms (Celery, Dramatiq on RabbitMQ) returns
+            while queued < tasks and time.monotonic() < settle:  # before RabbitMQ has routed its last messages
+                await asyncio.sleep(0.01)
+                queued = await probe.size(queue)
             if queued != tasks:
                 raise RuntimeError(f"{queued} messages in the queue after enqueueing {tasks}")
             with start_worker(config.worker, place) as worker, contextlib.ExitStack() as profiling:
