@@ -92,6 +92,12 @@ def amqp_vhost() -> Iterator[str]:
 
 
 @pytest.fixture
+def ctl() -> Callable[..., str]:
+    """``rabbitmqctl`` as a function: ``ctl("list_queues", "-p", vhost, "name")`` returns its output."""
+    return rabbitmqctl
+
+
+@pytest.fixture
 def amqp_url(amqp_vhost: str) -> str:
     """A RabbitMQ URL (guest/guest on loopback) into this run's own virtual host."""
     need_service("RabbitMQ", "127.0.0.1", 5672)

@@ -80,10 +80,10 @@ def test_default_broker_is_embedded_sqlite_and_backend_follows(monkeypatch: pyte
 
 
 @pytest.mark.parametrize("url", ["amqp://guest@localhost//", "amqps://localhost//", "pyamqp://localhost//"])
-def test_amqp_broker_is_a_one_line_not_supported_yet_error(url: str) -> None:
+def test_amqp_broker_makes_an_amqp_transport_with_the_amqp_settings(url: str) -> None:
     app = App("amqp", broker=url)
-    with pytest.raises(ConfigurationError) as info:
-        app.make_transport()
-    message = str(info.value)
-    assert message == "RabbitMQ (amqp://) is not supported by this version of celeriac yet; use redis:// or sqlite://"
-    assert "pip install" not in message
+    app.conf.update(broker_heartbeat=30, task_default_queue_type="quorum")
+    transport = app.make_transport()  # no I/O until connect()
+    assert type(transport).__name__ == "AMQPTransport"
+    assert transport.options.heartbeat == 30 and transport.options.queue_type == "quorum"  # type: ignore[attr-defined]
+    assert transport.address().ssl == url.startswith("amqps")

@@ -15,15 +15,17 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+import aiormq
 import aiormq.abc
 from pamqp.commands import Basic
 
 from celeriac._amqp.errors import ChannelError, amqp_errors, describe
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.transports.amqp import convert
-from celeriac.transports.base import Delivery, QueueConsumer
+from celeriac.transports.amqp.acks import AckBatch
+from celeriac.transports.base import Delivery, QueueConsumer, settled_future
 
 if TYPE_CHECKING:
     from celeriac.transports.amqp.transport import AMQPTransport
@@ -55,10 +57,13 @@ class AMQPDelivery(Delivery):
         self.delivery_tag = str(self._tag)
 
     async def ack(self) -> None:
+        await self.ack_soon()
+
+    def ack_soon(self) -> asyncio.Future[None]:
         if self._settled:
-            return
+            return settled_future()
         self._settled = True
-        await self._settle("ack", lambda: self._channel.basic_ack(self._tag))
+        return self._consumer.ack_batch(self._channel).ack(self._tag)
 
     async def reject(self, requeue: bool = False) -> None:
         if self._settled:
@@ -96,7 +101,15 @@ class AMQPConsumer(QueueConsumer):
         self._cancelled = False
         self._closing = False
         self._qos_task: asyncio.Task[None] | None = None
+        self._acks: AckBatch | None = None
         self.server = transport.link.address.url
+
+    def ack_batch(self, channel: aiormq.abc.AbstractChannel) -> AckBatch:
+        """The ack batch of ``channel`` (a new one when the consumer moved to another channel)."""
+        batch = self._acks
+        if batch is None or batch.channel is not channel:
+            batch = self._acks = AckBatch(cast(aiormq.Channel, channel))
+        return batch
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -104,9 +117,12 @@ class AMQPConsumer(QueueConsumer):
 
     @property
     def global_qos(self) -> bool:
-        """Celery's choice: one window per channel on RabbitMQ < 4 with classic queues."""
-        link = self._transport.link
-        return not self._transport.options.quorum and link.server_version < (4,)
+        """Celery's choice: one window per channel on RabbitMQ < 4 with classic queues. Not when a queue exists
+        with other attributes than ours (it may be a quorum queue: consuming one on a channel with global QoS
+        makes RabbitMQ close the whole connection with NOT_IMPLEMENTED)."""
+        transport = self._transport
+        odd = any(transport.refused(queue) for queue in self._queues)
+        return not transport.options.quorum and transport.link.server_version < (4,) and not odd
 
     async def __anext__(self) -> Delivery:
         while True:
@@ -136,6 +152,9 @@ class AMQPConsumer(QueueConsumer):
             await self._wake.wait()
 
     async def _open(self) -> None:
+        for queue in list(self._queues):
+            if not await self._transport.usable(queue):
+                self._drop(queue)
         channel = await self._transport.link.channel()
         self._channel = channel
         channel.closing.add_done_callback(lambda _: self._channel_closed(channel))
@@ -150,9 +169,6 @@ class AMQPConsumer(QueueConsumer):
     async def _consume(self, queue: str) -> None:
         channel = self._channel
         if channel is None:
-            return
-        if not await self._transport.usable(queue):
-            self._drop(queue)
             return
 
         async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
@@ -236,8 +252,14 @@ class AMQPConsumer(QueueConsumer):
     async def add_queue(self, queue: str) -> None:
         if queue in self._queues:
             return
-        self._transport.link.check_open()
-        await self._transport.declare(queue)
+        transport = self._transport
+        transport.link.check_open()
+        if not await transport.usable(queue):
+            return
+        if transport.refused(queue) and self.global_qos and self._channel is not None:
+            log.error("queue %r is not consumed: it exists with other attributes and this consumer's window is "
+                      "global (a quorum queue would close the connection)", queue)  # fmt: skip
+            return
         self._queues.append(queue)
         self._buffers.setdefault(queue, deque())
         if self._channel is not None and self._start is not None and self._start.done():

@@ -46,15 +46,20 @@ def to_properties(message: Message, delivery_mode: int | None = None) -> Basic.P
 
 
 def _table(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers as an AMQP field table: tuples become lists (the table has arrays, not tuples)."""
-    return {str(k): _field(v) for k, v in headers.items()}
+    """Headers as an AMQP field table: tuples become lists (the table has arrays, not tuples). Only containers
+    are looked into: most values are plain strings and numbers."""
+    table = dict(headers)
+    for key, value in table.items():
+        if isinstance(value, tuple | list | Mapping):
+            table[key] = _field(value)
+    return table
 
 
 def _field(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_field(item) for item in value]
     if isinstance(value, Mapping):
-        return _table(value)
+        return {str(k): _field(v) for k, v in value.items()}
     return value
 
 
@@ -69,15 +74,6 @@ def from_delivery(body: bytes, properties: Basic.Properties) -> Message:
         body=body,
         content_type=properties.content_type or "",
         content_encoding=properties.content_encoding or "",
-        headers=_plain(properties.headers or {}),
+        headers=properties.headers or {},
         properties=props,
     )
-
-
-def _plain(value: Any) -> Any:
-    """Field-table values as plain Python (pamqp may hand back bytes for byte strings; keep them)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value

@@ -81,6 +81,8 @@ class AMQPOptions:
             return given[name] if name in given else getattr(AMQPSettings, name).default
 
         queue_type = _choice("task_default_queue_type", setting("task_default_queue_type"), QUEUE_TYPES)
+        if queue_type == "quorum" and setting("task_queue_max_priority") is not None:
+            raise ConfigurationError("task_queue_max_priority needs classic queues: quorum queues have no priorities")
         limit = setting("task_queue_delivery_limit")
         start = float(options.extra.get("interval_start", 0.0))
         step = float(options.extra.get("interval_step", 0.2))

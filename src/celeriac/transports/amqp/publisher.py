@@ -1,4 +1,5 @@
-"""Publishing with publisher confirms on every message; concurrent publishes pipeline on one confirm channel.
+"""Publishing with publisher confirms on every message; concurrent publishes pipeline on one confirm channel
+(the publishes of one loop turn in one write: `PublishBatch`).
 
 `publish` returns once RabbitMQ confirmed the message; a nack, or a mandatory message RabbitMQ returned as
 unroutable, is a `TransportError` saying so. A channel RabbitMQ closed (a missing exchange: 404 NOT_FOUND) is
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
+import aiormq
 import aiormq.abc
 from pamqp.commands import Basic
 
 from celeriac._amqp.errors import ChannelError, amqp_errors
-from celeriac.errors import ConnectionLost
+from celeriac.errors import ConnectionLost, TransportError
+from celeriac.transports.amqp.batch import PublishBatch
 from celeriac.transports.amqp.link import Link
 
 
@@ -26,18 +30,29 @@ class Publisher:
     def __init__(self, link: Link) -> None:
         self._link = link
         self._channel: aiormq.abc.AbstractChannel | None = None
-        self._opening: asyncio.Lock = asyncio.Lock()
+        self._opening: asyncio.Future[aiormq.abc.AbstractChannel] | None = None
+        self._batches: PublishBatch | None = None
 
     async def _current(self) -> aiormq.abc.AbstractChannel:
         channel = self._channel
         if channel is not None and not channel.is_closed:
             return channel
-        async with self._opening:
-            channel = self._channel
-            if channel is None or channel.is_closed:
-                channel = await self._link.channel(confirms=True)
-                self._channel = channel
-            return channel
+        # One opening shared by every caller, who all wake together when it is done (a lock would wake them
+        # one loop turn at a time, and their publishes would not share a write).
+        if self._opening is None or self._opening.done():
+            self._opening = asyncio.ensure_future(self._open())
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> aiormq.abc.AbstractChannel:
+        channel = await self._link.channel(confirms=True)
+        self._channel = channel
+        return channel
+
+    def _batch(self, channel: aiormq.abc.AbstractChannel) -> PublishBatch:
+        batch = self._batches
+        if batch is None or batch.channel is not channel:
+            batch = self._batches = PublishBatch(cast(aiormq.Channel, channel))
+        return batch
 
     async def publish(
         self, body: bytes, exchange: str, routing_key: str, properties: Basic.Properties, *, mandatory: bool
@@ -48,10 +63,10 @@ class Publisher:
             channel = await self._current()
             try:
                 with amqp_errors(where, self._link.address.url):
-                    await channel.basic_publish(
-                        body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=mandatory
-                    )
+                    await self._batch(channel).publish(body, exchange, routing_key, properties, mandatory)
                 return
+            except (TypeError, ValueError) as exc:  # pamqp could not encode a header or property
+                raise TransportError(f"{where}: the message cannot be put in AMQP frames ({exc})") from exc
             except ConnectionLost:
                 if attempt == 2 or self._link.closed:
                     raise

@@ -23,11 +23,9 @@ from celeriac.transports.amqp.link import Link
 from celeriac.transports.amqp.options import AMQPOptions
 from celeriac.transports.amqp.publisher import Publisher
 from celeriac.transports.amqp.topology import DELAYED_DELIVERY, DELAYED_LEVELS, PIDBOX, Topology, delayed_level
-from celeriac.transports.base import QueueConsumer, Subscription, Transport, TransportOptions
+from celeriac.transports.base import BrokerAddress, QueueConsumer, Subscription, Transport, TransportOptions
 
 log = logging.getLogger("celeriac.transports.amqp")
-
-EVENT_DELIVERY_MODE = 1  # events and control replies are transient; tasks and control requests persistent
 
 
 class AMQPTransport(Transport):
@@ -50,6 +48,18 @@ class AMQPTransport(Transport):
         self._consumers: list[AMQPConsumer] = []
         self._subscriptions: list[AMQPSubscription] = []
         self._refused: dict[str, str] = {}
+
+    def address(self) -> BrokerAddress:
+        """Where the broker is, as kombu reads the URL (the virtual host URL-decoded, ``//`` is ``/``)."""
+        address = self.link.address
+        return BrokerAddress(
+            scheme=self.url.partition("://")[0].lower(),
+            hostname=address.host,
+            port=address.port,
+            userid=address.userid,
+            virtual_host=address.virtual_host,
+            ssl=address.tls,
+        )
 
     async def connect(self) -> None:
         self.link.check_open()
@@ -95,8 +105,9 @@ class AMQPTransport(Transport):
         exchange = topology.exchange(queue)
         await admin.exchange(exchange)
         await admin.bind(queue, queue, queue)
-        if self.has_delayed_delivery:
+        if self.options.quorum:  # Celery's worker builds the delayed levels whenever it detects quorum queues
             await self._declare_delayed()
+        if self.has_delayed_delivery:  # ... and binds only queues whose exchange is not direct
             await admin.bind_exchange(queue, DELAYED_DELIVERY, f"#.{queue}")
             await admin.bind(queue, queue, f"#.{queue}")
 
@@ -112,6 +123,10 @@ class AMQPTransport(Transport):
             await admin.bind(queue, exchange, key)
         for destination, source, key in exchange_bindings:
             await admin.bind_exchange(destination, source, key)
+
+    def refused(self, queue: str) -> bool:
+        """Whether RabbitMQ refused our declaration of ``queue`` (it may exist with other attributes)."""
+        return queue in self._refused
 
     async def usable(self, queue: str) -> bool:
         """Whether ``queue`` can be consumed: declared (cached), or refused but present (other arguments)."""
@@ -162,12 +177,9 @@ class AMQPTransport(Transport):
                 exchange = delayed_level(DELAYED_LEVELS)
                 routing_key = self.topology.delayed_routing_key(delay, routing_key)
                 mandatory = False
-        delivery_mode = None
-        if exchange.endswith(PIDBOX):
+        if exchange.endswith(PIDBOX):  # Celery declares the reply exchange before it replies (§3.5)
             await self.admin.exchange(self.topology.exchange(exchange))
-            if exchange.startswith("reply."):
-                delivery_mode = message.properties.get("delivery_mode") or EVENT_DELIVERY_MODE
-        properties = convert.to_properties(message, delivery_mode)
+        properties = convert.to_properties(message)
         await self.publisher.publish(message.body, exchange, routing_key, properties, mandatory=mandatory)
 
     # -- consuming and broadcast ----------------------------------------------------------------------
@@ -182,9 +194,7 @@ class AMQPTransport(Transport):
         self.link.check_open()
         exchange, key = split_channel(channel)
         await self.admin.exchange(self.topology.broadcast_exchange(exchange, key is not None))
-        # control requests are persistent (delivery_mode 2), events transient (1): celery-wire.md §3.5
-        mode = 2 if exchange.endswith(PIDBOX) else EVENT_DELIVERY_MODE
-        properties = convert.to_properties(message, mode)
+        properties = convert.to_properties(message)  # control requests say delivery_mode 2, events 1 (§3.5)
         await self.publisher.publish(message.body, exchange, key or "", properties, mandatory=False)
 
     async def subscribe(self, channels: Sequence[str], name: str | None = None) -> Subscription:

@@ -69,7 +69,7 @@ class Gossip(Step["Consumer"]):
         self.election_handlers.setdefault("task", self._run_task_action)
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
-        self._subscription = await transport.subscribe([f"{EXCHANGE}/worker.*"])
+        self._subscription = await transport.subscribe([f"{EXCHANGE}/worker.#"])  # Celery's binding key (§3.2)
         self._tasks = [
             asyncio.create_task(self._listen(consumer, self._subscription), name="gossip"),
             asyncio.create_task(self._check_forever(), name="gossip-check"),
