@@ -4,7 +4,8 @@ The worker loads it with ``-A benchapp``; its broker comes from the environment:
 
 * ``BENCH_BROKER_URL``: the broker (and result store) URL, default the SQLite file ``./bench.db``;
 * ``BENCH_KEYPREFIX``: a Redis ``global_keyprefix`` for broker and results, so a run touches only keys under
-  its own prefix (empty: no prefix).
+  its own prefix (empty: no prefix);
+* ``BENCH_RESULT_URL``: the result backend (default: the broker's store; ``rpc://`` on RabbitMQ).
 
 The benchmark scripts build their own client apps with `create_app` (one per broker they measure); the task
 names match `celeryapp`, so either client can drive either worker.
@@ -34,9 +35,10 @@ class BenchApp:
     cpu: Task[[], None]
 
 
-def create_app(broker_url: str, keyprefix: str = "") -> BenchApp:
-    """A new app on ``broker_url`` (results in the same store), every Redis key under ``keyprefix``."""
-    app = App("benchapp", broker=broker_url)
+def create_app(broker_url: str, keyprefix: str = "", result_url: str | None = None) -> BenchApp:
+    """A new app on ``broker_url`` (results in the same store unless ``result_url``), every Redis key under
+    ``keyprefix``."""
+    app = App("benchapp", broker=broker_url, backend=result_url or None)
     if keyprefix:
         app.conf.broker_transport_options = {"global_keyprefix": keyprefix}
         app.conf.result_backend_transport_options = {"global_keyprefix": keyprefix}
@@ -62,5 +64,9 @@ def create_app(broker_url: str, keyprefix: str = "") -> BenchApp:
     return BenchApp(app, noop_async, noop_sync, sentinel, cpu)
 
 
-bench = create_app(os.environ.get("BENCH_BROKER_URL", "sqlite:///bench.db"), os.environ.get("BENCH_KEYPREFIX", ""))
+bench = create_app(
+    os.environ.get("BENCH_BROKER_URL", "sqlite:///bench.db"),
+    os.environ.get("BENCH_KEYPREFIX", ""),
+    os.environ.get("BENCH_RESULT_URL"),
+)
 app = bench.app

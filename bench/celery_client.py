@@ -33,7 +33,8 @@ def enqueue(tasks: int, name: str) -> None:
     for _ in range(tasks):
         task.delay()
     say({"seconds": time.perf_counter() - started})
-    app.backend.client.ping()  # connect the result store now, not during the timed sentinel
+    if hasattr(app.backend, "client"):
+        app.backend.client.ping()  # connect the result store now (Redis), not during the timed sentinel
     for line in sys.stdin:
         command = line.strip()
         if command == "sentinel":

@@ -2,7 +2,8 @@
 
 Imported only inside ``bench/.venv-celery`` (by ``celery -A celeryapp worker`` and by `celery_client`). The
 environment chooses the broker, as for `benchapp`: ``BENCH_BROKER_URL`` (a Redis URL; Celery has no SQLite
-broker) and ``BENCH_KEYPREFIX`` (kombu's and the result backend's ``global_keyprefix``). Celery tasks cannot be
+broker; or an AMQP URL) and ``BENCH_KEYPREFIX`` (kombu's and the result backend's ``global_keyprefix``),
+``BENCH_RESULT_URL`` (``rpc://`` on RabbitMQ). Celery tasks cannot be
 coroutines, so ``bench.noop_async`` is a plain function here.
 """
 
@@ -14,8 +15,9 @@ from celery import Celery
 
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 KEYPREFIX = os.environ.get("BENCH_KEYPREFIX", "")
+RESULT_URL = os.environ.get("BENCH_RESULT_URL") or BROKER_URL
 
-app = Celery("celeryapp", broker=BROKER_URL, backend=BROKER_URL)
+app = Celery("celeryapp", broker=BROKER_URL, backend=RESULT_URL)
 if KEYPREFIX:
     app.conf.broker_transport_options = {"global_keyprefix": KEYPREFIX}
     app.conf.result_backend_transport_options = {"global_keyprefix": KEYPREFIX}

@@ -1,7 +1,8 @@
 """The clients of a throughput run: enqueue N no-ops, then send the sentinel and wait for its result.
 
 `CeleriacClient` uses celeriac's async API on the caller's event loop; `CeleryClient` drives Celery's own client
-(`celery_client`, in ``bench/.venv-celery``) over stdin/stdout, so each implementation is measured with its own
+(`celery_client`, in ``bench/.venv-celery``) over stdin/stdout, and `DramatiqClient` Dramatiq's
+(`dramatiq_client`, in ``bench/.venv-dramatiq``) the same way, so each implementation is measured with its own
 client.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 import benchapp
 import celeryenv
+import dramatiqenv
 from brokers import Place
 from procs import Managed
 from workers import HERE, clean_env
@@ -45,7 +47,7 @@ class CeleriacClient:
     """celeriac's async API on this process's event loop."""
 
     def __init__(self, place: Place, task: str) -> None:
-        self.bench = benchapp.create_app(place.url, place.keyprefix)
+        self.bench = benchapp.create_app(place.url, place.keyprefix, place.result_url)
         self.task = self.bench.app.tasks.get(task)
         if self.task is None:
             raise ValueError(f"benchapp has no task {task!r}")
@@ -81,6 +83,9 @@ class CeleriacClient:
 class CeleryClient:
     """Celery's client, in its own virtualenv: `celery_client` ``enqueue``, driven over stdin/stdout."""
 
+    env = celeryenv
+    script = "celery_client.py"
+
     def __init__(self, place: Place, task: str) -> None:
         self.place = place
         self.task = task
@@ -90,14 +95,14 @@ class CeleryClient:
         assert self.proc is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
         if not line:
-            raise RuntimeError(f"the Celery client exited:\n{self.proc.log_tail()}")
+            raise RuntimeError(f"the {self.script} client exited:\n{self.proc.log_tail()}")
         reply: dict[str, Any] = json.loads(line)
         return reply
 
     async def enqueue(self, count: int) -> float:
-        python = celeryenv.ensure()
-        argv = [str(python), str(HERE / "celery_client.py"), "enqueue", "--tasks", str(count), "--task", self.task]
-        log = self.place.workdir / "celery-client.log"
+        python = self.env.ensure()
+        argv = [str(python), str(HERE / self.script), "enqueue", "--tasks", str(count), "--task", self.task]
+        log = self.place.workdir / self.script.replace(".py", ".log")
         self.proc = Managed(
             argv, env=clean_env(self.place), cwd=HERE, log_path=log, stdin=subprocess.PIPE, stdout_pipe=True
         )
@@ -115,3 +120,10 @@ class CeleryClient:
                 self.proc.stdin.write("quit\n")
                 self.proc.stdin.flush()
             await asyncio.to_thread(self.proc.stop)
+
+
+class DramatiqClient(CeleryClient):
+    """Dramatiq's client, in its own virtualenv: `dramatiq_client` ``enqueue``, driven the same way."""
+
+    env = dramatiqenv
+    script = "dramatiq_client.py"

@@ -26,7 +26,7 @@ from celeriac.testing import start_worker, wait_for
 
 async def drain(broker: str, tasks: int, pool: str, concurrency: int, top: int) -> None:
     with isolated(broker) as place:
-        bench = benchapp.create_app(place.url, place.keyprefix)
+        bench = benchapp.create_app(place.url, place.keyprefix, place.result_url)
         task = bench.noop_async if pool == "asyncio" else bench.noop_sync
         await task.adelay()  # declares the queue (see clients.CeleriacClient)
 

@@ -5,6 +5,7 @@ Usage (from the repository root, with .venv's python)::
     python bench/throughput.py --broker redis --impl celeriac --pool asyncio -c 8 --tasks 20000
     python bench/throughput.py --broker redis --impl celery --pool prefork -c 2
     python bench/throughput.py --compare --tasks 20000      # the standard matrix; writes bench/results/<date>.json
+    python bench/throughput.py --compare --broker amqp      # RabbitMQ: celeriac vs Celery prefork c2 vs Dramatiq
 
 One run:
 
@@ -47,9 +48,9 @@ from rich.table import Table
 
 import benchapp
 import results
-from brokers import DEFAULT_REDIS, QUEUE, isolated, kind_of, redis_server_pid
+from brokers import DEFAULT_AMQP, DEFAULT_REDIS, QUEUE, broker_pid, isolated, kind_of
 from celeriac.transports.base import Transport
-from clients import CeleriacClient, CeleryClient, Client, check_cancelled
+from clients import CeleriacClient, CeleryClient, Client, DramatiqClient, check_cancelled
 from procs import Managed, Usage, tree_peak_rss, wait_for_quiet
 from workers import HERE, WorkerSpec, start_worker
 
@@ -102,13 +103,13 @@ class Run:
 
 
 async def _poll_until(
-    probe: Transport, worker: Managed, done: Callable[[int], bool], interval: float, what: str
+    probe: Transport, worker: Managed, done: Callable[[int], bool], interval: float, what: str, queue: str = QUEUE
 ) -> None:
     """Poll the queue length until ``done(size)``; raise when the worker exits or nothing moves for a minute."""
     last, last_change = -1, time.monotonic()
     while True:
         check_cancelled()
-        size = await probe.size(QUEUE)
+        size = await probe.size(queue)
         if done(size):
             return
         now = time.monotonic()
@@ -132,32 +133,37 @@ def start_profiler(pid: int, out: Path, workdir: Path) -> Managed:
 async def measure(config: Config, tasks: int, profile: Path | None = None) -> Run:
     """Enqueue, start the worker, time the drain; everything started is stopped and cleaned up."""
     with isolated(config.broker) as place:
-        client: Client = (
-            CeleriacClient(place, config.task) if config.worker.impl == "celeriac" else CeleryClient(place, config.task)
-        )
-        probe = benchapp.create_app(place.url, place.keyprefix).app.make_transport()
-        broker_pid = redis_server_pid(place.url) if place.kind == "redis" else None
+        impl = config.worker.impl
+        makers = {"celeriac": CeleriacClient, "celery": CeleryClient, "dramatiq": DramatiqClient}
+        client: Client = makers[impl](place, config.task)
+        queue = "default" if impl == "dramatiq" else QUEUE
+        probe = benchapp.create_app(place.url, place.keyprefix, place.result_url).app.make_transport()
+        server_pid = broker_pid(place)
         try:
             await probe.connect()
             enqueue_seconds = await client.enqueue(tasks)
-            queued = await probe.size(QUEUE)
+            queued = await probe.size(queue)
+            settle = time.monotonic() + 10  # a client without confirms (Celery, Dramatiq on RabbitMQ) returns
+            while queued < tasks and time.monotonic() < settle:  # before RabbitMQ has routed its last messages
+                await asyncio.sleep(0.01)
+                queued = await probe.size(queue)
             if queued != tasks:
                 raise RuntimeError(f"{queued} messages in the queue after enqueueing {tasks}")
             with start_worker(config.worker, place) as worker, contextlib.ExitStack() as profiling:
-                await _poll_until(probe, worker, lambda size: size < tasks, START_POLL, "before consuming")
-                before = Usage.now(worker.pid, broker_pid)
+                await _poll_until(probe, worker, lambda size: size < tasks, START_POLL, "before consuming", queue)
+                before = Usage.now(worker.pid, server_pid)
                 if profile is not None:
                     profiling.enter_context(start_profiler(worker.pid, profile, place.workdir))
-                await _poll_until(probe, worker, lambda size: size == 0, EMPTY_POLL, "while draining")
+                await _poll_until(probe, worker, lambda size: size == 0, EMPTY_POLL, "while draining", queue)
                 await client.sentinel()
-                used = Usage.now(worker.pid, broker_pid) - before
+                used = Usage.now(worker.pid, server_pid) - before
                 rss = tree_peak_rss(worker.pid)
                 await asyncio.to_thread(profiling.close)
                 await asyncio.to_thread(worker.stop)
         finally:
             await client.close()
             await probe.close()
-    broker_cpu = used.broker if broker_pid else None
+    broker_cpu = used.broker if server_pid else None
     return Run(tasks, enqueue_seconds, used.wall, used.worker, rss, broker_cpu, used.others_cores)
 
 
@@ -166,6 +172,8 @@ async def measure(config: Config, tasks: int, profile: Path | None = None) -> Ru
 
 def default_task(worker: WorkerSpec) -> str:
     """The natural no-op for a pool: the ``async def`` one on celeriac's asyncio pool, else the ``def`` one."""
+    if worker.impl == "dramatiq":
+        return "noop_sync"
     return benchapp.NOOP_ASYNC if (worker.impl, worker.pool) == ("celeriac", "asyncio") else benchapp.NOOP_SYNC
 
 
@@ -189,6 +197,17 @@ def compare_matrix(redis_url: str) -> list[Config]:
     on_redis = [Config(redis_url, w, default_task(w)) for w in workers]
     on_sqlite = [Config("sqlite", w, default_task(w)) for w in workers if w.impl == "celeriac"]
     return on_redis + on_sqlite
+
+
+def compare_amqp_matrix(amqp_url: str) -> list[Config]:
+    """RabbitMQ: celeriac asyncio c=8 vs Celery prefork c=2 vs Dramatiq (its defaults: a process per core, 8
+    threads each)."""
+    workers = [
+        WorkerSpec("celeriac", "asyncio", 8),
+        WorkerSpec("celery", "prefork", 2),
+        WorkerSpec("dramatiq", "threads", 8),
+    ]
+    return [Config(amqp_url, w, default_task(w)) for w in workers]
 
 
 def summarize(config: Config, runs: Sequence[Run]) -> dict[str, Any]:
@@ -215,7 +234,7 @@ def summarize(config: Config, runs: Sequence[Run]) -> dict[str, Any]:
 
 def table(rows: Sequence[dict[str, Any]], tasks: int) -> Table:
     out = Table(title=f"throughput: one worker draining {tasks:,} no-op tasks (median of runs)")
-    for name in ("broker", "worker", "task", "enqueue/s", "tasks/s", "range", "worker CPU/task", "Redis CPU/task"):
+    for name in ("broker", "worker", "task", "enqueue/s", "tasks/s", "range", "worker CPU/task", "broker CPU/task"):
         out.add_column(name, justify="left" if name in {"broker", "worker", "task"} else "right")
     out.add_column("peak RSS", justify="right")
     out.add_column("others' load", justify="right")
@@ -243,6 +262,14 @@ def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool]]:
         return next((r for r in rows if (r["broker"], r["impl"], r["pool"]) == (broker, impl, pool)), None)
 
     checks: list[tuple[str, bool]] = []
+    rabbit = find("amqp", "celeriac", "asyncio")
+    rabbit_celery = find("amqp", "celery", "prefork")
+    if rabbit:
+        if rabbit_celery:
+            ratio = rabbit["tasks_per_s"] / rabbit_celery["tasks_per_s"]
+            checks.append((f"RabbitMQ, celeriac asyncio >= 5x Celery prefork c=2: {ratio:.1f}x", ratio >= 5))
+        rss = rabbit["worker_peak_rss_mib"]
+        checks.append((f"RabbitMQ, celeriac asyncio worker RSS <= 50 MiB: {rss:.1f} MiB", rss <= 50))
     sqlite = find("sqlite", "celeriac", "asyncio")
     aio = find("redis", "celeriac", "asyncio")
     prefork = find("redis", "celery", "prefork")
@@ -267,9 +294,11 @@ def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool]]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default="sqlite", help=f"sqlite, redis ({DEFAULT_REDIS}) or a URL")
+    parser.add_argument(
+        "--broker", default="sqlite", help=f"sqlite, redis ({DEFAULT_REDIS}), amqp ({DEFAULT_AMQP}) or a URL"
+    )
     parser.add_argument("--tasks", type=int, default=20000, help="no-op tasks per run (default 20000)")
-    parser.add_argument("--impl", choices=("celeriac", "celery"), default="celeriac")
+    parser.add_argument("--impl", choices=("celeriac", "celery", "dramatiq"), default="celeriac")
     parser.add_argument("--pool", help="celeriac: asyncio (default), threads, solo; celery: prefork (default), ...")
     parser.add_argument("-c", "--concurrency", type=int, help="default 8; prefork: one per core")
     parser.add_argument("--task", choices=("async", "sync"), help="which no-op (default: async on asyncio)")
@@ -291,11 +320,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def configs_from(args: argparse.Namespace) -> list[Config]:
     if args.compare:
-        return compare_matrix(args.redis)
-    pool = args.pool or ("asyncio" if args.impl == "celeriac" else "prefork")
+        return compare_amqp_matrix(DEFAULT_AMQP) if kind_of(args.broker) == "amqp" else compare_matrix(args.redis)
+    pool = args.pool or {"celeriac": "asyncio", "celery": "prefork", "dramatiq": "threads"}[args.impl]
     spec = WorkerSpec(args.impl, pool, args.concurrency or default_concurrency(args.impl, pool))
     task = {"async": benchapp.NOOP_ASYNC, "sync": benchapp.NOOP_SYNC}.get(args.task or "", default_task(spec))
-    broker = args.redis if args.broker == "redis" else args.broker
+    broker = {"redis": args.redis, "amqp": DEFAULT_AMQP}.get(args.broker, args.broker)
     return [Config(broker, spec, task)]
 
 

@@ -3,7 +3,9 @@
 The command lines are the documented ones, nothing tuned:
 
 * celeriac: ``python -m celeriac -A benchapp worker -P <pool> -c <c> -l warning`` (this interpreter);
-* Celery: ``celery -A celeryapp worker -P <pool> -c <c> -l warning`` from ``bench/.venv-celery``.
+* Celery: ``celery -A celeryapp worker -P <pool> -c <c> -l warning`` from ``bench/.venv-celery``;
+* Dramatiq (RabbitMQ only): ``dramatiq dramatiqapp --processes <cores> --threads <c>`` from ``bench/.venv-dramatiq``
+  (its defaults: one process per core, 8 threads each).
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import celeryenv
+import dramatiqenv
 from brokers import Place
 from procs import Managed
 
 HERE = Path(__file__).resolve().parent
-IMPLS = ("celeriac", "celery")
-POOLS = {"celeriac": ("asyncio", "threads", "solo", "prefork"), "celery": ("prefork", "threads", "solo")}
+IMPLS = ("celeriac", "celery", "dramatiq")
+POOLS = {
+    "celeriac": ("asyncio", "threads", "solo", "prefork"),
+    "celery": ("prefork", "threads", "solo"),
+    "dramatiq": ("threads",),
+}
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,16 @@ class WorkerSpec:
         common = ["worker", "-P", self.pool, "-c", str(self.concurrency), "-l", "warning"]
         if self.impl == "celeriac":
             return [sys.executable, "-m", "celeriac", "-A", "benchapp", *common]
+        if self.impl == "dramatiq":
+            processes = str(os.cpu_count() or 2)
+            threads = str(self.concurrency)
+            return [str(dramatiqenv.dramatiq()), "dramatiqapp", "--processes", processes, "--threads", threads]
         return [str(celeryenv.celery()), "-A", "celeryapp", *common]
 
 
 def clean_env(place: Place) -> dict[str, str]:
     """This environment, minus anything that would redirect the apps, plus the place's variables."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CELERIAC_", "CELERY_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CELERIAC_", "CELERY_", "DRAMATIQ_"))}
     env.pop("VIRTUAL_ENV", None)
     env.update(place.env())
     # The celeriac of this checkout, not whatever the virtualenv's editable install points at: a benchmark run
@@ -64,7 +75,11 @@ def start_worker(spec: WorkerSpec, place: Place) -> Managed:
     """Start the worker (its output goes to ``<workdir>/<impl>-worker.log``); the caller stops it."""
     if spec.impl == "celery":
         celeryenv.ensure()
-        if place.kind != "redis":
-            raise ValueError("the Celery worker runs on Redis only (Celery has no SQLite broker)")
+        if place.kind == "sqlite":
+            raise ValueError("the Celery worker runs on Redis or RabbitMQ only (Celery has no SQLite broker)")
+    if spec.impl == "dramatiq":
+        dramatiqenv.ensure()
+        if place.kind != "amqp":
+            raise ValueError("the Dramatiq worker is measured on RabbitMQ only")
     log = place.workdir / f"{spec.impl}-{spec.pool}-worker.log"
     return Managed(spec.argv(), env=clean_env(place), cwd=HERE, log_path=log)

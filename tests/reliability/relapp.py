@@ -2,7 +2,7 @@
 
 Configured by the environment (set per worker by the tests): CELERIAC_BROKER_URL, REL_KEYPREFIX (every broker
 key under it), REL_LEDGER (the file executions are appended to), REL_VISIBILITY, REL_MUTEX_EXPIRE,
-REL_MAX_DELIVERIES, REL_RESTORE_INTERVAL.
+REL_MAX_DELIVERIES, REL_RESTORE_INTERVAL, REL_QUEUE_TYPE (RabbitMQ: classic or quorum task queues).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ if os.environ.get("REL_RESTORE_INTERVAL"):
 app.conf.broker_transport_options = _options
 if os.environ.get("REL_MAX_DELIVERIES"):
     app.conf.broker_max_deliveries = int(os.environ["REL_MAX_DELIVERIES"])
+
+if os.environ.get("REL_QUEUE_TYPE"):
+    app.conf.task_default_queue_type = os.environ["REL_QUEUE_TYPE"]
 
 LEDGER = os.environ.get("REL_LEDGER")
 

@@ -1,4 +1,5 @@
-"""Helpers of the reliability tests: a ledger of publishes and executions, worker subprocesses, a private Redis.
+"""Helpers of the reliability tests: a ledger of publishes and executions, worker subprocesses, a private Redis,
+a RabbitMQ virtual host of a test's own (`RabbitVhost`).
 
 The ledger records every publish the broker confirmed and every execution (tasks append their tag to a file,
 across processes); `Ledger.report` prints the lost and duplicated counts. `PrivateRedis` is a ``redis-server`` of
@@ -8,10 +9,12 @@ the test's own (free port, AOF ``always`` in a temporary directory) that a test 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -116,3 +119,58 @@ class PrivateRedis:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q ARGS`` (the machine's RabbitMQ; the tests run as root); its output."""
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
+def rabbitmq_available() -> bool:
+    """Whether ``rabbitmqctl`` is here and RabbitMQ answers it."""
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    return subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True, timeout=60).returncode == 0
+
+
+class RabbitVhost:
+    """A RabbitMQ virtual host owned by one test (guest may use it); `delete` removes it with all it holds."""
+
+    def __init__(self, tag: str) -> None:
+        self.name = f"celeriac-{tag}-{uuid.uuid4().hex[:8]}"
+        self.url = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+
+    def close_all_connections(self) -> None:
+        """RabbitMQ closes every client connection of this virtual host (what a broker restart looks like)."""
+        rabbitmqctl("close_all_connections", "-p", self.name, "celeriac reliability test")
+
+    def messages(self, queue: str) -> int | None:
+        """Messages (ready + unacked) in ``queue``, None when there is no such queue."""
+        for line in rabbitmqctl("list_queues", "-p", self.name, "name", "messages").splitlines():
+            name, _, count = line.rpartition("\t")
+            if name == queue:
+                return int(count)
+        return None
+
+    def listing(self) -> str:
+        """``name messages_ready messages_unacknowledged arguments`` of every queue (for failure messages)."""
+        return rabbitmqctl(
+            "list_queues", "-p", self.name, "name", "messages_ready", "messages_unacknowledged", "arguments"
+        )
+
+    def delete(self) -> None:
+        rabbitmqctl("delete_vhost", self.name)
+
+
+def open_vhost(tag: str) -> RabbitVhost:
+    """A new `RabbitVhost`; skips the test when RabbitMQ is not here (fails under CELERIAC_REQUIRE_SERVICES=1)."""
+    import pytest
+
+    if not rabbitmq_available():
+        if os.environ.get("CELERIAC_REQUIRE_SERVICES") == "1":
+            pytest.fail("RabbitMQ (rabbitmqctl) is not available (CELERIAC_REQUIRE_SERVICES=1)")
+        pytest.skip("RabbitMQ (rabbitmqctl) is not available")
+    return RabbitVhost(tag)

@@ -141,6 +141,10 @@ class App:
             expires=float(expires) if expires else None,
             extra=dict(self.conf.result_backend_transport_options),
             unread_limit=self.conf.result_subscribe_max_unread,
+            broker_url=self.broker_url,
+            broker_use_ssl=self.conf.broker_use_ssl,
+            broker_heartbeat=self.conf.broker_heartbeat,
+            broker_connection_timeout=self.conf.broker_connection_timeout,
         )
 
     @property

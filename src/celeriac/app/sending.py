@@ -3,11 +3,13 @@
 `Sender.send` is the whole send path of ``delay``/``apply_async``/``send_task``: the app's settings, the
 task's own defaults and the call's `SendOptions` meet in `Sender.build` (and canvas options will too), then the
 message is encoded, routed, and published on the loop's producer. A result backend that subscribes ahead
-(`celeriac.backends.prefetch`) is told about the task first.
+(`celeriac.backends.prefetch`) is told about the task first; one that replies by message
+(`celeriac.backends.replies`, ``rpc://``) declares its reply queue and names it in ``reply_to``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -18,6 +20,7 @@ from celeriac.app.options import SendOptions
 from celeriac.app.result import AsyncResult
 from celeriac.backends import backend_class
 from celeriac.backends.prefetch import SubscribesAhead
+from celeriac.backends.replies import RepliesByMessage
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import TaskMessage
@@ -36,6 +39,7 @@ class Sender:
     def __init__(self, app: App) -> None:
         self.app = app
         self._subscribe_on_send: bool | None = None  # decided once the settings are frozen
+        self._replies: bool | None = None  # whether the backend replies by message (likewise)
 
     async def send(
         self,
@@ -54,6 +58,10 @@ class Sender:
         queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
         routing_key = options.get("routing_key") or queue
         serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
+        if self._replies_by_message():
+            backend = cast(RepliesByMessage, await app.abackend())
+            reply_to = await backend.reply_to(None if message.ignore_result else message.id)
+            message = dataclasses.replace(message, reply_to=reply_to)
         wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
         producer = await app.aproducer()
         if not message.ignore_result and self._subscribes_on_send():
@@ -74,6 +82,17 @@ class Sender:
                 ahead = False  # get() reports the bad URL, as before
             self._subscribe_on_send = ahead and conf.result_subscribe_on_send and conf.result_subscribe_max_unread > 0
         return self._subscribe_on_send
+
+    def _replies_by_message(self) -> bool:
+        """Whether the result backend sends results to the sender's own queue (``rpc://``): then every send
+        declares that queue first and names it in ``reply_to``, which a send cannot do without."""
+        if self._replies is None:
+            url = self.app.backend_url
+            try:
+                self._replies = url is not None and issubclass(backend_class(url), RepliesByMessage)
+            except ConfigurationError:
+                self._replies = False  # get() reports the bad URL, as before
+        return self._replies
 
     async def _expect_result(self, task_id: str) -> None:
         """Let this loop's result backend get ready for the result of ``task_id`` (Redis: SUBSCRIBE now).

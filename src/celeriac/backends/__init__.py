@@ -12,16 +12,17 @@ SCHEMES: dict[str, SchemeEntry] = {
     "redis": _REDIS,
     "rediss": _REDIS,
     "redis+socket": _REDIS,
+    "rpc": SchemeEntry("celeriac.backends.rpc.backend", "RPCBackend", extra="amqp"),
 }
 
 
 def keeps_results(url: str) -> bool:
     """Whether ``url``'s scheme has a result backend, so a broker at ``url`` can keep the results too.
 
-    Never raises: a URL without a known backend scheme answers False.
+    Never raises: a URL without a known backend scheme answers False (so does ``rpc://``, which is no broker).
     """
     scheme, sep, _ = url.partition("://")
-    return bool(sep) and scheme.lower() in SCHEMES
+    return bool(sep) and scheme.lower() in SCHEMES and scheme.lower() != "rpc"
 
 
 def backend_class(url: str) -> type[ResultBackend]:

@@ -10,6 +10,9 @@ result serializer. Promises:
   can notify (Redis pub/sub), else polling with a backoff; it raises `celeriac.errors.TimeoutError`.
 * A store that notifies may also listen ahead, before a task is sent: see `celeriac.backends.prefetch`.
 * Records expire after ``expires`` seconds (``None`` or 0: kept forever).
+* The worker stores through `ResultBackend.store_task`, which also passes where the task message asked its
+  states to go (`ReplyTo`: ``reply_to`` and ``correlation_id``); a store of records ignores that, a backend that
+  answers by message (``rpc://``) sends the record there.
 
 Two primitives for what is built on results (see each method for its promise, and
 `celeriac.testing.contract.primitives` for the checks both stores pass):
@@ -24,7 +27,7 @@ Two primitives for what is built on results (see each method for its promise, an
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -70,6 +73,8 @@ class BackendOptions:
         unread_limit: how many results a backend that subscribes ahead
             (`celeriac.backends.prefetch`) keeps track of before they are read
             (``result_subscribe_max_unread``); see `celeriac.backends.redis.unread`.
+        broker_url: the broker's URL, for a backend that talks through the broker (``rpc://``).
+        broker_use_ssl, broker_heartbeat, broker_connection_timeout: the broker link's settings, for the same.
     """
 
     serializer: str = "json"
@@ -77,6 +82,19 @@ class BackendOptions:
     expires: float | None = 86400.0
     extra: dict[str, Any] = field(default_factory=dict)
     unread_limit: int = 1000
+    broker_url: str | None = None
+    broker_use_ssl: bool | Mapping[str, Any] | None = None
+    broker_heartbeat: float | None = 120.0
+    broker_connection_timeout: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTo:
+    """Where a task message asked its states to be sent: its ``reply_to`` property (the sending client's
+    queue) and its ``correlation_id`` (the task id, unless the sender chose another)."""
+
+    queue: str
+    correlation_id: str
 
 
 class ResultBackend(AsyncResource):
@@ -120,6 +138,12 @@ class ResultBackend(AsyncResource):
 
         ``expires`` overrides ``options.expires`` for this record.
         """
+
+    async def store_task(self, meta: TaskMeta, reply: ReplyTo | None, expires: float | None = None) -> None:
+        """`store` for a worker that runs the task: ``reply`` is where the task's message asked its states to go
+        (None when it named no ``reply_to``). A store of records keeps ``meta`` by task id and has no use for
+        ``reply``; a backend that answers by message (``rpc://``) overrides this and sends ``meta`` there."""
+        await self.store(meta, expires)
 
     @abc.abstractmethod
     async def get_meta(self, task_id: str) -> TaskMeta:

@@ -1,11 +1,12 @@
-"""make_meta: the result record the worker stores, in Celery's format (celery-wire.md §6.2)."""
+"""make_meta: the result record the worker stores, in Celery's format (celery-wire.md §6.2); reply_of: where to."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from celeriac.backends.base import TaskMeta
+from celeriac.backends.base import ReplyTo, TaskMeta
+from celeriac.protocol.message import TaskMessage
 from celeriac.protocol.states import State
 from celeriac.worker.request import Request
 
@@ -42,3 +43,10 @@ def make_meta(
             meta["retries"] = request.message.retries
             meta["queue"] = request.delivery.routing_key
     return meta
+
+
+def reply_of(message: TaskMessage) -> ReplyTo | None:
+    """Where ``message`` asked its states to be sent (``reply_to``, ``correlation_id``), for ``rpc://``."""
+    if not message.reply_to:
+        return None
+    return ReplyTo(message.reply_to, message.correlation_id or message.id)

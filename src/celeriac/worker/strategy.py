@@ -21,7 +21,7 @@ from celeriac.protocol.codec import decode_off_loop, decode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
 from celeriac.transports.base import Delivery
-from celeriac.worker.meta import make_meta
+from celeriac.worker.meta import make_meta, reply_of
 from celeriac.worker.policy import PolicyCache
 from celeriac.worker.ratelimit import RateLimiter
 from celeriac.worker.request import Request
@@ -84,7 +84,7 @@ class Strategy:
             if self.tracer.backend is not None:
                 meta = make_meta(message.id, State.FAILURE, exception_to_dict(error))
                 try:
-                    await self.tracer.backend.store(meta)
+                    await self.tracer.backend.store_task(meta, reply_of(message))
                 except Exception as exc:
                     log.error("Could not store failure of %s: %s", message.id, exc)
             await _reject_quietly(delivery)

@@ -32,7 +32,7 @@ from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
 from celeriac.worker.early_acks import EarlyAcks
 from celeriac.worker.listeners import TaskListener
-from celeriac.worker.meta import make_meta
+from celeriac.worker.meta import make_meta, reply_of
 from celeriac.worker.outcome import Outcome, StoredHook, run_stored_hooks
 from celeriac.worker.request import Request
 from celeriac.worker.retrying import retry_message
@@ -77,7 +77,7 @@ class Tracer:
         if request.ignore_result and not (status == State.FAILURE and policy.store_errors_even_if_ignored):
             return
         meta = make_meta(request.id, status, result, tb=tb, request=request, extended=policy.result_extended)
-        await self.backend.store(meta)
+        await self.backend.store_task(meta, reply_of(request.message))
 
     def tell(self, event: str, request: Request, **fields: Any) -> None:
         """Call ``event`` on every listener; a listener's error is logged, never raised."""
