@@ -128,7 +128,8 @@ async def test_every_revoke_shape_celery_sends_stops_the_task(
 async def test_revoke_with_wait_gets_the_workers_reply(celery_app: Celery, worker: Worker) -> None:
     reply = one_reply(await call(celery_app.control.revoke, "nope", reply=True, timeout=5))
     assert reply == {"ok": "tasks {'nope'} flagged as revoked"}
-    reply = one_reply(await call(celery_app.control.revoke, "nope2", signal=None, terminate=True, reply=True, timeout=5))
+    revoke = celery_app.control.revoke
+    reply = one_reply(await call(revoke, "nope2", signal=None, terminate=True, reply=True, timeout=5))
     assert reply == {"ok": "terminate: tasks unknown"}
 
 
@@ -160,7 +161,7 @@ CONTROL_CASES: list[Any] = [
         ),
         {"ok": "add consumer shapes-x"},
     ),
-    pytest.param(lambda c: c.cancel_consumer("shapes-nope", reply=True), {"ok": "no longer consuming from shapes-nope"}),
+    pytest.param(lambda c: c.cancel_consumer("shapes-no", reply=True), {"ok": "no longer consuming from shapes-no"}),
     pytest.param(lambda c: c.pool_restart(reply=True), {"error": "ValueError('Pool restarts not enabled')"}),
     pytest.param(lambda c: c.ping(), {"ok": "pong"}),
     pytest.param(lambda c: c.broadcast("ping", reply=True, arguments={"extra": 1}, celery_extra=2), {"ok": "pong"}),
