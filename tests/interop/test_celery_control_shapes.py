@@ -91,9 +91,8 @@ async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 async def hold_one(app: App, celery_app: Celery, worker: Worker) -> str:
     """Fill the pool with blockers and queue one more task (reserved, not running); return its id."""
-    for _ in range(2):
-        blocker = await app.tasks["shapes.block"].adelay()
-        await wait_for(lambda b=blocker: b.id in worker.state.active)
+    blockers = [(await app.tasks["shapes.block"].adelay()).id for _ in range(2)]
+    await wait_for(lambda: all(each in worker.state.active for each in blockers))
     queued = await call(celery_app.send_task, "shapes.add", (1, 1))
     await wait_for(lambda: queued.id in worker.state.reserved)
     return str(queued.id)
