@@ -1,0 +1,99 @@
+# Celery has no type hints; calling it is the point of this module.
+# mypy: disallow-untyped-calls=False
+"""What a Celery 5.7 client sends that a celeriac worker cannot do yet fails visibly, never silently.
+
+A canvas (``chain``, ``chord``, ``link`` callbacks, ``link_error`` errbacks) arrives in the message body's embed:
+until celeriac runs canvases, the task ends in FAILURE with a clear error, and the worker logs an ERROR line
+"canvas ... is not supported by this worker yet" (before, the embed was decoded and dropped: a chain hung).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import Celery, chain, chord, group  # type: ignore[import-untyped]
+
+from celeriac import App
+from celeriac.testing import start_worker
+from celeriac.worker.worker import Worker
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def app(redis_url: str, prefix: str, queue_name: str) -> App:
+    app = App(
+        "parity",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+    )
+
+    @app.task(name="parity.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return app
+
+
+@pytest.fixture
+def celery_app(redis_url: str, prefix: str, queue_name: str) -> Iterator[Celery]:
+    app = Celery(
+        "parity",
+        broker=redis_url,
+        backend=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        set_as_current=False,
+    )
+
+    @app.task(name="parity.add", shared=False)
+    def add(x: int, y: int) -> int:
+        raise AssertionError("runs on the celeriac worker")
+
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def worker(app: App) -> AsyncIterator[Worker]:
+    async with start_worker(app, hostname="parity@itest") as worker:
+        yield worker
+    await app.aclose()
+
+
+CANVASES: list[Any] = [
+    pytest.param(lambda add: chain(add.s(1, 2), add.s(3)).apply_async().parent, "chain", id="chain"),
+    pytest.param(lambda add: add.apply_async((1, 2), link=add.s(3)), "callbacks", id="link"),
+    pytest.param(lambda add: add.apply_async((1, 2), link_error=add.si(0, 0)), "errbacks", id="link_error"),
+]
+
+
+@pytest.mark.parametrize(("send", "part"), CANVASES)
+async def test_a_canvas_from_celery_fails_visibly(
+    celery_app: Celery,
+    worker: Worker,
+    caplog: pytest.LogCaptureFixture,
+    send: Callable[[Any], Any],
+    part: str,
+) -> None:
+    first = await asyncio.to_thread(send, celery_app.tasks["parity.add"])
+    with pytest.raises(NotImplementedError, match=f"canvas \\({part}\\) is not supported by this worker yet"):
+        await asyncio.to_thread(first.get, timeout=20)
+    assert first.state == "FAILURE"
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "not supported by this worker yet" in r.message]
+    assert errors and part in errors[0].message
+
+
+async def test_a_chord_header_from_celery_fails_visibly(celery_app: Celery, worker: Worker) -> None:
+    add = celery_app.tasks["parity.add"]
+    result = await asyncio.to_thread(lambda: chord(group(add.s(1, 1), add.s(2, 2)), add.s(0)).apply_async())
+    header = result.parent
+    for member in header.results:
+        with pytest.raises(NotImplementedError, match="chord"):
+            await asyncio.to_thread(member.get, timeout=20)
