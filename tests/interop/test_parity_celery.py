@@ -1,5 +1,5 @@
 # Celery has no type hints; calling it is the point of this module.
-# mypy: disallow-untyped-calls=False
+# mypy: disallow-untyped-calls=False, disallow-untyped-decorators=False
 """What a Celery 5.7 client sends that a celeriac worker cannot do yet fails visibly, never silently.
 
 A canvas (``chain``, ``chord``, ``link`` callbacks, ``link_error`` errbacks) arrives in the message body's embed:

@@ -104,8 +104,8 @@ class Strategy:
         if canvas:  # until canvas lands: a visible FAILURE, never a silently dropped chain/callback
             parts = ", ".join(canvas)
             log.error("Task %s[%s]: canvas (%s) is not supported by this worker yet", request.name, request.id, parts)
-            error = NotImplementedError(f"canvas ({parts}) is not supported by this worker yet")
-            await self.tracer.fail(request, error, "")
+            refusal = NotImplementedError(f"canvas ({parts}) is not supported by this worker yet")
+            await self.tracer.fail(request, refusal, "")
             return
         if request.eta_delay() > 0:
             self.hold(request)
