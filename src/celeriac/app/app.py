@@ -17,7 +17,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 from celeriac._portal import portal
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app
-from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.resources import Resources
@@ -171,19 +171,37 @@ class App:
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
-    def task(self, *, bind: Literal[True], **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
+    def task(
+        self, *, bind: Literal[True], base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]
+    ) -> BoundTaskDecorator: ...
     @overload
-    def task(self, *, bind: Literal[False] = False, **options: Unpack[TaskOptions]) -> TaskDecorator: ...
+    def task(
+        self, *, bind: Literal[False] = False, base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]
+    ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]  # mypy cannot match Unpack[...] kwargs of keyword-only overloads
-        self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Unpack[TaskOptions]
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        bind: bool = False,
+        base: type[Task[Any, Any]] | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Any:
-        """Register a function (``def`` or ``async def``) as a task: ``@app.task`` or ``@app.task(...)``."""
+        """Register a function (``def`` or ``async def``) as a task: ``@app.task`` or ``@app.task(...)``.
+
+        ``base`` is a `Task` subclass to build it from (its class attributes are defaults, its hooks run);
+        an unknown option is a one-line error naming the closest known one.
+        """
+        check_task_options(options)
+        cls = Task if base is None else base
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise ConfigurationError(f"task option base= must be a celeriac Task subclass, not {cls!r}")
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
-            if function.__module__ == "__main__" and self.main and "name" not in options:
+            if function.__module__ == "__main__" and self.main and "name" not in options and not cls.name:
                 options["name"] = f"{self.main}.{function.__qualname__}"
-            task: Task[Any, Any] = Task(self, function, bind=bind, **options)
+            task: Task[Any, Any] = cls(self, function, bind=bind, **options)
             self.tasks.register(task)
             return task
 

@@ -31,6 +31,7 @@ class TaskSettings(SettingsBase):
     task_soft_time_limit = Setting[float | None](None, OPT_NUM)
     task_default_rate_limit = Setting[str | None](None, OPT_STR)
     task_always_eager = Setting[bool](False, (bool,))
+    task_eager_propagates = Setting[bool](False, (bool,))
     task_send_sent_event = Setting[bool](False, (bool,))
     task_protocol = Setting[int](2, (int,))
     task_create_missing_queues = Setting[bool](True, (bool,))
