@@ -11,8 +11,8 @@ import datetime as dt
 import functools
 import inspect
 import random
-from types import MappingProxyType
 from collections.abc import Callable, Coroutine, Mapping
+from types import MappingProxyType
 from typing import (
     TYPE_CHECKING,
     Any,
