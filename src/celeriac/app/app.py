@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from celeriac._portal import portal
+from celeriac.app.config import check_values
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
@@ -74,6 +75,7 @@ class App:
         if backend is not None:
             self.conf.result_backend = backend
         self.conf.apply_environment()
+        check_values(self.conf)
         self.tasks = TaskRegistry()
         self.steps: dict[str, list[type[Any]]] = {"worker": [], "consumer": []}
         self._resources = Resources(self.make_transport, self.make_backend, self._declares_queues)
@@ -105,6 +107,7 @@ class App:
         }
         self.conf.update(values)
         self.conf.apply_environment()
+        check_values(self.conf)
 
     @property
     def broker_url(self) -> str:
@@ -157,6 +160,7 @@ class App:
         """Import the ``imports``/``include`` modules (registering their tasks) and freeze the settings."""
         if self.conf.frozen:
             return
+        check_values(self.conf)
         for module in (*self.conf.imports, *self.conf.include):
             importlib.import_module(module)
         self.conf.freeze()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac.app.options import SendOptions
 from celeriac.app.result import AsyncResult
+from celeriac.app.sent_event import SentEvents
 from celeriac.backends import backend_class
 from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.errors import CeleriacError, ConfigurationError
@@ -36,6 +37,7 @@ class Sender:
     def __init__(self, app: App) -> None:
         self.app = app
         self._subscribe_on_send: bool | None = None  # decided once the settings are frozen
+        self._sent = SentEvents()
 
     async def send(
         self,
@@ -52,14 +54,27 @@ class Sender:
         conf = app.conf
         message = self.build(name, args, kwargs, task, options)
         queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
-        routing_key = options.get("routing_key") or queue
+        exchange, routing_key = options.get("exchange"), options.get("routing_key")
+        named = exchange is None and routing_key is None and queue == conf.task_default_queue
+        if named and (conf.task_default_exchange or conf.task_default_routing_key):
+            # Celery's default-queue topology: the default queue bound to task_default_exchange with
+            # task_default_routing_key (each defaulting to the queue's name); sent through that binding.
+            exchange = conf.task_default_exchange or queue
+            routing_key = conf.task_default_routing_key or queue
+        else:
+            named = False
+        routing_key = routing_key or queue
         serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
         wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
         producer = await app.aproducer()
         if not message.ignore_result and self._subscribes_on_send():
             await self._expect_result(message.id)
         not_before = message.eta.timestamp() if message.eta else None
-        await producer.publish(wire, queue, routing_key, options.get("exchange", ""), not_before=not_before)
+        if named:
+            await producer.bind(queue, exchange or "", routing_key)
+        await producer.publish(wire, queue, routing_key, exchange or "", not_before=not_before)
+        if conf.task_send_sent_event:
+            await self._sent.publish(producer.transport, app.origin, message, queue, exchange or "", routing_key)
         return AsyncResult(message.id, app=app)
 
     def _subscribes_on_send(self) -> bool:
