@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
 from celeriac.app.config import zone
 from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
 from celeriac.protocol.codec import decode_off_loop, decode_task
@@ -82,6 +83,7 @@ class Strategy:
         if task is None:
             error = UnknownTask(message.task)
             log.error("Rejecting message %s: %s (is the module in -A/imports?)", message.id, error)
+            signals.task_unknown.send(None, name=message.task, id=message.id, message=delivery.message, exc=error)
             if self.tracer.backend is not None:
                 meta = make_meta(message.id, State.FAILURE, exception_to_dict(error))
                 try:

@@ -20,6 +20,7 @@ from celeriac.errors import ConfigurationError
 from celeriac.pools.base import Pool
 from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.consumer import Consumer
+from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.outcome import StoredHook
 from celeriac.worker.policy import warn_reject_without_acks_late
@@ -30,7 +31,14 @@ from celeriac.worker.timer import Timer
 
 log = logging.getLogger("celeriac.worker")
 
-DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, StateDB, ConsumerStep)
+DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
+    WorkerSignals,
+    TimerStep,
+    PoolStep,
+    StateDB,
+    ConsumerStep,
+    ReadySignal,
+)
 
 
 def expand_hostname(template: str) -> str:
