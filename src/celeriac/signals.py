@@ -20,13 +20,14 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, TypeVar, overload
 
 from celeriac._portal import portal
 
 log = logging.getLogger("celeriac.signals")
 
 Receiver = Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Signal:
@@ -41,6 +42,19 @@ class Signal:
     def __repr__(self) -> str:
         return f"<Signal: {self.name}>"
 
+    @overload
+    def connect(
+        self, receiver: F, *, sender: object | None = None, dispatch_uid: object | None = None, weak: bool = False
+    ) -> F: ...
+    @overload
+    def connect(
+        self,
+        receiver: None = None,
+        *,
+        sender: object | None = None,
+        dispatch_uid: object | None = None,
+        weak: bool = False,
+    ) -> Callable[[F], F]: ...
     def connect(
         self, receiver: Receiver | None = None, *, sender: object | None = None, dispatch_uid: object | None = None,
         weak: bool = False,

@@ -110,7 +110,7 @@ async def test_a_worker_calls_the_hooks_and_sends_the_task_signals(
     assert (success["sender"], success["result"]) == (add, 5)
     failure = next(args for name, args in heard if name == "task_failure")
     assert isinstance(failure["exception"], KeyError) and "KeyError" in failure["traceback"]
-    postrun = [args for name, args in heard if name == "task_postrun" and args["task_id"] == ok.id][0]
+    postrun = next(args for name, args in heard if name == "task_postrun" and args["task_id"] == ok.id)
     assert (postrun["retval"], postrun["state"], postrun["args"]) == (5, "SUCCESS", (2, 3))
     assert ("before_start", ok.id) in Hooked.seen and ("on_success", 5) in Hooked.seen
     assert ("on_failure", "KeyError('k')") in Hooked.seen and ("on_retry", retried.id) in Hooked.seen
