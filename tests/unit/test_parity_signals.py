@@ -101,10 +101,10 @@ async def test_a_worker_calls_the_hooks_and_sends_the_task_signals(
     # (task_success carries no id: it is checked below)
     assert names(heard, ok.id) == ["task_received", "task_prerun", "task_postrun"]
     assert names(heard, failed.id) == ["task_received", "task_prerun", "task_failure", "task_postrun"]
-    assert names(heard, retried.id) == [
-        *("task_received", "task_prerun", "task_retry", "task_postrun"),
-        *("task_received", "task_prerun", "task_postrun"),
-    ]
+    # (the retry's message may be received before the first run's retry is signalled: count, not order)
+    assert sorted(names(heard, retried.id)) == sorted(
+        ["task_received", "task_prerun", "task_retry", "task_postrun", "task_received", "task_prerun", "task_postrun"]
+    )
     assert names(heard).count("task_success") == 2
     success = next(args for name, args in heard if name == "task_success")
     assert (success["sender"], success["result"]) == (add, 5)
