@@ -14,6 +14,7 @@ import pytest
 
 from celeriac import App
 from celeriac.app.config import zone
+from celeriac.app.options import SendOptions, TaskOptions
 from celeriac.errors import ConfigurationError
 from celeriac.events.receiver import EventReceiver
 from celeriac.settings import OPTIONS
@@ -29,6 +30,15 @@ def test_every_setting_is_read_outside_its_declaration() -> None:
     )
     unread = [name for name in OPTIONS if not re.search(rf"\b{name}\b", code)]
     assert unread == [], f"settings declared but never read: {unread}"
+
+
+def test_every_task_and_send_option_is_read() -> None:
+    """The same walk for ``@app.task(...)`` options (read as ``task.<name>``) and ``apply_async`` options (read as
+    ``options["<name>"]``/``options.get("<name>")``)."""
+    code = "\n".join(path.read_text() for path in SRC.rglob("*.py") if path.name != "options.py")
+    unread = [name for name in TaskOptions.__annotations__ if not re.search(rf"\.{name}\b", code)]
+    unread += [name for name in SendOptions.__annotations__ if not re.search(rf"[\"']{name}[\"']", code)]
+    assert unread == [], f"options declared but never read: {unread}"
 
 
 @pytest.mark.parametrize(
