@@ -196,3 +196,27 @@ def test_update_state_stores_a_custom_state(app: App) -> None:
             noop.update_state(state="PROGRESS")
     finally:
         app.close()
+
+
+async def test_self_request_has_celerys_fields_in_a_worker(app: App) -> None:
+    from celeriac.testing import start_worker
+
+    @app.task(bind=True, time_limit=30)
+    def describe(self: Any) -> dict[str, Any]:
+        r = self.request
+        return {
+            "id": r.id, "shadow": r.shadow, "utc": r.utc, "is_eager": r.is_eager, "chain": r.chain,
+            "callbacks": r.callbacks, "taskset": r.taskset, "time_limit": r.time_limit, "stamps": dict(r.stamps),
+            "replaced_task_nesting": r.replaced_task_nesting, "called_directly": r.called_directly,
+            "has_properties": bool(r.properties),
+        }  # fmt: skip
+
+    async with start_worker(app):
+        result = await describe.aapply_async(shadow="shown-name")
+        got = await result.aget(timeout=10)
+    await app.aclose()
+    assert got == {
+        "id": result.id, "shadow": "shown-name", "utc": True, "is_eager": False, "chain": None, "callbacks": None,
+        "taskset": None, "time_limit": 30, "stamps": {}, "replaced_task_nesting": 0, "called_directly": False,
+        "has_properties": True,
+    }  # fmt: skip

@@ -109,6 +109,11 @@ class Request:
             timelimit=m.timelimit,
             origin=m.origin,
             ignore_result=self.ignore_result,
+            shadow=m.shadow,
+            properties=self.delivery.message.properties,
+            stamped_headers=m.stamped_headers,
+            stamps=m.stamps,
+            replaced_task_nesting=m.replaced_task_nesting,
         )
 
     async def ack(self) -> None:
