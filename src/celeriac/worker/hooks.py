@@ -45,6 +45,8 @@ TASK_SIGNALS = (
     signals.task_postrun,
 )
 
+_RECEIVERS = tuple(signal.entries for signal in TASK_SIGNALS)  # the lists themselves: any() reads them as they are
+
 
 def overrides(task: Task[Any, Any], hook: str) -> bool:
     """Whether ``task``'s class overrides ``hook``."""
@@ -64,12 +66,7 @@ class TaskHooks(TaskListener):
         hooked = self._hooked.get(cls)
         if hooked is None:
             hooked = self._hooked[cls] = any(overrides(request.task, hook) for hook in HOOKS)
-        if hooked:
-            return True
-        for signal in TASK_SIGNALS:
-            if signal.has_receivers():
-                return True
-        return False
+        return hooked or any(_RECEIVERS)
 
     def _then(self, request: Request, *steps: Callable[[], Any]) -> None:
         """Run ``steps`` (hook or signal calls) after the request's earlier ones, with its ``self.request``."""
