@@ -1,6 +1,7 @@
 # Celery has no type hints; calling it is the point of this module.
 # mypy: disallow-untyped-calls=False, disallow-untyped-decorators=False
-"""What a Celery 5.7 client sends that a celeriac worker cannot do yet fails visibly, never silently.
+"""What a Celery 5.7 client sends that a celeriac worker cannot do yet fails visibly, never silently; and
+settings that used to be ignored now meet Celery's workers on the wire.
 
 A canvas (``chain``, ``chord``, ``link`` callbacks, ``link_error`` errbacks) arrives in the message body's embed:
 until celeriac runs canvases, the task ends in FAILURE with a clear error, and the worker logs an ERROR line
@@ -10,7 +11,10 @@ until celeriac runs canvases, the task ends in FAILURE with a clear error, and t
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,9 @@ from celery import Celery, chain, chord, group  # type: ignore[import-untyped]
 from celeriac import App
 from celeriac.testing import start_worker
 from celeriac.worker.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+from procs import LoggedProcess
 
 pytestmark = pytest.mark.redis
 
@@ -97,3 +104,56 @@ async def test_a_chord_header_from_celery_fails_visibly(celery_app: Celery, work
     for member in header.results:
         with pytest.raises(NotImplementedError, match="chord"):
             await asyncio.to_thread(member.get, timeout=20)
+
+
+CELERY_WORKER_APP = """
+import os
+
+from celery import Celery
+
+url, prefix, queue = os.environ["TEST_BROKER"], os.environ["TEST_PREFIX"], os.environ["TEST_QUEUE"]
+app = Celery("parity_side", broker=url, backend=url)
+app.conf.update(
+    broker_transport_options={"global_keyprefix": prefix},
+    result_backend_transport_options={"global_keyprefix": prefix},
+    task_default_queue=queue,
+    task_default_exchange="parity-ex",
+    task_default_routing_key="parity.key",
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="parity.where", bind=True)
+def where(self):
+    info = self.request.delivery_info
+    return [info.get("exchange"), info.get("routing_key")]
+"""
+
+
+def test_default_exchange_and_routing_key_reach_a_celery_worker(
+    tmp_path: Path, redis_url: str, prefix: str, queue_name: str
+) -> None:
+    """celeriac sends through Celery's default-queue topology (exchange + routing key) as a Celery worker
+    declared it: the Celery worker gets the task."""
+    (tmp_path / "parity_side.py").write_text(CELERY_WORKER_APP)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TEST_BROKER": redis_url, "TEST_PREFIX": prefix}
+    env["TEST_QUEUE"] = queue_name
+    command = [sys.executable, "-m", "celery", "-A", "parity_side", "worker", "-l", "info", "-P", "solo"]
+    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-n", f"parity-{queue_name}@%h"]
+    worker = LoggedProcess(command, tmp_path, env)
+    client = App(
+        "parity_client",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        task_default_exchange="parity-ex",
+        task_default_routing_key="parity.key",
+    )
+    try:
+        worker.wait_for_output("ready.")
+        assert client.send_task("parity.where").get(timeout=20) == ["parity-ex", "parity.key"]
+    finally:
+        client.close()
+        code = worker.stop()
+    assert code == 0, worker.output
