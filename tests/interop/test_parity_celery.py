@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery, chain, chord, group  # type: ignore[import-untyped]
+from kombu.connection import Connection
 
 from celeriac import App
 from celeriac.testing import start_worker
@@ -157,3 +160,51 @@ def test_default_exchange_and_routing_key_reach_a_celery_worker(
         client.close()
         code = worker.stop()
     assert code == 0, worker.output
+
+
+def test_celerys_event_receiver_sees_task_sent(redis_url: str, prefix: str, queue_name: str) -> None:
+    """``task_send_sent_event``: Celery's receiver reads celeriac's ``task-sent`` events into its State (the task
+    is PENDING with its name and queue before any worker saw it)."""
+    celery_app = Celery("parity_monitor", broker=redis_url, set_as_current=False)
+    client = App(
+        "parity_sent",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        task_send_sent_event=True,
+    )
+    seen: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    def receive() -> None:
+        with Connection(redis_url, transport_options={"global_keyprefix": prefix}) as connection:
+
+            def on_event(event: dict[str, Any]) -> None:
+                seen.append(event)
+                receiver.should_stop = event.get("type") == "task-sent"
+
+            receiver = celery_app.events.Receiver(connection, handlers={"*": on_event})
+            subscribed.set()
+            receiver.capture(limit=None, timeout=20, wakeup=False)
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    try:
+        assert subscribed.wait(10)
+        sent: list[str] = []
+        # A fanout message published before the receiver's SUBSCRIBE is lost: send until one is seen.
+        deadline = time.monotonic() + 20
+        while thread.is_alive() and time.monotonic() < deadline:
+            sent.append(client.send_task("parity.nobody", (1, 2), countdown=600).id)
+            thread.join(0.2)
+        assert not thread.is_alive(), "Celery's receiver saw no task-sent event"
+    finally:
+        client.close()
+        celery_app.close()
+    event = next(e for e in seen if e["type"] == "task-sent")
+    assert event["uuid"] in sent and event["name"] == "parity.nobody" and event["queue"] == queue_name
+    state = celery_app.events.State()
+    state.event(event)
+    task = state.tasks[event["uuid"]]
+    assert (task.state, task.name, task.args) == ("PENDING", "parity.nobody", "(1, 2)")
