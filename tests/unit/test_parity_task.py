@@ -179,8 +179,20 @@ def test_apply_refuses_an_option_it_does_not_know(app: App) -> None:
     @app.task
     def noop() -> None: ...
 
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="unknown send option 'contdown'; did you mean 'countdown'"):
         noop.apply(contdown=1)
+
+
+def test_send_options_are_checked_not_ignored(app: App) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(TypeError, match="unknown send option 'contdown'; did you mean 'countdown'"):
+        app.build_message(noop.name, (), {}, contdown=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="send option 'link' is not supported by celeriac: canvas"):
+        noop.apply_async(link=noop)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="send option 'retry_policy' is not supported"):
+        app.send_task(noop.name, retry_policy={})  # type: ignore[call-arg]
 
 
 def test_update_state_stores_a_custom_state(app: App) -> None:
