@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import celeriac
 from celeriac import App, shared_task
 from celeriac.app.current import forget_shared
 from celeriac.errors import ConfigurationError, UnknownSetting
@@ -161,3 +162,16 @@ def test_task_annotations_set_options_by_name_or_star(sqlite_url: str) -> None:
     bad.task(name="pc.any")(lambda: None)
     with pytest.raises(ConfigurationError, match="did you mean 'rate_limit'"):
         bad.finalize()
+
+
+def test_celerys_constructor_arguments(modules: dict[str, types.ModuleType]) -> None:
+    module(modules, "pc_source", task_default_queue="from-source")
+    shown = App("shown")
+    hidden = App("hidden", config_source="pc_source", set_as_current=False, task_serializer="json")
+    assert hidden.conf.task_default_queue == "from-source"
+    assert celeriac.current_app is not hidden
+
+    def check() -> None:
+        assert celeriac.current_app is shown
+
+    contextvars.copy_context().run(check)

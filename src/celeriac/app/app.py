@@ -63,14 +63,25 @@ class App:
         broker: the broker URL (``broker_url``); default: the embedded SQLite file ``./celeriac.db``.
         backend: the result backend URL (``result_backend``); default: the broker's URL when it is SQLite
             or Redis.
+        config_source: a config object or its name, read first (as `config_from_object`).
+        set_as_current: False keeps this app from becoming the fallback current app (Celery's flag).
         **settings: any other setting by its Celery name.
     """
 
     def __init__(
-        self, main: str | None = None, broker: str | None = None, backend: str | None = None, **settings: Any
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        *,
+        config_source: object | str | None = None,
+        set_as_current: bool = True,
+        **settings: Any,
     ) -> None:
         self.main = main
         self.conf = Settings()
+        if config_source is not None:
+            self.conf.update(settings_from(load_object(config_source)))
         self.conf.update(settings)
         if broker is not None:
             self.conf.broker_url = broker
@@ -87,7 +98,8 @@ class App:
         self._control: Control | None = None
         self._control_commands: CommandRegistry | None = None
         self.origin = anon_nodename()
-        register_default(self)
+        if set_as_current:
+            register_default(self)
 
     def __repr__(self) -> str:
         return f"<celeriac.App {self.main or '__main__'}>"
