@@ -1,7 +1,8 @@
 """celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
 
-The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, and the
-error types from `celeriac.errors` (pinned by tests/unit/test_public_api.py). The worker is
+The public API: `App` (also spelled `Celery`, so a Celery app moves by changing its import) and its ``@app.task``
+decorator, ``@shared_task``, `Task`, `AsyncResult`, `State`, `current_app`, and the error types from
+`celeriac.errors` (pinned by tests/unit/test_public_api.py); signals are in `celeriac.signals`. The worker is
 ``celeriac.worker.Worker``; tests start one with ``celeriac.testing.start_worker``.
 """
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from celeriac._version import __version__
 from celeriac.app import App, AsyncResult, Task, get_current_app
+from celeriac.app.shared import shared_task
 from celeriac.errors import (
     CeleriacError,
     ConfigurationError,
@@ -24,6 +26,9 @@ from celeriac.errors import (
     UnknownTask,
 )
 from celeriac.protocol.states import State
+
+Celery = App
+"""Celery's name for `App`: ``from celeriac import Celery`` is all a Celery app's import needs to change."""
 
 if TYPE_CHECKING:
     current_app: App
@@ -40,6 +45,7 @@ __all__ = [
     "App",
     "AsyncResult",
     "CeleriacError",
+    "Celery",
     "ConfigurationError",
     "Ignore",
     "MaxRetriesExceededError",
@@ -54,4 +60,5 @@ __all__ = [
     "__version__",
     "current_app",
     "get_current_app",
+    "shared_task",
 ]

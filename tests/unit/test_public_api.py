@@ -13,6 +13,7 @@ PUBLIC = [
     "App",
     "AsyncResult",
     "CeleriacError",
+    "Celery",
     "ConfigurationError",
     "Ignore",
     "MaxRetriesExceededError",
@@ -27,6 +28,7 @@ PUBLIC = [
     "__version__",
     "current_app",
     "get_current_app",
+    "shared_task",
 ]
 
 
@@ -67,3 +69,10 @@ def test_current_app_follows_the_current_app() -> None:
         assert celeriac.current_app is app
 
     contextvars.copy_context().run(check)
+
+
+def test_celerys_spellings_name_celeriacs_objects() -> None:
+    assert celeriac.Celery is celeriac.App
+    from celeriac.app.shared import shared_task
+
+    assert celeriac.shared_task is shared_task

@@ -11,7 +11,9 @@ from typing import Any
 class RequestContext:
     """The request of a running task, as Celery's ``self.request``.
 
-    ``called_directly`` is True when the task function was called as a plain function, not by a worker.
+    ``called_directly`` is True when the task function was called as a plain function, not by a worker;
+    ``is_eager`` when it runs through ``Task.apply()`` (or ``task_always_eager``). The fields are Celery's
+    ``Context`` fields (``taskset``, ``time_limit`` and ``soft_time_limit`` are derived).
     """
 
     id: str | None = None
@@ -35,6 +37,36 @@ class RequestContext:
     origin: str | None = None
     ignore_result: bool = False
     called_directly: bool = False
+    is_eager: bool = False
+    shadow: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    stamped_headers: list[str] | None = None
+    stamps: Mapping[str, Any] = field(default_factory=dict)
+    replaced_task_nesting: int = 0
+    utc: bool = True
+    # Canvas parts: a message carrying one is refused before it runs (canvas is not implemented yet), so a
+    # running task always sees None here; kept so code reading them works unchanged.
+    chain: Any = None
+    chord: Any = None
+    callbacks: Any = None
+    errbacks: Any = None
+    loglevel: int | None = None
+    logfile: str | None = None
+
+    @property
+    def taskset(self) -> str | None:
+        """Celery's old name of ``group``."""
+        return self.group
+
+    @property
+    def time_limit(self) -> float | None:
+        """The hard time limit of this run (``timelimit[0]``)."""
+        return self.timelimit[0]
+
+    @property
+    def soft_time_limit(self) -> float | None:
+        """The soft time limit of this run (``timelimit[1]``)."""
+        return self.timelimit[1]
 
     def context(self) -> RequestContext:
         """Itself: a RequestContext can stand wherever a source of one is expected."""

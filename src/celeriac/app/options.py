@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping
 from typing import Any, TypedDict
+
+from celeriac.errors import ConfigurationError
 
 
 class SendOptions(TypedDict, total=False):
@@ -51,3 +54,77 @@ class TaskOptions(TypedDict, total=False):
     serializer: str
     priority: int | None
     reject_on_worker_lost: bool
+    typing: bool
+
+
+TASK_OPTIONS = frozenset(TaskOptions.__annotations__)
+"""Every option ``@app.task`` takes besides ``bind`` and ``base``."""
+
+NOT_SUPPORTED = {
+    "throws": "expected exceptions are logged as any other failure",
+    "trail": "children are not tracked yet",
+    "send_events": "task events are on or off per worker (worker_send_task_events, -E)",
+    "lazy": "the registry has no lazy tasks",
+    "pydantic": "pydantic arguments are not converted",
+    "expires": "give expires= when sending",
+    "compression": "set task_compression or give compression= when sending",
+    "store_errors_even_if_ignored": "set task_store_errors_even_if_ignored",
+    "acks_on_failure_or_timeout": "set task_acks_on_failure_or_timeout",
+    "shared": "every task is registered in the app that declares it",
+}
+"""Celery task options celeriac refuses, and why (never silently ignored)."""
+
+
+def check_task_options(options: Mapping[str, Any]) -> None:
+    """Raise a one-line ConfigurationError for a task option celeriac does not take (with "did you mean")."""
+    for name in options:
+        if name in TASK_OPTIONS:
+            continue
+        if name in NOT_SUPPORTED:
+            raise ConfigurationError(f"task option {name!r} is not supported by celeriac: {NOT_SUPPORTED[name]}")
+        found = difflib.get_close_matches(name, [*TASK_OPTIONS, "bind", "base"], n=1)
+        hint = f"; did you mean {found[0]!r}?" if found else ""
+        raise ConfigurationError(f"unknown task option {name!r}{hint}")
+
+
+SEND_OPTIONS = frozenset(SendOptions.__annotations__)
+"""Every option ``apply_async``/``send_task`` take."""
+
+SEND_NOT_SUPPORTED = {
+    "link": "canvas (callbacks) is not implemented yet",
+    "link_error": "canvas (errbacks) is not implemented yet",
+    "chain": "canvas is not implemented yet",
+    "chord": "canvas is not implemented yet",
+    "group_id": "canvas (groups) is not implemented yet",
+    "group_index": "canvas (groups) is not implemented yet",
+    "retry": "publishing is not retried by option: a send that fails raises",
+    "retry_policy": "publishing is not retried by option: a send that fails raises",
+    "reply_to": "results go to the result backend",
+    "add_to_parent": "children are not tracked yet",
+    "mandatory": "not an option of celeriac's transports",
+    "immediate": "not an option of celeriac's transports",
+    "declare": "queues are declared by name (task_create_missing_queues)",
+    "connection": "each app keeps its own connections",
+    "producer": "each app keeps its own producers",
+    "publisher": "each app keeps its own producers",
+    "router": "routes come from task_routes",
+    "exchange_type": "exchanges are direct",
+    "stamped_headers": "stamping is not implemented",
+    "argsrepr": "the args are shown as sent",
+    "kwargsrepr": "the kwargs are shown as sent",
+}
+"""Celery's send options celeriac refuses, and why."""
+
+
+def check_send_options(options: Mapping[str, Any]) -> None:
+    """Raise TypeError for a send option celeriac does not take (with "did you mean"), never ignore it."""
+    if options.keys() <= SEND_OPTIONS:  # the common case: one set comparison per send
+        return
+    for name in options:
+        if name in SEND_OPTIONS:
+            continue
+        if name in SEND_NOT_SUPPORTED:
+            raise TypeError(f"send option {name!r} is not supported by celeriac: {SEND_NOT_SUPPORTED[name]}")
+        found = difflib.get_close_matches(name, SEND_OPTIONS, n=1)
+        hint = f"; did you mean {found[0]!r}?" if found else ""
+        raise TypeError(f"unknown send option {name!r}{hint}")

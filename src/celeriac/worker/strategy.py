@@ -1,7 +1,8 @@
 """Strategy: what happens to each delivered message before it runs.
 
 Undecodable / disallowed / unknown-task messages are logged once with the reason and the message id and
-rejected without requeue (the worker keeps going); then: revoked? -> drop; expired? -> REVOKED; ETA in the
+rejected without requeue (the worker keeps going); then: revoked? -> drop; expired? -> REVOKED; a canvas in
+the embed (chain, chord, callbacks, errbacks)? -> FAILURE with an ERROR log line (not supported yet); ETA in the
 future? -> hold on the timer; rate limit reached? -> hold in the `RateLimiter`; else reserve it in the pool.
 A held message stays un-acked and widens the prefetch window by one, so it never blocks the messages behind
 it; `revoke_held` drops held requests that get revoked.
@@ -10,12 +11,13 @@ it; `revoke_held` drops held requests that get revoked.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
+from celeriac.app.config import zone
 from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
 from celeriac.protocol.codec import decode_off_loop, decode_task
 from celeriac.protocol.failures import exception_to_dict
@@ -57,7 +59,7 @@ class Strategy:
         self.limiter = RateLimiter(timer, self._rate_released, app.conf.task_default_rate_limit)
         self._accept = app.accept
         self.policies = PolicyCache()
-        self._tz = dt.UTC
+        self._tz = zone(app.conf.timezone)  # how naive eta/expires values are read (Celery's rule)
         self._max_bytes = app.conf.worker_max_message_bytes
 
     async def handle(self, delivery: Delivery) -> None:
@@ -81,6 +83,7 @@ class Strategy:
         if task is None:
             error = UnknownTask(message.task)
             log.error("Rejecting message %s: %s (is the module in -A/imports?)", message.id, error)
+            signals.task_unknown.send(None, name=message.task, id=message.id, message=delivery.message, exc=error)
             if self.tracer.backend is not None:
                 meta = make_meta(message.id, State.FAILURE, exception_to_dict(error))
                 try:
@@ -99,6 +102,13 @@ class Strategy:
             return
         log.info("Task %s[%s] received", request.name, request.id)
         self.tracer.tell("task_received", request)
+        canvas = request.canvas()
+        if canvas:  # until canvas lands: a visible FAILURE, never a silently dropped chain/callback
+            parts = ", ".join(canvas)
+            log.error("Task %s[%s]: canvas (%s) is not supported by this worker yet", request.name, request.id, parts)
+            refusal = NotImplementedError(f"canvas ({parts}) is not supported by this worker yet")
+            await self.tracer.fail(request, refusal, "")
+            return
         if request.eta_delay() > 0:
             self.hold(request)
         else:

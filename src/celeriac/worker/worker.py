@@ -23,6 +23,7 @@ from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.consumer.tasks import Tasks
 from celeriac.worker.health import HealthServer
+from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.outcome import StoredHook
 from celeriac.worker.policy import warn_reject_without_acks_late
@@ -38,12 +39,14 @@ log = logging.getLogger("celeriac.worker")
 # the autoscaler and reloader come after the consumer, so they stop before it does.
 DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
     HealthServer,
+    WorkerSignals,
     TimerStep,
     PoolStep,
     StateDB,
     ConsumerStep,
     Autoscaler,
     Autoreloader,
+    ReadySignal,
 )
 
 

@@ -1,0 +1,210 @@
+# Celery has no type hints; calling it is the point of this module.
+# mypy: disallow-untyped-calls=False, disallow-untyped-decorators=False
+"""What a Celery 5.7 client sends that a celeriac worker cannot do yet fails visibly, never silently; and
+settings that used to be ignored now meet Celery's workers on the wire.
+
+A canvas (``chain``, ``chord``, ``link`` callbacks, ``link_error`` errbacks) arrives in the message body's embed:
+until celeriac runs canvases, the task ends in FAILURE with a clear error, and the worker logs an ERROR line
+"canvas ... is not supported by this worker yet" (before, the embed was decoded and dropped: a chain hung).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery, chain, chord, group  # type: ignore[import-untyped]
+from kombu.connection import Connection
+
+from celeriac import App
+from celeriac.testing import start_worker
+from celeriac.worker.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+from procs import LoggedProcess
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def app(redis_url: str, prefix: str, queue_name: str) -> App:
+    app = App(
+        "parity",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+    )
+
+    @app.task(name="parity.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return app
+
+
+@pytest.fixture
+def celery_app(redis_url: str, prefix: str, queue_name: str) -> Iterator[Celery]:
+    app = Celery(
+        "parity",
+        broker=redis_url,
+        backend=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        set_as_current=False,
+    )
+
+    @app.task(name="parity.add", shared=False)
+    def add(x: int, y: int) -> int:
+        raise AssertionError("runs on the celeriac worker")
+
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def worker(app: App) -> AsyncIterator[Worker]:
+    async with start_worker(app, hostname="parity@itest") as worker:
+        yield worker
+    await app.aclose()
+
+
+CANVASES: list[Any] = [
+    pytest.param(lambda add: chain(add.s(1, 2), add.s(3)).apply_async().parent, "chain", id="chain"),
+    pytest.param(lambda add: add.apply_async((1, 2), link=add.s(3)), "callbacks", id="link"),
+    pytest.param(lambda add: add.apply_async((1, 2), link_error=add.si(0, 0)), "errbacks", id="link_error"),
+]
+
+
+@pytest.mark.parametrize(("send", "part"), CANVASES)
+async def test_a_canvas_from_celery_fails_visibly(
+    celery_app: Celery,
+    worker: Worker,
+    caplog: pytest.LogCaptureFixture,
+    send: Callable[[Any], Any],
+    part: str,
+) -> None:
+    first = await asyncio.to_thread(send, celery_app.tasks["parity.add"])
+    with pytest.raises(NotImplementedError, match=f"canvas \\({part}\\) is not supported by this worker yet"):
+        await asyncio.to_thread(first.get, timeout=20)
+    assert first.state == "FAILURE"
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "not supported by this worker yet" in r.message]
+    assert errors and part in errors[0].message
+
+
+async def test_a_chord_header_from_celery_fails_visibly(celery_app: Celery, worker: Worker) -> None:
+    add = celery_app.tasks["parity.add"]
+    result = await asyncio.to_thread(lambda: chord(group(add.s(1, 1), add.s(2, 2)), add.s(0)).apply_async())
+    header = result.parent
+    for member in header.results:
+        with pytest.raises(NotImplementedError, match="chord"):
+            await asyncio.to_thread(member.get, timeout=20)
+
+
+CELERY_WORKER_APP = """
+import os
+
+from celery import Celery
+
+url, prefix, queue = os.environ["TEST_BROKER"], os.environ["TEST_PREFIX"], os.environ["TEST_QUEUE"]
+app = Celery("parity_side", broker=url, backend=url)
+app.conf.update(
+    broker_transport_options={"global_keyprefix": prefix},
+    result_backend_transport_options={"global_keyprefix": prefix},
+    task_default_queue=queue,
+    task_default_exchange="parity-ex",
+    task_default_routing_key="parity.key",
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="parity.where", bind=True)
+def where(self):
+    info = self.request.delivery_info
+    return [info.get("exchange"), info.get("routing_key")]
+"""
+
+
+def test_default_exchange_and_routing_key_reach_a_celery_worker(
+    tmp_path: Path, redis_url: str, prefix: str, queue_name: str
+) -> None:
+    """celeriac sends through Celery's default-queue topology (exchange + routing key) as a Celery worker
+    declared it: the Celery worker gets the task."""
+    (tmp_path / "parity_side.py").write_text(CELERY_WORKER_APP)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TEST_BROKER": redis_url, "TEST_PREFIX": prefix}
+    env["TEST_QUEUE"] = queue_name
+    command = [sys.executable, "-m", "celery", "-A", "parity_side", "worker", "-l", "info", "-P", "solo"]
+    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-n", f"parity-{queue_name}@%h"]
+    worker = LoggedProcess(command, tmp_path, env)
+    client = App(
+        "parity_client",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        task_default_exchange="parity-ex",
+        task_default_routing_key="parity.key",
+    )
+    try:
+        worker.wait_for_output("ready.")
+        assert client.send_task("parity.where").get(timeout=20) == ["parity-ex", "parity.key"]
+    finally:
+        client.close()
+        code = worker.stop()
+    assert code == 0, worker.output
+
+
+def test_celerys_event_receiver_sees_task_sent(redis_url: str, prefix: str, queue_name: str) -> None:
+    """``task_send_sent_event``: Celery's receiver reads celeriac's ``task-sent`` events into its State (the task
+    is PENDING with its name and queue before any worker saw it)."""
+    celery_app = Celery("parity_monitor", broker=redis_url, set_as_current=False)
+    client = App(
+        "parity_sent",
+        broker=redis_url,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        task_default_queue=queue_name,
+        task_send_sent_event=True,
+    )
+    seen: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    def receive() -> None:
+        with Connection(redis_url, transport_options={"global_keyprefix": prefix}) as connection:
+
+            def on_event(event: dict[str, Any]) -> None:
+                seen.append(event)
+                receiver.should_stop = event.get("type") == "task-sent"
+
+            receiver = celery_app.events.Receiver(connection, handlers={"*": on_event})
+            subscribed.set()
+            receiver.capture(limit=None, timeout=20, wakeup=False)
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    try:
+        assert subscribed.wait(10)
+        sent: list[str] = []
+        # A fanout message published before the receiver's SUBSCRIBE is lost: send until one is seen.
+        deadline = time.monotonic() + 20
+        while thread.is_alive() and time.monotonic() < deadline:
+            sent.append(client.send_task("parity.nobody", (1, 2), countdown=600).id)
+            thread.join(0.2)
+        assert not thread.is_alive(), "Celery's receiver saw no task-sent event"
+    finally:
+        client.close()
+        celery_app.close()
+    event = next(e for e in seen if e["type"] == "task-sent")
+    assert event["uuid"] in sent and event["name"] == "parity.nobody" and event["queue"] == queue_name
+    state = celery_app.events.State()
+    state.event(event)
+    task = state.tasks[event["uuid"]]
+    assert (task.state, task.name, task.args) == ("PENDING", "parity.nobody", "(1, 2)")
