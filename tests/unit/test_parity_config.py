@@ -73,8 +73,8 @@ def test_old_upper_case_names_are_mapped_with_a_warning(modules: dict[str, types
         "setting CELERY_ALWAYS_EAGER is Celery's old name of task_always_eager: use task_always_eager",
     ]
     assert (app.conf.task_always_eager, app.conf.worker_concurrency) == (True, 3)
-    with pytest.raises(ConfigurationError, match="CELERYBEAT_SCHEDULE \\(beat_schedule\\) is not supported"):
-        app.config_from_object({"CELERYBEAT_SCHEDULE": {}})
+    with pytest.raises(ConfigurationError, match="CELERYBEAT_SCHEDULER \\(beat_scheduler\\) is not supported"):
+        app.config_from_object({"CELERYBEAT_SCHEDULER": "x.Scheduler"})
 
 
 def test_config_from_envvar(modules: dict[str, types.ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
