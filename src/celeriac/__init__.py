@@ -1,6 +1,7 @@
 """celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
 
-The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, and the
+The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, the canvas
+(`signature`, `chain`, `group`, `chord`, `chunks`, `xmap`, `xstarmap`, `GroupResult`, `ResultSet`), and the
 error types from `celeriac.errors` (pinned by tests/unit/test_public_api.py). The worker is
 ``celeriac.worker.Worker``; tests start one with ``celeriac.testing.start_worker``.
 """
@@ -11,8 +12,11 @@ from typing import TYPE_CHECKING
 
 from celeriac._version import __version__
 from celeriac.app import App, AsyncResult, Task, get_current_app
+from celeriac.canvas import GroupResult, ResultSet, Signature, chain, chord, chunks, group, signature, xmap, xstarmap
 from celeriac.errors import (
+    CanvasError,
     CeleriacError,
+    ChordError,
     ConfigurationError,
     Ignore,
     MaxRetriesExceededError,
@@ -39,19 +43,31 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "App",
     "AsyncResult",
+    "CanvasError",
     "CeleriacError",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "Ignore",
     "MaxRetriesExceededError",
     "Reject",
     "RemoteError",
+    "ResultSet",
     "Retry",
+    "Signature",
     "State",
     "Task",
     "TaskRevokedError",
     "TimeoutError",
     "UnknownTask",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "get_current_app",
+    "group",
+    "signature",
+    "xmap",
+    "xstarmap",
 ]

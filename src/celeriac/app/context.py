@@ -35,6 +35,11 @@ class RequestContext:
     origin: str | None = None
     ignore_result: bool = False
     called_directly: bool = False
+    # canvas: the message's embed (signature dicts), as Celery's request has them
+    callbacks: list[Any] | None = None
+    errbacks: list[Any] | None = None
+    chain: list[Any] | None = None
+    chord: Mapping[str, Any] | None = None
 
     def context(self) -> RequestContext:
         """Itself: a RequestContext can stand wherever a source of one is expected."""

@@ -28,6 +28,13 @@ class SendOptions(TypedDict, total=False):
     retries: int
     parent_id: str
     root_id: str
+    # canvas (celeriac.canvas): signatures (dicts) run after the task, the chain's rest, the chord body, the group
+    link: Any
+    link_error: Any
+    chain: list[Mapping[str, Any]]
+    chord: Mapping[str, Any]
+    group_id: str
+    group_index: int
 
 
 class TaskOptions(TypedDict, total=False):

@@ -20,7 +20,7 @@ from celeriac.backends import backend_class
 from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
-from celeriac.protocol.message import TaskMessage
+from celeriac.protocol.message import Embed, TaskMessage
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
@@ -136,6 +136,9 @@ class Sender:
             task=name,
             args=tuple(args),
             kwargs=dict(kwargs or {}),
+            embed=_embed(options),
+            group=options.get("group_id"),
+            group_index=options.get("group_index"),
             shadow=options.get("shadow"),
             eta=eta,
             expires=expires,
@@ -151,6 +154,28 @@ class Sender:
             priority=priority,
             delivery_mode=conf.task_default_delivery_mode,
         )
+
+
+def _signatures(value: Any) -> list[dict[str, Any]] | None:
+    """``link``/``link_error`` as the embed carries them: a list of signature dicts, or null."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if not isinstance(item, Mapping) or "task" not in item:
+            raise TypeError(f"link/link_error takes signatures (task.s(...)), not {type(item).__name__}")
+    return [dict(item) for item in items] or None
+
+
+def _embed(options: SendOptions) -> Embed:
+    """The body's third element: callbacks, errbacks, the chain's rest (reversed), the chord body."""
+    chain, chord = options.get("chain"), options.get("chord")
+    return Embed(
+        callbacks=_signatures(options.get("link")),
+        errbacks=_signatures(options.get("link_error")),
+        chain=[dict(step) for step in chain] if chain else None,
+        chord=dict(chord) if chord is not None else None,
+    )
 
 
 def retry_options(request: RequestContext, when: float | dt.datetime) -> SendOptions:

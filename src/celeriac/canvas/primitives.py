@@ -81,7 +81,11 @@ class chain(Signature):  # noqa: N801 - Celery's name
 
     def freeze(self, _id: str | None = None, **opts: Any) -> Any:
         """Fix every step's id (the last one's is ``_id`` when given); the last step's result."""
-        return self._frozen(self.steps(), _id)[-1]
+        self.options.update(opts)
+        steps = self.steps()
+        results = self._frozen(steps, _id)
+        self["kwargs"]["tasks"] = steps  # sent later with these ids
+        return results[-1]
 
     def _frozen(self, steps: list[Signature], _id: str | None) -> list[Any]:
         results: list[Any] = []

@@ -101,6 +101,10 @@ class Request:
             timelimit=m.timelimit,
             origin=m.origin,
             ignore_result=self.ignore_result,
+            callbacks=m.embed.get("callbacks"),
+            errbacks=m.embed.get("errbacks"),
+            chain=m.embed.get("chain"),
+            chord=m.embed.get("chord"),
         )
 
     async def ack(self) -> None:
