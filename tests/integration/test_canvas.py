@@ -104,7 +104,7 @@ async def test_failures_links_and_errbacks(broker: Broker) -> None:
         c = chord([add.s(1, 1), boom.s(), add.s(2, 2)], tsum.s())
         c.link_error(on_error.s())
         res = await c.aapply_async()
-        with pytest.raises(ChordError, match="Dependency .* raised ValueError"):
+        with pytest.raises(ChordError, match=r"Dependency .* raised ValueError"):
             await res.aget(timeout=TIMEOUT)
         await wait_for(lambda: res.id in seen["errbacks"])  # the chord's errback ran, once, for the body
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from celeriac.backends.base import ResultBackend
@@ -23,18 +23,17 @@ class CanvasHost(Protocol):
     """The app as canvas sees it: send by name, open the result backend, make result handles, its tasks."""
 
     @property
-    def tasks(self) -> Mapping[str, Any]:
-        """The registered tasks by name."""
+    def tasks(self) -> Any:
+        """The registered tasks by name (a mapping)."""
 
-    async def asend_task(
-        self, name: str, args: tuple[Any, ...] | list[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> Any:
-        """Publish the task ``name``; returns its ``AsyncResult``."""
+    @property
+    def asend_task(self) -> Callable[..., Awaitable[Any]]:
+        """``asend_task(name, args, kwargs, **send_options)``: publish; returns the ``AsyncResult``."""
 
     async def abackend(self) -> ResultBackend:
         """This loop's result backend."""
 
-    def AsyncResult(self, id: str) -> Any:  # noqa: N802 - Celery's name
+    def AsyncResult(self, id: str) -> Any:
         """The result handle of task ``id``."""
 
 

@@ -16,7 +16,7 @@ from celeriac.canvas.primitives import group
 from celeriac.canvas.signature import Signature
 
 
-class xmap(Signature):  # noqa: N801 - Celery's name
+class xmap(Signature):
     """``task`` called with each item of ``it`` by one worker; the list of results."""
 
     task_name = "celery.map"
@@ -32,14 +32,14 @@ class xmap(Signature):  # noqa: N801 - Celery's name
         return cls(d["kwargs"]["task"], d["kwargs"]["it"], app=app, **(d.get("options") or {}))
 
 
-class xstarmap(xmap):  # noqa: N801 - Celery's name
+class xstarmap(xmap):
     """``task`` called with each argument tuple of ``it`` by one worker; the list of results."""
 
     task_name = "celery.starmap"
     kind = "xstarmap"
 
 
-class chunks(Signature):  # noqa: N801 - Celery's name
+class chunks(Signature):
     """``it`` cut into parts of ``n`` argument tuples, each a ``celery.starmap`` task: a group of them."""
 
     def __init__(

@@ -35,7 +35,9 @@ def send_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """
     unknown = sorted(k for k in options if k not in SENDABLE and k not in CELERY_INTERNAL)
     if unknown:
-        raise ValueError(f"signature option(s) {', '.join(unknown)} not supported (known: {', '.join(sorted(SENDABLE))})")
+        raise ValueError(
+            f"signature option(s) {', '.join(unknown)} not supported (known: {', '.join(sorted(SENDABLE))})"
+        )
     out = {k: v for k, v in options.items() if k in SENDABLE and v is not None}
     for key in ("link", "link_error"):
         if key in out and isinstance(out[key], Mapping):

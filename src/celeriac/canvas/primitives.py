@@ -39,7 +39,7 @@ def _passed_on(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in _OWN}
 
 
-class chain(Signature):  # noqa: N801 - Celery's name
+class chain(Signature):
     """Tasks run one after the other, each given the previous one's result (unless immutable)."""
 
     def __init__(self, *tasks: Any, app: CanvasHost | None = None, **options: Any) -> None:
@@ -57,7 +57,7 @@ class chain(Signature):  # noqa: N801 - Celery's name
         """The steps."""
         return _tasks((self["kwargs"]["tasks"],), self._app)
 
-    def __or__(self, other: Any) -> chain:
+    def __or__(self, other: Any) -> chain:  # type: ignore[override]  # composition, not dict union
         if not isinstance(other, Signature):
             return NotImplemented
         return chain(*self.tasks, other, app=self._app, **self.options)
@@ -131,7 +131,7 @@ def _as_list(value: Any) -> list[Any]:
     return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
 
 
-class group(Signature):  # noqa: N801 - Celery's name
+class group(Signature):
     """Tasks run in parallel; the result is a `GroupResult` of theirs, in order."""
 
     def __init__(self, *tasks: Any, app: CanvasHost | None = None, **options: Any) -> None:
@@ -189,7 +189,7 @@ class group(Signature):  # noqa: N801 - Celery's name
         return result
 
 
-class chord(Signature):  # noqa: N801 - Celery's name
+class chord(Signature):
     """A header group whose results, once all are in, are the first argument of the body."""
 
     def __init__(

@@ -181,10 +181,10 @@ class Signature(dict[str, Any]):
             self.options["task_id"] = _id or str(uuid.uuid4())
         return self.app.AsyncResult(str(self.options["task_id"]))
 
-    def __or__(self, other: Any) -> chain:
+    def __or__(self, other: Any) -> chain:  # type: ignore[override]  # composition, not dict union
         if not isinstance(other, Signature):
             return NotImplemented
-        made: chain = self.TYPES["chain"](self, other, app=self._app)  # type: ignore[call-arg,assignment]
+        made: chain = self.TYPES["chain"](self, other, app=self._app)  # type: ignore[assignment]
         return made
 
     # -- sending ------------------------------------------------------------------------------------
@@ -196,7 +196,9 @@ class Signature(dict[str, Any]):
         """Async twin of `delay`."""
         return await self.aapply_async(args, kwargs)
 
-    def apply_async(self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any) -> Any:
+    def apply_async(
+        self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
+    ) -> Any:
         """Send with partial arguments and options; returns the ``AsyncResult`` (group/chord: their results)."""
         return portal.run(self.aapply_async(args, kwargs, **opts))
 
@@ -228,10 +230,12 @@ def _rebuild(d: dict[str, Any]) -> Signature:
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
     """A signature from a task name (with args, kwargs, options), a task, or a dict from a message."""
-    app = kwargs.pop("app", None)
+    app: CanvasHost | None = kwargs.pop("app", None)
     if isinstance(varies, Mapping) and not args and not kwargs:
         return varies if isinstance(varies, Signature) else Signature.from_dict(varies, app=app)
-    return Signature(varies, *args, app=app, **kwargs)
+    made = Signature(varies, *args, **kwargs)
+    made._app = app or made._app
+    return made
 
 
 def maybe_signature(d: Any, app: CanvasHost | None = None) -> Signature | None:

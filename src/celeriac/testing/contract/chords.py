@@ -42,7 +42,9 @@ async def check_chord_claimed_once(make: BackendFactory) -> None:
 async def check_chord_failure_kept(make: BackendFactory) -> None:
     """A failed header outcome is handed out with its state and exception dict."""
     group = f"chord-{uuid.uuid4()}"
-    failure = ChordMember(f"{group}-1", "FAILURE", {"exc_type": "ValueError", "exc_message": ["x"], "exc_module": "builtins"})
+    failure = ChordMember(
+        f"{group}-1", "FAILURE", {"exc_type": "ValueError", "exc_message": ["x"], "exc_module": "builtins"}
+    )
     async with make() as backend:
         await backend.chord_start(group, 2)
         await backend.chord_part(group, 1, failure, 2, CLAIM)
@@ -64,7 +66,9 @@ async def check_chord_concurrent_parts(make: BackendFactory) -> None:
     async with make() as first, make() as second:
         await first.chord_start(group, size)
         backends: list[ResultBackend] = [first, second]
-        parts = [backends[i % 2].chord_part(group, i % size, _member(group, i % size), size, CLAIM) for i in range(size * 2)]
+        parts = [
+            backends[i % 2].chord_part(group, i % size, _member(group, i % size), size, CLAIM) for i in range(size * 2)
+        ]
         joins = await asyncio.gather(*parts)
         claimed = [j for j in joins if j.status == "claimed"]
         assert len(claimed) == 1, [j.status for j in joins]
