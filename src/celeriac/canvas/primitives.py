@@ -31,7 +31,7 @@ def _tasks(tasks: tuple[Any, ...], app: CanvasHost | None) -> list[Signature]:
         sig = maybe_signature(t, app=app)
         if sig is None:
             raise TypeError("a canvas cannot hold None")
-        out.append(sig)
+        out.append(sig.clone())  # a copy: one signature object used twice must not share a frozen id
     return out
 
 
@@ -195,8 +195,9 @@ class chord(Signature):
     def __init__(
         self, header: Any, body: Any = None, app: CanvasHost | None = None, kwargs: Any = None, **options: Any
     ) -> None:
-        members = header if isinstance(header, group) else group(_tasks((header,), app), app=app)
+        members = header.clone() if isinstance(header, group) else group(_tasks((header,), app), app=app)
         body_sig = maybe_signature(body, app=app)
+        body_sig = body_sig.clone() if body_sig is not None else None
         fields = {"kwargs": dict((kwargs or {}).get("kwargs") or {}), "header": members, "body": body_sig}
         super().__init__("celery.chord", (), fields, options, subtask_type="chord", app=app)
 
@@ -212,9 +213,14 @@ class chord(Signature):
     def header(self) -> group:
         """The header group."""
         value = self["kwargs"]["header"]
-        made = value if isinstance(value, group) else Signature.from_dict(value, app=self._app)
-        assert isinstance(made, group)
-        return made
+        if isinstance(value, group):
+            return value
+        if isinstance(value, Mapping):  # a group's dict
+            made = Signature.from_dict(value, app=self._app)
+            if isinstance(made, group):
+                return made
+            value = [made]
+        return group(value, app=self._app)  # Celery writes a chord's header as a plain list of signatures
 
     @property
     def body(self) -> Signature | None:
@@ -245,18 +251,26 @@ class chord(Signature):
         return body
 
     def freeze(self, _id: str | None = None, **opts: Any) -> Any:
-        """Fix the body's id (``_id`` when given) and the header's; the body's result, header as its parent."""
+        """Fix the body's id (``_id`` when given) and the header's; the body's result, header as its parent.
+
+        As in Celery, the chord's own ``task_id`` option is then its header's group id.
+        """
         self.options.update(opts)
         body, header = self._body_for_links(), self.header
-        result = body.freeze(_id or self.options.get("task_id"))
-        result.parent = header.freeze(self.options.get("group_id") or header.options.get("task_id"))
+        result = body.freeze(_id)
+        result.parent = header.freeze(self.options.get("task_id") or header.options.get("task_id"))
+        self.options["task_id"] = result.parent.id
         self["kwargs"]["header"] = header
         return result
 
     async def aapply_async(
         self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
     ) -> Any:
-        """Record the chord's size, send the header tasks; the body's result (its parent: the header's)."""
+        """Record the chord's size, send the header tasks; the body's result (its parent: the header's).
+
+        ``task_id`` given here is the body's id; the chord's own ``task_id`` option is the group id (Celery's).
+        """
+        body_id = opts.pop("task_id", None)
         options = {**self.options, **opts}
         body = self.body
         if body is None:
@@ -270,7 +284,7 @@ class chord(Signature):
             if body.subtask_type is not None:
                 raise CanvasError("a chord inside a chain needs a plain task as its body")
             body.options["chain"] = options["chain"]
-        result = body.freeze(options.get("task_id"))
+        result = body.freeze(body_id)
         members = [m.clone(args, kwargs) for m in self.header.tasks]
         for member in members:
             if member.subtask_type is not None:
@@ -280,7 +294,7 @@ class chord(Signature):
         if not members:  # nothing to wait for: the body runs at once with no results (as in Celery)
             await body.aapply_async(([],), None, **common)
             return result
-        gid = options.get("group_id") or self.header.options.get("task_id") or str(uuid.uuid4())
+        gid = self.options.get("task_id") or self.header.options.get("task_id") or str(uuid.uuid4())
         backend = await self.app.abackend()
         await backend.chord_start(gid, len(members))
         results = []

@@ -175,9 +175,9 @@ class Signature(dict[str, Any]):
         return sig
 
     def freeze(self, _id: str | None = None, **opts: Any) -> Any:
-        """Fix the task id now (a new one unless given); returns its ``AsyncResult``."""
+        """Fix the task id now, unless fixed already (``_id``, else a new one); returns its ``AsyncResult``."""
         self.options.update(opts)
-        if _id is not None or "task_id" not in self.options:
+        if not self.options.get("task_id"):
             self.options["task_id"] = _id or str(uuid.uuid4())
         return self.app.AsyncResult(str(self.options["task_id"]))
 
