@@ -1,8 +1,9 @@
 """celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
 
-The public API: `App` and its ``@app.task`` decorator, `Task`, `AsyncResult`, `State`, `current_app`, the canvas
-(`signature`, `chain`, `group`, `chord`, `chunks`, `xmap`, `xstarmap`, `GroupResult`, `ResultSet`), and the
-error types from `celeriac.errors` (pinned by tests/unit/test_public_api.py). The worker is
+The public API: `App` (also spelled `Celery`, so a Celery app moves by changing its import) and its ``@app.task``
+decorator, ``@shared_task``, `Task`, `AsyncResult`, `State`, `current_app`, the canvas (`signature`, `chain`,
+`group`, `chord`, `chunks`, `xmap`, `xstarmap`, `GroupResult`, `ResultSet`), and the error types from
+`celeriac.errors` (pinned by tests/unit/test_public_api.py); signals are in `celeriac.signals`. The worker is
 ``celeriac.worker.Worker``; tests start one with ``celeriac.testing.start_worker``.
 """
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from celeriac._version import __version__
 from celeriac.app import App, AsyncResult, Task, get_current_app
+from celeriac.app.shared import shared_task
 from celeriac.canvas import GroupResult, ResultSet, Signature, chain, chord, chunks, group, signature, xmap, xstarmap
 from celeriac.errors import (
     CanvasError,
@@ -29,6 +31,9 @@ from celeriac.errors import (
 )
 from celeriac.protocol.states import State
 
+Celery = App
+"""Celery's name for `App`: ``from celeriac import Celery`` is all a Celery app's import needs to change."""
+
 if TYPE_CHECKING:
     current_app: App
 
@@ -45,6 +50,7 @@ __all__ = [
     "AsyncResult",
     "CanvasError",
     "CeleriacError",
+    "Celery",
     "ChordError",
     "ConfigurationError",
     "GroupResult",
@@ -67,6 +73,7 @@ __all__ = [
     "current_app",
     "get_current_app",
     "group",
+    "shared_task",
     "signature",
     "xmap",
     "xstarmap",

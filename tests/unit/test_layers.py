@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"errors", "_version", "_redact"},
     {"_loops", "_resource", "_schemes", "settings"},
     {"_portal"},
-    {"protocol"},
+    {"protocol", "signals"},
     {"_sqlite", "_redis"},
     {"transports", "backends"},
     {"events", "control"},

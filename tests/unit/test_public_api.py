@@ -14,6 +14,7 @@ PUBLIC = [
     "AsyncResult",
     "CanvasError",
     "CeleriacError",
+    "Celery",
     "ChordError",
     "ConfigurationError",
     "GroupResult",
@@ -36,6 +37,7 @@ PUBLIC = [
     "current_app",
     "get_current_app",
     "group",
+    "shared_task",
     "signature",
     "xmap",
     "xstarmap",
@@ -69,3 +71,10 @@ def test_current_app_follows_the_current_app() -> None:
         assert celeriac.current_app is app
 
     contextvars.copy_context().run(check)
+
+
+def test_celerys_spellings_name_celeriacs_objects() -> None:
+    assert celeriac.Celery is celeriac.App
+    from celeriac.app.shared import shared_task
+
+    assert celeriac.shared_task is shared_task

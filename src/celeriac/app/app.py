@@ -12,18 +12,21 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
+from typing import Any, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 
 from celeriac._portal import portal
+from celeriac.app.config import check_values, load_object, settings_from
 from celeriac.app.control import Control
-from celeriac.app.current import register_default, set_current_app
-from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.app.current import register_default, set_current_app, shared_declarations
+from celeriac.app.discovery import Packages, annotate, discover
+from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.resources import Resources
 from celeriac.app.result import AsyncResult
 from celeriac.app.routing import Router
 from celeriac.app.sending import Sender
+from celeriac.app.shared import SharedDefinition
 from celeriac.app.task import BoundTaskDecorator, Task, TaskDecorator
 from celeriac.backends import from_url as backend_from_url
 from celeriac.backends import keeps_results
@@ -74,7 +77,9 @@ class App:
         if backend is not None:
             self.conf.result_backend = backend
         self.conf.apply_environment()
+        check_values(self.conf)
         self.tasks = TaskRegistry()
+        self._discover: list[tuple[Packages, str]] = []  # autodiscover_tasks() calls to run at finalize
         self.steps: dict[str, list[type[Any]]] = {"worker": [], "consumer": []}
         self._resources = Resources(self.make_transport, self.make_backend, self._declares_queues)
         self._sender = Sender(self)
@@ -88,23 +93,32 @@ class App:
         return f"<celeriac.App {self.main or '__main__'}>"
 
     # -- configuration ---------------------------------------------------------------------------
-    def config_from_object(self, obj: object | str) -> None:
-        """Read every lower-case public attribute of ``obj`` (or the module it names) as a setting."""
-        if isinstance(obj, str):
-            try:
-                obj = importlib.import_module(obj)
-            except ImportError as exc:
-                raise ConfigurationError(f"cannot import config module {obj!r}: {exc}") from None
-        values = {
-            key: getattr(obj, key)
-            for key in dir(obj)
-            if not key.startswith("_")
-            and key.islower()
-            and not callable(getattr(obj, key))
-            and not isinstance(getattr(obj, key), type(os))
-        }
-        self.conf.update(values)
+    def config_from_object(
+        self, obj: object | str, namespace: str | None = None, *, silent: bool = False, force: bool = False
+    ) -> None:
+        """Read the settings of ``obj``: a module, class, dict or object, or the name of one (``"proj.config"``,
+        ``"django.conf:settings"``). With ``namespace="CELERY"`` only ``CELERY_``-prefixed names are read (as
+        Django projects keep them); see `celeriac.app.config.settings_from`. ``silent``: a module that cannot
+        be imported is skipped. ``force`` is accepted for Celery's signature (settings are read at once).
+        """
+        try:
+            source = load_object(obj)
+        except ConfigurationError:
+            if silent:
+                return
+            raise
+        self.conf.update(settings_from(source, namespace))
         self.conf.apply_environment()
+        check_values(self.conf)
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
+        """`config_from_object` of the module named by the environment variable ``variable_name``."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return
+            raise ConfigurationError(f"environment variable {variable_name!r} is not set (it names a config module)")
+        self.config_from_object(module, silent=silent, force=force)
 
     @property
     def broker_url(self) -> str:
@@ -157,9 +171,24 @@ class App:
         """Import the ``imports``/``include`` modules (registering their tasks) and freeze the settings."""
         if self.conf.frozen:
             return
+        check_values(self.conf)
         for module in (*self.conf.imports, *self.conf.include):
             importlib.import_module(module)
+        while self._discover:
+            discover(*self._discover.pop(0))
+        for definition in shared_declarations():
+            cast(SharedDefinition, definition).register(self)
+        for name in self.tasks:
+            annotate(self.tasks[name], self.conf.task_annotations)
         self.conf.freeze()
+
+    def autodiscover_tasks(self, packages: Packages = None, related_name: str = "tasks", force: bool = False) -> None:
+        """Import ``<package>.tasks`` of each package (a list, or a callable giving one; default: Django's
+        installed apps) when the app finalizes, or now with ``force``. A package without that module is skipped."""
+        if force or self.conf.frozen:
+            discover(packages, related_name)
+        else:
+            self._discover.append((packages, related_name))
 
     def set_current(self) -> None:
         """Make this app the current app in this context."""
@@ -171,19 +200,39 @@ class App:
     @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
-    def task(self, *, bind: Literal[True], **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
+    def task(
+        self, *, bind: Literal[True], base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]
+    ) -> BoundTaskDecorator: ...
     @overload
-    def task(self, *, bind: Literal[False] = False, **options: Unpack[TaskOptions]) -> TaskDecorator: ...
+    def task(
+        self, *, bind: Literal[False] = False, base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]
+    ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]  # mypy cannot match Unpack[...] kwargs of keyword-only overloads
-        self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Unpack[TaskOptions]
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        bind: bool = False,
+        base: type[Task[Any, Any]] | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Any:
-        """Register a function (``def`` or ``async def``) as a task: ``@app.task`` or ``@app.task(...)``."""
+        """Register a function (``def`` or ``async def``) as a task: ``@app.task`` or ``@app.task(...)``.
+
+        ``base`` is a `Task` subclass to build it from (its class attributes are defaults, its hooks run);
+        an unknown option is a one-line error naming the closest known one.
+        """
+        check_task_options(options)
+        cls = Task if base is None else base
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise ConfigurationError(f"task option base= must be a celeriac Task subclass, not {cls!r}")
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
-            if function.__module__ == "__main__" and self.main and "name" not in options:
+            if function.__module__ == "__main__" and self.main and "name" not in options and not cls.name:
                 options["name"] = f"{self.main}.{function.__qualname__}"
-            task: Task[Any, Any] = Task(self, function, bind=bind, **options)
+            task: Task[Any, Any] = cls(self, function, bind=bind, **options)
+            if self.conf.frozen:  # registered later than finalize: annotated now
+                annotate(task, self.conf.task_annotations)
             self.tasks.register(task)
             return task
 

@@ -11,7 +11,8 @@ from typing import Any
 class RequestContext:
     """The request of a running task, as Celery's ``self.request``.
 
-    ``called_directly`` is True when the task function was called as a plain function, not by a worker.
+    ``called_directly`` is True when the task function was called as a plain function, not by a worker;
+    ``is_eager`` when it runs through ``Task.apply()`` (or ``task_always_eager``).
     """
 
     id: str | None = None
@@ -40,6 +41,7 @@ class RequestContext:
     errbacks: list[Any] | None = None
     chain: list[Any] | None = None
     chord: Mapping[str, Any] | None = None
+    is_eager: bool = False
 
     def context(self) -> RequestContext:
         """Itself: a RequestContext can stand wherever a source of one is expected."""

@@ -1,7 +1,9 @@
-"""The documented globals: the current app and the request of the task running in this context.
+"""The documented globals: the current app, the request of the task running in this context, and the
+``@shared_task`` declarations.
 
-Both live in ContextVars, so each asyncio task and each thread started with ``asyncio.to_thread`` sees its
-own value. ``current_app`` falls back to the most recently created app, as Celery's does.
+The first two live in ContextVars, so each asyncio task and each thread started with ``asyncio.to_thread``
+sees its own value. ``current_app`` falls back to the most recently created app, as Celery's does. Shared
+task declarations are a process-wide list (as in Celery): every app registers them when it finalizes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 _app: ContextVar[App | None] = ContextVar("celeriac_current_app", default=None)
 _default: list[App] = []  # the last App created; a list so no `global` statement is needed
 _request: ContextVar[ContextSource | None] = ContextVar("celeriac_current_request", default=None)
+_shared: dict[str, object] = {}  # task name -> its @shared_task declaration (celeriac.app.shared.SharedDefinition)
 
 
 class ContextSource(Protocol):
@@ -53,3 +56,25 @@ def current_request() -> RequestContext | None:
 def request_var() -> ContextVar[ContextSource | None]:
     """The ContextVar the worker sets around each task body."""
     return _request
+
+
+def declare_shared(name: str, definition: object) -> None:
+    """Remember the ``@shared_task`` declaration of task ``name`` (every app registers it when it finalizes); a
+    later one of the same name (a module imported again) replaces it."""
+    _shared.pop(name, None)
+    _shared[name] = definition
+
+
+def forget_shared(name: str) -> None:
+    """Drop the ``@shared_task`` declaration of ``name`` (for test suites that declare throw-away ones)."""
+    _shared.pop(name, None)
+
+
+def shared_declarations() -> list[object]:
+    """Every ``@shared_task`` declaration so far, in order."""
+    return list(_shared.values())
+
+
+def default_app() -> App | None:
+    """The app current in this context, else the last one created, else None."""
+    return _app.get() or (_default[-1] if _default else None)

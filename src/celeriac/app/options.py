@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping
 from typing import Any, TypedDict
+
+from celeriac.errors import ConfigurationError
 
 
 class SendOptions(TypedDict, total=False):
@@ -58,3 +61,34 @@ class TaskOptions(TypedDict, total=False):
     serializer: str
     priority: int | None
     reject_on_worker_lost: bool
+    typing: bool
+
+
+TASK_OPTIONS = frozenset(TaskOptions.__annotations__)
+"""Every option ``@app.task`` takes besides ``bind`` and ``base``."""
+
+NOT_SUPPORTED = {
+    "throws": "expected exceptions are logged as any other failure",
+    "trail": "children are not tracked yet",
+    "send_events": "task events are on or off per worker (worker_send_task_events, -E)",
+    "lazy": "the registry has no lazy tasks",
+    "pydantic": "pydantic arguments are not converted",
+    "expires": "give expires= when sending",
+    "compression": "set task_compression or give compression= when sending",
+    "store_errors_even_if_ignored": "set task_store_errors_even_if_ignored",
+    "acks_on_failure_or_timeout": "set task_acks_on_failure_or_timeout",
+    "shared": "every task is registered in the app that declares it",
+}
+"""Celery task options celeriac refuses, and why (never silently ignored)."""
+
+
+def check_task_options(options: Mapping[str, Any]) -> None:
+    """Raise a one-line ConfigurationError for a task option celeriac does not take (with "did you mean")."""
+    for name in options:
+        if name in TASK_OPTIONS:
+            continue
+        if name in NOT_SUPPORTED:
+            raise ConfigurationError(f"task option {name!r} is not supported by celeriac: {NOT_SUPPORTED[name]}")
+        found = difflib.get_close_matches(name, [*TASK_OPTIONS, "bind", "base"], n=1)
+        hint = f"; did you mean {found[0]!r}?" if found else ""
+        raise ConfigurationError(f"unknown task option {name!r}{hint}")

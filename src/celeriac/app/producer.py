@@ -33,6 +33,21 @@ class Producer:
             await self._ensure_declared(queue)
         await self.transport.publish(message, routing_key or queue, exchange, not_before=not_before)
 
+    async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Bind ``queue`` to ``exchange`` for ``routing_key`` once per producer (when it declares queues)."""
+        key = f"{queue}\x00{exchange}\x00{routing_key}"
+        if not self._declare or key in self._declared:
+            return
+        await self._ensure_declared(queue)
+        bound = asyncio.ensure_future(self.transport.bind(queue, exchange, routing_key))
+        self._declared[key] = bound
+        try:
+            await asyncio.shield(bound)
+        except BaseException:
+            if bound.done() and (bound.cancelled() or bound.exception() is not None):
+                del self._declared[key]  # let the next publish try again
+            raise
+
     async def _ensure_declared(self, queue: str) -> None:
         declared = self._declared.get(queue)
         if declared is None:

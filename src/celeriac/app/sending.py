@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from celeriac import signals
 from celeriac.app.options import SendOptions
 from celeriac.app.result import AsyncResult
+from celeriac.app.sent_event import SentEvents
 from celeriac.backends import backend_class
 from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.errors import CeleriacError, ConfigurationError
@@ -36,6 +38,7 @@ class Sender:
     def __init__(self, app: App) -> None:
         self.app = app
         self._subscribe_on_send: bool | None = None  # decided once the settings are frozen
+        self._sent = SentEvents()
 
     async def send(
         self,
@@ -52,14 +55,32 @@ class Sender:
         conf = app.conf
         message = self.build(name, args, kwargs, task, options)
         queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
-        routing_key = options.get("routing_key") or queue
+        exchange, routing_key = options.get("exchange"), options.get("routing_key")
+        named = exchange is None and routing_key is None and queue == conf.task_default_queue
+        if named and (conf.task_default_exchange or conf.task_default_routing_key):
+            # Celery's default-queue topology: the default queue bound to task_default_exchange with
+            # task_default_routing_key (each defaulting to the queue's name); sent through that binding.
+            exchange = conf.task_default_exchange or queue
+            routing_key = conf.task_default_routing_key or queue
+        else:
+            named = False
+        routing_key = routing_key or queue
+        if signals.before_task_publish.has_receivers():
+            await announce(message, exchange or "", routing_key)
         serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
         wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
         producer = await app.aproducer()
         if not message.ignore_result and self._subscribes_on_send():
             await self._expect_result(message.id)
         not_before = message.eta.timestamp() if message.eta else None
-        await producer.publish(wire, queue, routing_key, options.get("exchange", ""), not_before=not_before)
+        if named:
+            await producer.bind(queue, exchange or "", routing_key)
+        await producer.publish(wire, queue, routing_key, exchange or "", not_before=not_before)
+        if signals.after_task_publish.has_receivers():
+            body = (list(message.args), dict(message.kwargs), dict(message.embed))
+            await signals.after_task_publish.asend(name, body=body, exchange=exchange or "", routing_key=routing_key)
+        if conf.task_send_sent_event:
+            await self._sent.publish(producer.transport, app.origin, message, queue, exchange or "", routing_key)
         return AsyncResult(message.id, app=app)
 
     def _subscribes_on_send(self) -> bool:
@@ -176,6 +197,33 @@ def _embed(options: SendOptions) -> Embed:
         chain=[dict(step) for step in chain] if chain else None,
         chord=dict(chord) if chord is not None else None,
     )
+
+
+async def announce(message: TaskMessage, exchange: str, routing_key: str) -> None:
+    """Send ``before_task_publish`` as Celery does (``headers`` are the message's protocol-2 headers); headers a
+    receiver adds or changes (other than the protocol's own) travel with the message."""
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": message.task,
+        "id": message.id,
+        "root_id": message.root_id,
+        "parent_id": message.parent_id,
+        "retries": message.retries,
+        "eta": message.eta.isoformat() if message.eta else None,
+        "expires": message.expires.isoformat() if message.expires else None,
+        "origin": message.origin,
+        **message.extra_headers,
+    }
+    protocol = frozenset(headers) - frozenset(message.extra_headers)
+    body = (list(message.args), dict(message.kwargs), dict(message.embed))
+    properties = {"correlation_id": message.correlation_id, "reply_to": message.reply_to, "priority": message.priority}
+    await signals.before_task_publish.asend(
+        message.task, body=body, exchange=exchange, routing_key=routing_key, headers=headers,
+        properties=properties, declare=[], retry_policy=None,
+    )  # fmt: skip
+    added = {key: value for key, value in headers.items() if key not in protocol}
+    if added != message.extra_headers and isinstance(message.extra_headers, dict):  # build() makes it a dict
+        message.extra_headers.update(added)
 
 
 def retry_options(request: RequestContext, when: float | dt.datetime) -> SendOptions:

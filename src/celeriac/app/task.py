@@ -12,6 +12,7 @@ import functools
 import inspect
 import random
 from collections.abc import Callable, Coroutine, Mapping
+from types import MappingProxyType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -29,8 +30,10 @@ from typing import (
 from celeriac._portal import portal
 from celeriac.app.context import RequestContext
 from celeriac.app.current import current_request, get_current_app
-from celeriac.app.options import SendOptions, TaskOptions
+from celeriac.app.eager import EagerResult, drive, eager_options, run_eagerly
+from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.sending import retry_options
+from celeriac.backends.base import TaskMeta
 from celeriac.canvas import Signature, set_host_finder, xmap, xstarmap
 from celeriac.canvas import chunks as Chunks
 from celeriac.canvas.replace import areplace
@@ -75,29 +78,40 @@ class Task(Generic[P, R]):
     ``track_started``, ``serializer``, ``priority``, ``reject_on_worker_lost``.
     """
 
+    # Class-level defaults: a ``base=`` subclass may set any of them (``max_retries = 5``); ``@app.task(...)``
+    # options win over both.
+    name: str = ""
+    queue: str | None = None
+    ignore_result: bool | None = None
+    acks_late: bool | None = None
+    max_retries: int | None = 3
+    default_retry_delay: float = 180.0
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = MappingProxyType({})
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    rate_limit: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    track_started: bool | None = None
+    serializer: str | None = None
+    priority: int | None = None
+    reject_on_worker_lost: bool | None = None
+    typing: bool = True
+
     def __init__(self, app: App, fn: Callable[..., Any], *, bind: bool = False, **options: Unpack[TaskOptions]):
+        check_task_options(options)
         self.app = app
         self.fn = fn
         self.bind = bind
-        self.name: str = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
+        for key, value in options.items():
+            setattr(self, key, value)
+        self.name = options.get("name") or type(self).name or f"{fn.__module__}.{fn.__qualname__}"
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.queue: str | None = options.get("queue")
-        self.ignore_result: bool | None = options.get("ignore_result")
-        self.acks_late: bool | None = options.get("acks_late")
-        self.max_retries: int | None = options.get("max_retries", 3)
-        self.default_retry_delay: float = options.get("default_retry_delay", 180.0)
-        self.autoretry_for: tuple[type[BaseException], ...] = tuple(options.get("autoretry_for", ()))
-        self.retry_kwargs: Mapping[str, Any] = dict(options.get("retry_kwargs", {}))
-        self.retry_backoff: bool | float = options.get("retry_backoff", False)
-        self.retry_backoff_max: float = options.get("retry_backoff_max", 600.0)
-        self.retry_jitter: bool = options.get("retry_jitter", True)
-        self.rate_limit: str | None = options.get("rate_limit")
-        self.time_limit: float | None = options.get("time_limit")
-        self.soft_time_limit: float | None = options.get("soft_time_limit")
-        self.track_started: bool | None = options.get("track_started")
-        self.serializer: str | None = options.get("serializer")
-        self.priority: int | None = options.get("priority")
-        self.reject_on_worker_lost: bool | None = options.get("reject_on_worker_lost")
+        self.autoretry_for = tuple(self.autoretry_for)
+        self.retry_kwargs = dict(self.retry_kwargs)
+        self._signature: inspect.Signature | None = None
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -115,15 +129,61 @@ class Task(Generic[P, R]):
 
     # -- sending ---------------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
-        """Send the task with these arguments; blocks until the broker has it."""
+        """Send the task with these arguments; blocks until the broker has it (``task_always_eager``: runs it
+        here, see `apply`)."""
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs)
         # Straight to the app (not through aapply_async): one coroutine less per send.
         result: AsyncResult[R] = portal.run(self.app.asend_task(self.name, args, kwargs, task=self))
         return result
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Async twin of `delay`."""
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        if self.app.conf.task_always_eager:
+            return await self.aapply(args, kwargs)
         result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self)
         return result
+
+    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any] | None) -> None:
+        """Raise TypeError when the body cannot take these arguments (the ``typing`` option, as Celery's)."""
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        try:
+            if self.bind:
+                self._signature.bind(None, *args, **(kwargs or {}))
+            else:
+                self._signature.bind(*args, **(kwargs or {}))
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from None
+
+    def apply(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Run the body here and now, as a worker would (hooks, retries at once), and return an `EagerResult`.
+
+        Options: ``task_id``, ``retries``, ``throw`` (raise a failure at once; default
+        ``task_eager_propagates``), ``headers``; the sending options (``countdown``, ``queue``...) are
+        accepted and have no effect, as in Celery. A sync body runs in this thread, an ``async def`` one on the
+        portal loop (use `aapply` to run it on yours).
+        """
+        run = run_eagerly(self, args, kwargs, inline=not self.is_async, **eager_options(options))
+        return portal.run(run) if self.is_async else drive(run)
+
+    async def aapply(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Async twin of `apply`: the body runs on this loop (a sync body too)."""
+        return await run_eagerly(self, args, kwargs, **eager_options(options))
 
     def apply_async(
         self,
@@ -132,6 +192,10 @@ class Task(Generic[P, R]):
         **options: Unpack[SendOptions],
     ) -> AsyncResult[R]:
         """Send the task with options (``countdown``, ``eta``, ``expires``, ``queue``, ``priority``, ...)."""
+        if self.app.conf.task_always_eager:
+            if self.typing:
+                self.check_arguments(args, kwargs)
+            return self.apply(args, kwargs, **options)
         return portal.run(self.aapply_async(args, kwargs, **options))
 
     async def aapply_async(
@@ -141,6 +205,10 @@ class Task(Generic[P, R]):
         **options: Unpack[SendOptions],
     ) -> AsyncResult[R]:
         """Async twin of `apply_async`."""
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        if self.app.conf.task_always_eager:
+            return await self.aapply(args, kwargs, **options)
         result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self, **options)
         return result
 
@@ -180,6 +248,41 @@ class Task(Generic[P, R]):
         """Async twin of `replace` (for ``async def`` bound tasks)."""
         await areplace(self.request, sig)
         raise Ignore()
+
+    # -- hooks (override in a ``base=`` subclass; each may also be ``async def``) ---------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> Any:
+        """Called before the body runs."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> Any:
+        """Called after the body returned ``retval``."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
+        """Called after the body raised ``exc`` (``einfo``: `celeriac.app.eager.ExceptionInfo`)."""
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
+        """Called when the run is retried."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
+        """Called after the outcome (``status`` SUCCESS or FAILURE) is settled."""
+
+    # -- state -----------------------------------------------------------------------------------
+    def update_state(self, task_id: str | None = None, state: str | None = None, meta: Any = None) -> None:
+        """Store ``state`` (a custom one such as ``"PROGRESS"`` too) with ``meta`` as the task's current record
+        (``AsyncResult.state`` / ``.info`` read it); ``task_id`` defaults to the running task's."""
+        portal.run(self.aupdate_state(task_id, state, meta))
+
+    async def aupdate_state(self, task_id: str | None = None, state: str | None = None, meta: Any = None) -> None:
+        """Async twin of `update_state`."""
+        task_id = task_id or self.request.id
+        if not task_id:
+            raise ValueError("update_state() needs a task_id outside a running task")
+        if self.request.is_eager and task_id == self.request.id:
+            return  # an eager run has no stored record (as in Celery's eager mode)
+        record = TaskMeta(
+            task_id=task_id, status=state or "PENDING", result=meta, traceback=None, children=[], date_done=None
+        )
+        backend = await self.app.abackend()
+        await backend.store(record)
 
     # -- retrying --------------------------------------------------------------------------------
     @overload
@@ -241,6 +344,8 @@ class Task(Generic[P, R]):
         signal.max_retries = limit
         if throw:
             raise signal
+        if request.is_eager:  # Celery's rule: an eager run retries only by raising
+            return signal
         again_args = signal.new_args if signal.new_args is not None else request.args
         again_kwargs = signal.new_kwargs if signal.new_kwargs is not None else request.kwargs
         portal.run(self.app.asend_task(self.name, again_args, again_kwargs, task=self, **retry_options(request, when)))

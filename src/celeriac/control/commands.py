@@ -62,7 +62,8 @@ class Command:
     visible: bool = True
 
     def coerce(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """The declared ``arguments``, coerced; others dropped. Raises ValueError/TypeError on a bad value."""
+        """The declared ``arguments``, coerced; others dropped, and a None value is taken as not given (the
+        handler's default applies), as Celery's clients mean it. Raises ValueError/TypeError on a bad value."""
         declared = {arg.name: arg for arg in self.args}
         coerced: dict[str, Any] = {}
         for name, value in arguments.items():
@@ -70,6 +71,8 @@ class Command:
             if arg is None:
                 log.debug("control %s: ignoring undeclared argument %r", self.name, name)
                 continue
+            if value is None:
+                continue  # Celery's clients send None for "not given" (signal=None...): the handler's default
             coerced[name] = arg.coerce(value)
         return coerced
 

@@ -56,6 +56,20 @@ async def terminate(node: ControlNode, task_id: list[str] | None = None, signal:
 
 @command(
     CONTROL,
+    Arg("headers", lambda v: v),
+    Arg("terminate", as_bool),
+    Arg("signal", signum_of),
+    reply='{"error": "... not supported ..."}',
+)
+async def revoke_by_stamped_headers(
+    node: ControlNode, headers: Any = None, terminate: bool = False, signal: int = signals.SIGTERM
+) -> ErrorReply:
+    # Refused, not ignored: a caller must not believe matching tasks were stopped.
+    return {"error": "revoke_by_stamped_headers is not supported by celeriac workers (stamping is not implemented)"}
+
+
+@command(
+    CONTROL,
     Arg("task_name", as_name),
     Arg("rate_limit", optional(as_text)),
     reply='{"ok": "new rate limit set successfully"}',
@@ -176,6 +190,7 @@ async def shutdown(node: ControlNode, msg: str | None = None) -> NoReply:
 COMMANDS: Final[tuple[Command, ...]] = (
     revoke,
     terminate,
+    revoke_by_stamped_headers,
     rate_limit,
     time_limit,
     enable_events,

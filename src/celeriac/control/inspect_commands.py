@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from celeriac.control.arguments import MAX_IDS, Arg, as_bool, as_name, name_list, optional
+from celeriac.control.arguments import MAX_IDS, Arg, as_bool, as_int, as_name, name_list, optional
 from celeriac.control.commands import Command, Kind, command
 from celeriac.control.node import ControlNode, RequestKind
 from celeriac.control.replies import (
     ClockReply,
+    ErrorReply,
     HelloReply,
     OkReply,
     QueryTaskReply,
@@ -129,7 +130,24 @@ async def report(node: ControlNode) -> OkReply:
     return {"ok": report_text(node)}
 
 
+def _unsupported(name: str, *args: Arg) -> Command:
+    """A Celery inspect command celeriac does not have: answered with an error naming it, never a KeyError."""
+
+    async def handler(node: ControlNode, **arguments: Any) -> ErrorReply:
+        return {"error": f"{name} is not supported by celeriac workers"}
+
+    return command(INSPECT, *args, name=name, reply='{"error": "<name> is not supported ..."}')(handler)
+
+
+UNSUPPORTED: Final[tuple[Command, ...]] = (
+    _unsupported("memsample"),
+    _unsupported("memdump", Arg("samples", as_int)),
+    _unsupported("objgraph", Arg("type", as_name), Arg("num", as_int), Arg("max_depth", as_int)),
+)
+"""Celery's debugging commands (they need Celery's own memory tools): a clear error reply each."""
+
 COMMANDS: Final[tuple[Command, ...]] = (
+    *UNSUPPORTED,
     ping,
     hello,
     clock,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from celeriac.settings.setting import OPT_NUM, OPT_STR, Routes, Setting, SettingsBase
 
@@ -24,6 +25,7 @@ class TaskSettings(SettingsBase):
     task_default_priority = Setting[int | None](None, (int, type(None)))
     task_default_delivery_mode = Setting[int](2, (int,))
     task_routes = Setting[Routes](None, (dict, list, tuple, type(None)))
+    task_annotations = Setting[Any](None, (dict, list, tuple, object, type(None)))
     task_ignore_result = Setting[bool](False, (bool,))
     task_store_errors_even_if_ignored = Setting[bool](False, (bool,))
     task_track_started = Setting[bool](False, (bool,))
@@ -31,6 +33,7 @@ class TaskSettings(SettingsBase):
     task_soft_time_limit = Setting[float | None](None, OPT_NUM)
     task_default_rate_limit = Setting[str | None](None, OPT_STR)
     task_always_eager = Setting[bool](False, (bool,))
+    task_eager_propagates = Setting[bool](False, (bool,))
     task_send_sent_event = Setting[bool](False, (bool,))
     task_protocol = Setting[int](2, (int,))
     task_create_missing_queues = Setting[bool](True, (bool,))

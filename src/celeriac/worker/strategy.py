@@ -10,12 +10,13 @@ it; `revoke_held` drops held requests that get revoked.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
+from celeriac.app.config import zone
 from celeriac.errors import ContentDisallowed, DecodeError, UnknownTask
 from celeriac.protocol.codec import decode_off_loop, decode_task
 from celeriac.protocol.failures import exception_to_dict
@@ -57,7 +58,7 @@ class Strategy:
         self.limiter = RateLimiter(timer, self._rate_released, app.conf.task_default_rate_limit)
         self._accept = app.accept
         self.policies = PolicyCache()
-        self._tz = dt.UTC
+        self._tz = zone(app.conf.timezone)  # how naive eta/expires values are read (Celery's rule)
         self._max_bytes = app.conf.worker_max_message_bytes
 
     async def handle(self, delivery: Delivery) -> None:
@@ -81,6 +82,7 @@ class Strategy:
         if task is None:
             error = UnknownTask(message.task)
             log.error("Rejecting message %s: %s (is the module in -A/imports?)", message.id, error)
+            signals.task_unknown.send(None, name=message.task, id=message.id, message=delivery.message, exc=error)
             if self.tracer.backend is not None:
                 meta = make_meta(message.id, State.FAILURE, exception_to_dict(error))
                 try:

@@ -22,6 +22,7 @@ from celeriac.worker.bootsteps import Blueprint, Step
 from celeriac.worker.canvas import CanvasHook
 from celeriac.worker.canvas_builtins import register_builtins
 from celeriac.worker.consumer.consumer import Consumer
+from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.outcome import StoredHook
 from celeriac.worker.policy import warn_reject_without_acks_late
@@ -32,7 +33,14 @@ from celeriac.worker.timer import Timer
 
 log = logging.getLogger("celeriac.worker")
 
-DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (TimerStep, PoolStep, StateDB, ConsumerStep)
+DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
+    WorkerSignals,
+    TimerStep,
+    PoolStep,
+    StateDB,
+    ConsumerStep,
+    ReadySignal,
+)
 
 
 def expand_hostname(template: str) -> str:
