@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cluster import Broker
 
-from celeriac import App, ChordError, GroupResult, chain, chord, group, signature
+from celeriac import App, ChordError, GroupResult, UnknownTask, chain, chord, group, signature
 from celeriac.errors import CanvasError
 from celeriac.protocol.codec import decode_task, encode_task
 from celeriac.testing import start_worker, wait_for
@@ -107,6 +107,10 @@ async def test_failures_links_and_errbacks(broker: Broker) -> None:
         with pytest.raises(ChordError, match=r"Dependency .* raised ValueError"):
             await res.aget(timeout=TIMEOUT)
         await wait_for(lambda: res.id in seen["errbacks"])  # the chord's errback ran, once, for the body
+
+        res = await chain(add.s(1, 1), signature("t.unregistered", app=app), add.s(5)).aapply_async()
+        with pytest.raises(UnknownTask, match="t.unregistered"):  # FAILURE at the worker, the chain stops
+            await res.parent.aget(timeout=TIMEOUT)
 
         res = await chain(add.s(1, 1), boom.s(), add.s(5)).aapply_async()
         with pytest.raises(ValueError):

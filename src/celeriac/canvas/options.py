@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from celeriac.canvas.errors import CanvasError
+
 #: Send options that work (`celeriac.app.options.SendOptions` plus the canvas ones).
 SENDABLE = frozenset(
     {
@@ -38,8 +40,32 @@ def send_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"signature option(s) {', '.join(unknown)} not supported (known: {', '.join(sorted(SENDABLE))})"
         )
+    check_no_cycle(options)
     out = {k: v for k, v in options.items() if k in SENDABLE and v is not None}
     for key in ("link", "link_error"):
         if key in out and isinstance(out[key], Mapping):
             out[key] = [out[key]]
     return out
+
+
+_NESTED = ("link", "link_error", "chain", "chord")
+
+
+def check_no_cycle(options: Mapping[str, Any], path: tuple[Mapping[str, Any], ...] = ()) -> None:
+    """Refuse signatures that link back to themselves (``a.link(b); b.link(a)``): they cannot be serialized.
+
+    Raises:
+        CanvasError: naming the tasks of the cycle.
+    """
+    for key in _NESTED:
+        value = options.get(key)
+        items = value if isinstance(value, list | tuple) else [value] if isinstance(value, Mapping) else []
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            if any(item is seen for seen in path):
+                names = " -> ".join(str(p.get("task")) for p in (*path, item))
+                raise CanvasError(f"a cycle in canvas links ({key}): {names}")
+            nested = item.get("options")
+            if isinstance(nested, Mapping):
+                check_no_cycle(nested, (*path, item))
