@@ -109,7 +109,7 @@ async def test_failures_links_and_errbacks(broker: Broker) -> None:
         await wait_for(lambda: res.id in seen["errbacks"])  # the chord's errback ran, once, for the body
 
         res = await chain(add.s(1, 1), signature("t.unregistered", app=app), add.s(5)).aapply_async()
-        with pytest.raises(UnknownTask, match="t.unregistered"):  # FAILURE at the worker, the chain stops
+        with pytest.raises(UnknownTask, match=r"t\.unregistered"):  # FAILURE at the worker, the chain stops
             await res.parent.aget(timeout=TIMEOUT)
 
         res = await chain(add.s(1, 1), boom.s(), add.s(5)).aapply_async()
