@@ -80,13 +80,19 @@ class Signal:
         """Disconnect a receiver (by function and sender, or by ``dispatch_uid``); True if one was connected."""
         uid = dispatch_uid if dispatch_uid is not None else (id(receiver), id(sender))
         before = len(self._receivers)
-        self._receivers = [entry for entry in self._receivers if entry[0] != uid]
+        self._receivers[:] = [entry for entry in self._receivers if entry[0] != uid]  # same list: see `entries`
         return len(self._receivers) != before
 
     @property
     def receivers(self) -> list[Receiver]:
         """The connected receivers."""
         return [receiver for _, _, receiver in self._receivers]
+
+    @property
+    def entries(self) -> list[tuple[object, object | None, Receiver]]:
+        """The receiver list itself (always the same list object; read it, never change it): hot paths keep it
+        and test its truth instead of calling `has_receivers`."""
+        return self._receivers
 
     def has_receivers(self) -> bool:
         """Whether any receiver is connected (senders check it to skip building the arguments)."""

@@ -96,6 +96,11 @@ async def test_failures_links_and_errbacks(broker: Broker) -> None:
         assert await res.aget(timeout=TIMEOUT) == 5
         await wait_for(lambda: seen["collected"] == [5])
 
+        bogus = {"task": "t.collect", "args": [], "kwargs": {}, "options": {}, "subtask_type": "bogus"}
+        odd = await add.aapply_async((1, 2), link=[bogus, collect.s()])
+        assert await odd.aget(timeout=TIMEOUT) == 3  # a malformed step is logged and skipped, the rest runs
+        await wait_for(lambda: seen["collected"] == [5, 3])
+
         failing = await boom.aapply_async((), link=collect.s(), link_error=on_error.s())
         with pytest.raises(ValueError):
             await failing.aget(timeout=TIMEOUT)

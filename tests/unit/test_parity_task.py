@@ -168,7 +168,7 @@ def test_typing_checks_arguments_at_send_unless_turned_off(app: App) -> None:
     def loose(*args: Any) -> int:
         return len(args)
 
-    with pytest.raises(TypeError, match="missing a required argument: 'y'"):
+    with pytest.raises(TypeError, match=r"add\(\) missing 1 required positional argument: 'y'"):
         add.delay(1)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
         add.apply_async((1, 2), {"z": 3})
@@ -179,8 +179,20 @@ def test_apply_refuses_an_option_it_does_not_know(app: App) -> None:
     @app.task
     def noop() -> None: ...
 
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="unknown send option 'contdown'; did you mean 'countdown'"):
         noop.apply(contdown=1)
+
+
+def test_send_options_are_checked_not_ignored(app: App) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(TypeError, match="unknown send option 'contdown'; did you mean 'countdown'"):
+        app.build_message(noop.name, (), {}, contdown=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="send option 'link' is not supported by celeriac: canvas"):
+        noop.apply_async(link=noop)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="send option 'retry_policy' is not supported"):
+        app.send_task(noop.name, retry_policy={})  # type: ignore[call-arg]
 
 
 def test_update_state_stores_a_custom_state(app: App) -> None:
@@ -196,3 +208,63 @@ def test_update_state_stores_a_custom_state(app: App) -> None:
             noop.update_state(state="PROGRESS")
     finally:
         app.close()
+
+
+async def test_self_request_has_celerys_fields_in_a_worker(app: App) -> None:
+    from celeriac.testing import start_worker
+
+    @app.task(bind=True, time_limit=30)
+    def describe(self: Any) -> dict[str, Any]:
+        r = self.request
+        return {
+            "id": r.id, "shadow": r.shadow, "utc": r.utc, "is_eager": r.is_eager, "chain": r.chain,
+            "callbacks": r.callbacks, "taskset": r.taskset, "time_limit": r.time_limit, "stamps": dict(r.stamps),
+            "replaced_task_nesting": r.replaced_task_nesting, "called_directly": r.called_directly,
+            "has_properties": bool(r.properties),
+        }  # fmt: skip
+
+    async with start_worker(app):
+        result = await describe.aapply_async(shadow="shown-name")
+        got = await result.aget(timeout=10)
+    await app.aclose()
+    assert got == {
+        "id": result.id, "shadow": "shown-name", "utc": True, "is_eager": False, "chain": None, "callbacks": None,
+        "taskset": None, "time_limit": 30, "stamps": {}, "replaced_task_nesting": 0, "called_directly": False,
+        "has_properties": True,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        ((1,), {}, None),
+        ((1, 2, 3), {"d": 4}, None),
+        ((), {"a": 1}, "positional-only"),
+        ((1,), {"c": 3}, "missing 1 required keyword-only argument: 'd'"),
+        ((1, 2, 3, 4), {"d": 1}, "takes from 1 to 3 positional arguments but 4"),
+        ((1,), {"d": 1, "e": 2}, "unexpected keyword argument 'e'"),
+    ],
+)
+def test_the_typing_check_follows_every_parameter_kind(
+    app: App, args: tuple[Any, ...], kwargs: dict[str, Any], error: str | None
+) -> None:
+    def shaped(a: int, /, b: int = 2, c: int = 3, *, d: int = 0) -> None: ...
+
+    def strict(a: int, /, b: int = 2, c: int = 3, *, d: int) -> None: ...
+
+    task = app.task(name="shaped")(shaped if error != "missing 1 required keyword-only argument: 'd'" else strict)
+    if error is None:
+        task.check_arguments(args, kwargs)
+    else:
+        with pytest.raises(TypeError, match=error):
+            task.check_arguments(args, kwargs)
+
+
+def test_the_typing_check_skips_the_bound_self_and_keeps_defaults(app: App) -> None:
+    marker = object()
+
+    @app.task(bind=True)
+    def bound(self: Any, x: Any = marker, *rest: Any, **extra: Any) -> None: ...
+
+    bound.check_arguments((), {})
+    bound.check_arguments((1, 2, 3), {"z": 1})

@@ -12,7 +12,8 @@ class RequestContext:
     """The request of a running task, as Celery's ``self.request``.
 
     ``called_directly`` is True when the task function was called as a plain function, not by a worker;
-    ``is_eager`` when it runs through ``Task.apply()`` (or ``task_always_eager``).
+    ``is_eager`` when it runs through ``Task.apply()`` (or ``task_always_eager``). The fields are Celery's
+    ``Context`` fields (``taskset``, ``time_limit`` and ``soft_time_limit`` are derived).
     """
 
     id: str | None = None
@@ -42,6 +43,29 @@ class RequestContext:
     chain: list[Any] | None = None
     chord: Mapping[str, Any] | None = None
     is_eager: bool = False
+    shadow: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    stamped_headers: list[str] | None = None
+    stamps: Mapping[str, Any] = field(default_factory=dict)
+    replaced_task_nesting: int = 0
+    utc: bool = True
+    loglevel: int | None = None
+    logfile: str | None = None
+
+    @property
+    def taskset(self) -> str | None:
+        """Celery's old name of ``group``."""
+        return self.group
+
+    @property
+    def time_limit(self) -> float | None:
+        """The hard time limit of this run (``timelimit[0]``)."""
+        return self.timelimit[0]
+
+    @property
+    def soft_time_limit(self) -> float | None:
+        """The soft time limit of this run (``timelimit[1]``)."""
+        return self.timelimit[1]
 
     def context(self) -> RequestContext:
         """Itself: a RequestContext can stand wherever a source of one is expected."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from celeriac._portal import portal
 from celeriac.app.context import RequestContext
 from celeriac.app.current import request_var
-from celeriac.app.options import SendOptions
+from celeriac.app.options import check_send_options
 from celeriac.app.result import AsyncResult
 from celeriac.backends.base import TaskMeta
 from celeriac.errors import Ignore, Reject, Retry
@@ -134,10 +134,8 @@ EAGER_OPTIONS = frozenset({"task_id", "retries", "throw", "headers"})
 
 def eager_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options of ``apply()`` that mean something here; the sending ones (queue, countdown...) are dropped,
-    as Celery's eager mode drops them; a name that is neither is refused."""
-    unknown = set(options) - EAGER_OPTIONS - set(SendOptions.__annotations__)
-    if unknown:
-        raise TypeError(f"apply() got unknown option(s): {', '.join(sorted(unknown))}")
+    as Celery's eager mode drops them; a name that is neither is refused (`check_send_options`)."""
+    check_send_options({key: value for key, value in options.items() if key not in EAGER_OPTIONS})
     return {key: value for key, value in options.items() if key in EAGER_OPTIONS}
 
 

@@ -92,3 +92,40 @@ def check_task_options(options: Mapping[str, Any]) -> None:
         found = difflib.get_close_matches(name, [*TASK_OPTIONS, "bind", "base"], n=1)
         hint = f"; did you mean {found[0]!r}?" if found else ""
         raise ConfigurationError(f"unknown task option {name!r}{hint}")
+
+
+SEND_OPTIONS = frozenset(SendOptions.__annotations__)
+"""Every option ``apply_async``/``send_task`` take."""
+
+SEND_NOT_SUPPORTED = {
+    "retry": "publishing is not retried by option: a send that fails raises",
+    "retry_policy": "publishing is not retried by option: a send that fails raises",
+    "reply_to": "results go to the result backend",
+    "add_to_parent": "children are not tracked yet",
+    "mandatory": "not an option of celeriac's transports",
+    "immediate": "not an option of celeriac's transports",
+    "declare": "queues are declared by name (task_create_missing_queues)",
+    "connection": "each app keeps its own connections",
+    "producer": "each app keeps its own producers",
+    "publisher": "each app keeps its own producers",
+    "router": "routes come from task_routes",
+    "exchange_type": "exchanges are direct",
+    "stamped_headers": "stamping is not implemented",
+    "argsrepr": "the args are shown as sent",
+    "kwargsrepr": "the kwargs are shown as sent",
+}
+"""Celery's send options celeriac refuses, and why."""
+
+
+def check_send_options(options: Mapping[str, Any]) -> None:
+    """Raise TypeError for a send option celeriac does not take (with "did you mean"), never ignore it."""
+    if options.keys() <= SEND_OPTIONS:  # the common case: one set comparison per send
+        return
+    for name in options:
+        if name in SEND_OPTIONS:
+            continue
+        if name in SEND_NOT_SUPPORTED:
+            raise TypeError(f"send option {name!r} is not supported by celeriac: {SEND_NOT_SUPPORTED[name]}")
+        found = difflib.get_close_matches(name, SEND_OPTIONS, n=1)
+        hint = f"; did you mean {found[0]!r}?" if found else ""
+        raise TypeError(f"unknown send option {name!r}{hint}")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
-from celeriac.app.options import SendOptions
+from celeriac.app.options import SendOptions, check_send_options
 from celeriac.app.result import AsyncResult
 from celeriac.app.sent_event import SentEvents
 from celeriac.backends import backend_class
@@ -125,6 +125,7 @@ class Sender:
         that saved ~0.9 us per read of the old ``Settings.__getattr__`` no longer paid for itself).
         """
         conf = self.app.conf
+        check_send_options(options)
         if not isinstance(args, tuple | list):
             raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):

@@ -33,6 +33,7 @@ from celeriac.app.current import current_request, get_current_app
 from celeriac.app.eager import EagerResult, drive, eager_options, run_eagerly
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.sending import retry_options
+from celeriac.app.signature import checker
 from celeriac.backends.base import TaskMeta
 from celeriac.canvas import Signature, set_host_finder, xmap, xstarmap
 from celeriac.canvas import chunks as Chunks
@@ -49,6 +50,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NO_REQUEST = RequestContext(called_directly=True)
+
+
+def _accept_anything(*args: Any, **kwargs: Any) -> None:
+    """The check of a function without a readable signature: none."""
 
 
 class TaskDecorator(Protocol):
@@ -111,7 +116,7 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.autoretry_for = tuple(self.autoretry_for)
         self.retry_kwargs = dict(self.retry_kwargs)
-        self._signature: inspect.Signature | None = None
+        self._checker: Callable[..., None] | None = None
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -150,13 +155,10 @@ class Task(Generic[P, R]):
 
     def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any] | None) -> None:
         """Raise TypeError when the body cannot take these arguments (the ``typing`` option, as Celery's)."""
-        if self._signature is None:
-            self._signature = inspect.signature(self.fn)
+        if self._checker is None:
+            self._checker = checker(self.fn, self.bind) or _accept_anything
         try:
-            if self.bind:
-                self._signature.bind(None, *args, **(kwargs or {}))
-            else:
-                self._signature.bind(*args, **(kwargs or {}))
+            self._checker(*args, **(kwargs or {}))
         except TypeError as exc:
             raise TypeError(f"{self.name}: {exc}") from None
 

@@ -45,8 +45,8 @@ class Settings(BrokerSettings, ResultSettings, TaskSettings, WorkerSettings, App
 
     Frozen by `freeze`.
 
-    Upper-case names (as in a Django-style config module) and Celery's ``CELERY_`` prefix are not read;
-    ``config_from_object`` takes the lower-case names only, like Celery 4+.
+    Names are the lower-case ones; ``App.config_from_object`` maps a ``namespace`` (``CELERY_BROKER_URL``) and
+    Celery's old upper-case names to them (`celeriac.app.config`).
     """
 
     __slots__ = ()

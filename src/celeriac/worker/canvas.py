@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.backends.base import ChordMember, ResultBackend
 from celeriac.canvas import ChordError, Signature
+from celeriac.canvas.options import CELERY_INTERNAL, SENDABLE
 from celeriac.errors import BackendError
 from celeriac.protocol.failures import exception_from_dict, exception_to_dict
 from celeriac.protocol.states import State
@@ -71,18 +72,35 @@ class CanvasHook:
 
     async def _succeeded(self, request: Request, value: Any, embed: Any) -> None:
         for callback in embed.get("callbacks") or ():
-            await self._send(Signature.from_dict(callback, app=self.app), (value,), self._lineage(request))
+            await self._send_dict(callback, (value,), self._lineage(request))
         steps = list(embed.get("chain") or ())
         if steps:
-            step = Signature.from_dict(steps.pop(), app=self.app)
-            await self._send(step, (value,), {**self._lineage(request), "chain": steps or None})
+            await self._send_dict(steps.pop(), (value,), {**self._lineage(request), "chain": steps or None})
 
     async def _errbacks(self, task_id: str, request: Request, errbacks: Any) -> None:
         for errback in errbacks:
-            await self._send(Signature.from_dict(errback, app=self.app), (task_id,), self._lineage(request))
+            await self._send_dict(errback, (task_id,), self._lineage(request))
+
+    async def _send_dict(self, d: Any, args: tuple[Any, ...], options: dict[str, Any]) -> None:
+        try:
+            sig = Signature.from_dict(d, app=self.app)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.error("Canvas step %r cannot be read (malformed signature): %s", d.get("task"), exc)
+            return
+        await self._send(sig, args, options)
 
     async def _send(self, sig: Signature, args: tuple[Any, ...], options: dict[str, Any]) -> None:
-        await sig.aapply_async(args, None, **{k: v for k, v in options.items() if v is not None})
+        """Send one step. A step the message describes badly is logged and skipped (its redelivery would fail
+        the same way forever); a broker or backend error propagates (the message is requeued: at least once)."""
+        unknown = [k for k in sig.options if k not in SENDABLE and k not in CELERY_INTERNAL]
+        if unknown:  # from another client's signature: sent without them, said once here
+            log.warning("Canvas step %s: options %s not supported here, sent without them", sig.name, unknown)
+            for key in unknown:
+                del sig.options[key]
+        try:
+            await sig.aapply_async(args, None, **{k: v for k, v in options.items() if v is not None})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.error("Canvas step %s cannot be sent (malformed signature): %s", sig.get("task"), exc)
 
     # -- chords ----------------------------------------------------------------------------------------
     async def _chord_part(self, request: Request, outcome: Outcome, body: Any) -> None:
@@ -120,7 +138,11 @@ class CanvasHook:
     async def _dispatch(
         self, request: Request, body: Any, members: tuple[ChordMember, ...], backend: ResultBackend
     ) -> None:
-        sig = Signature.from_dict(body, app=self.app)
+        try:
+            sig = Signature.from_dict(body, app=self.app)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.error("Chord %s: its body cannot be read (malformed signature): %s", request.message.group, exc)
+            return
         failure = next((mb for mb in members if mb.state in FAILED), None)
         if failure is None:
             await self._send(sig, ([mb.result for mb in members],), self._lineage(request))

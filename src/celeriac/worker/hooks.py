@@ -45,6 +45,8 @@ TASK_SIGNALS = (
     signals.task_postrun,
 )
 
+_RECEIVERS = tuple(signal.entries for signal in TASK_SIGNALS)  # the lists themselves: any() reads them as they are
+
 
 def overrides(task: Task[Any, Any], hook: str) -> bool:
     """Whether ``task``'s class overrides ``hook``."""
@@ -56,10 +58,15 @@ class TaskHooks(TaskListener):
 
     def __init__(self) -> None:
         self._last: dict[str, asyncio.Task[None]] = {}  # request id -> its latest hook run (runs chain)
+        self._hooked: dict[type[Task[Any, Any]], bool] = {}  # task class -> overrides a hook (asked once)
 
     def _wanted(self, request: Request) -> bool:
-        task = request.task
-        return any(s.has_receivers() for s in TASK_SIGNALS) or any(overrides(task, hook) for hook in HOOKS)
+        # Asked 3-4 times per task: a dict lookup and seven list checks, not a walk over every hook each time.
+        cls = type(request.task)
+        hooked = self._hooked.get(cls)
+        if hooked is None:
+            hooked = self._hooked[cls] = any(overrides(request.task, hook) for hook in HOOKS)
+        return hooked or any(_RECEIVERS)
 
     def _then(self, request: Request, *steps: Callable[[], Any]) -> None:
         """Run ``steps`` (hook or signal calls) after the request's earlier ones, with its ``self.request``."""

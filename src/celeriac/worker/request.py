@@ -105,6 +105,11 @@ class Request:
             errbacks=m.embed.get("errbacks"),
             chain=m.embed.get("chain"),
             chord=m.embed.get("chord"),
+            shadow=m.shadow,
+            properties=self.delivery.message.properties,
+            stamped_headers=m.stamped_headers,
+            stamps=m.stamps,
+            replaced_task_nesting=m.replaced_task_nesting,
         )
 
     async def ack(self) -> None:
