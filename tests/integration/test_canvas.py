@@ -162,3 +162,23 @@ async def test_messages_carry_celery_embed(broker: Broker) -> None:
         chord([chain(add.s(1, 1), add.s(1))], tsum.s()).apply_async()
     with pytest.raises(ValueError, match="not supported"):
         add.s(1, 1).set(bogus=1).apply_async()
+
+
+async def test_duplicate_header_results_run_the_body_once(broker: Broker) -> None:
+    """Each header message delivered twice (a redelivery after a lost ack): the body still runs once."""
+    app, seen = make_app(broker)
+    collect = app.tasks["t.collect"]
+    body = collect.s()
+    result = body.freeze()
+    body.chord_size = 2
+    gid = f"dup-{result.id}"
+    await (await app.abackend()).chord_start(gid, 2)
+    producer = await app.aproducer()
+    for i in (0, 1):
+        message = app.build_message("t.add", (i, i), task_id=f"{gid}-{i}", group_id=gid, group_index=i, chord=body)
+        for _ in range(2):
+            await producer.publish(encode_task(message), "celery", "celery")
+    async with start_worker(app, concurrency=2) as worker:
+        assert await result.aget(timeout=TIMEOUT) == [0, 2]
+        await wait_for(lambda: worker.state.total.get("t.add", 0) == 4, timeout=TIMEOUT)
+    assert seen["collected"] == [[0, 2]]
