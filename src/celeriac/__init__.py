@@ -1,7 +1,8 @@
 """celeriac: an asyncio-native distributed task queue that speaks Celery's wire protocol.
 
 The public API: `App` (also spelled `Celery`, so a Celery app moves by changing its import) and its ``@app.task``
-decorator, ``@shared_task``, `Task`, `AsyncResult`, `State`, `current_app`, and the error types from
+decorator, ``@shared_task``, `Task`, `AsyncResult`, `State`, `current_app`, the canvas (`signature`, `chain`,
+`group`, `chord`, `chunks`, `xmap`, `xstarmap`, `GroupResult`, `ResultSet`), and the error types from
 `celeriac.errors` (pinned by tests/unit/test_public_api.py); signals are in `celeriac.signals`. The worker is
 ``celeriac.worker.Worker``; tests start one with ``celeriac.testing.start_worker``.
 """
@@ -13,8 +14,11 @@ from typing import TYPE_CHECKING
 from celeriac._version import __version__
 from celeriac.app import App, AsyncResult, Task, get_current_app
 from celeriac.app.shared import shared_task
+from celeriac.canvas import GroupResult, ResultSet, Signature, chain, chord, chunks, group, signature, xmap, xstarmap
 from celeriac.errors import (
+    CanvasError,
     CeleriacError,
+    ChordError,
     ConfigurationError,
     Ignore,
     MaxRetriesExceededError,
@@ -44,21 +48,33 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "App",
     "AsyncResult",
+    "CanvasError",
     "CeleriacError",
     "Celery",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "Ignore",
     "MaxRetriesExceededError",
     "Reject",
     "RemoteError",
+    "ResultSet",
     "Retry",
+    "Signature",
     "State",
     "Task",
     "TaskRevokedError",
     "TimeoutError",
     "UnknownTask",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "get_current_app",
+    "group",
     "shared_task",
+    "signature",
+    "xmap",
+    "xstarmap",
 ]

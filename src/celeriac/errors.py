@@ -20,6 +20,8 @@
     ├── SoftTimeLimitExceeded         raised inside the task body at the soft limit
     ├── MaxRetriesExceededError       retry() past max_retries
     ├── RemoteError                   a task's exception whose type could not be rebuilt here
+    ├── ChordError                    a chord's header task failed (the body never runs)
+    ├── CanvasError                   a canvas that cannot be sent (also a builtin ValueError)
     └── TaskSignal                    not failures: signals from a task body
         ├── Retry
         ├── Reject
@@ -136,6 +138,14 @@ class RemoteError(CeleriacError):
         self.exc_args = args
 
 
+class ChordError(CeleriacError):
+    """A chord's header task failed or the chord could not be joined: its body fails with this, never runs."""
+
+
+class CanvasError(CeleriacError, ValueError):
+    """A canvas (chain, group, chord ...) that cannot be sent as built; the message says why."""
+
+
 class TaskSignal(CeleriacError):
     """Base of the signals a task body raises to steer the worker; not failures."""
 
@@ -173,7 +183,9 @@ class Ignore(TaskSignal):
 
 __all__ = [
     "BackendError",
+    "CanvasError",
     "CeleriacError",
+    "ChordError",
     "ConfigurationError",
     "ConnectionLost",
     "ContentDisallowed",

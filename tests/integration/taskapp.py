@@ -91,6 +91,8 @@ if os.environ.get("TEST_BLOCK_TIMEOUT"):
 if os.environ.get("TEST_MAX_DELIVERIES"):
     app.conf.broker_max_deliveries = int(os.environ["TEST_MAX_DELIVERIES"])
 app.conf.broker_transport_options = _transport_options
+if os.environ.get("TEST_DEFAULT_QUEUE"):  # where canvas steps sent by the worker go (tests/interop canvas)
+    app.conf.task_default_queue = os.environ["TEST_DEFAULT_QUEUE"]
 
 
 @app.task
@@ -105,3 +107,9 @@ def poison() -> None:
     """Kill the worker that runs it, every time (as an out-of-memory kill would): its message is never acked."""
     record("start poison")
     os.kill(os.getpid(), 9)  # SIGKILL
+
+
+@app.task
+def tsum(values: list[int]) -> int:
+    """The sum of a list (a chord body); its Celery twin is in tests/interop/celery_taskapp.py."""
+    return sum(values)

@@ -23,6 +23,7 @@ app.conf.update(
     result_backend_transport_options={"global_keyprefix": PREFIX},
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=True,
+    task_default_queue=os.environ.get("TEST_DEFAULT_QUEUE", "celery"),  # where canvas steps sent by the worker go
 )
 
 
@@ -42,3 +43,8 @@ def mark(tag: str) -> str:
         with open(LEDGER, "a") as handle:
             handle.write(f"{tag} celery\n")
     return tag
+
+
+@app.task(name="taskapp.tsum")
+def tsum(values: list[int]) -> int:
+    return sum(values)

@@ -16,6 +16,7 @@ app = App("relapp", broker="redis://127.0.0.1:6379/0")
 _options: dict[str, object] = {"visibility_timeout": float(os.environ.get("REL_VISIBILITY", "3600"))}
 if os.environ.get("REL_KEYPREFIX"):
     _options["global_keyprefix"] = os.environ["REL_KEYPREFIX"]
+    app.conf.result_backend_transport_options = {"global_keyprefix": os.environ["REL_KEYPREFIX"]}
 if os.environ.get("REL_MUTEX_EXPIRE"):
     _options["unacked_mutex_expire"] = float(os.environ["REL_MUTEX_EXPIRE"])
 if os.environ.get("REL_RESTORE_INTERVAL"):
@@ -57,3 +58,18 @@ def poison() -> None:
     """Kill the worker that runs it, every time (as an out-of-memory kill would): its message is never acked."""
     record("poison")
     os.kill(os.getpid(), 9)
+
+
+@app.task(acks_late=True)
+def chord_part(tag: str, index: int, seconds: float = 0.0) -> int:
+    """A chord header task: records ``part <tag> <index>`` after ``seconds``, returns ``index``."""
+    time.sleep(seconds)
+    record(f"part {tag} {index}")
+    return index
+
+
+@app.task(acks_late=True)
+def chord_body(values: list[int], tag: str) -> int:
+    """A chord body: records ``tag`` (once per run: the ledger counts callbacks), returns the sum."""
+    record(tag)
+    return sum(values)

@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"_sqlite", "_redis", "_amqp"},
     {"transports", "backends"},
     {"events", "control"},
+    {"canvas"},
     {"app"},
     {"pools"},
     {"worker"},

@@ -37,6 +37,11 @@ class RequestContext:
     origin: str | None = None
     ignore_result: bool = False
     called_directly: bool = False
+    # canvas: the message's embed (signature dicts), as Celery's request has them
+    callbacks: list[Any] | None = None
+    errbacks: list[Any] | None = None
+    chain: list[Any] | None = None
+    chord: Mapping[str, Any] | None = None
     is_eager: bool = False
     shadow: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
@@ -44,12 +49,6 @@ class RequestContext:
     stamps: Mapping[str, Any] = field(default_factory=dict)
     replaced_task_nesting: int = 0
     utc: bool = True
-    # Canvas parts: a message carrying one is refused before it runs (canvas is not implemented yet), so a
-    # running task always sees None here; kept so code reading them works unchanged.
-    chain: Any = None
-    chord: Any = None
-    callbacks: Any = None
-    errbacks: Any = None
     loglevel: int | None = None
     logfile: str | None = None
 

@@ -31,6 +31,13 @@ class SendOptions(TypedDict, total=False):
     retries: int
     parent_id: str
     root_id: str
+    # canvas (celeriac.canvas): signatures (dicts) run after the task, the chain's rest, the chord body, the group
+    link: Any
+    link_error: Any
+    chain: list[Mapping[str, Any]]
+    chord: Mapping[str, Any]
+    group_id: str
+    group_index: int
 
 
 class TaskOptions(TypedDict, total=False):
@@ -91,12 +98,6 @@ SEND_OPTIONS = frozenset(SendOptions.__annotations__)
 """Every option ``apply_async``/``send_task`` take."""
 
 SEND_NOT_SUPPORTED = {
-    "link": "canvas (callbacks) is not implemented yet",
-    "link_error": "canvas (errbacks) is not implemented yet",
-    "chain": "canvas is not implemented yet",
-    "chord": "canvas is not implemented yet",
-    "group_id": "canvas (groups) is not implemented yet",
-    "group_index": "canvas (groups) is not implemented yet",
     "retry": "publishing is not retried by option: a send that fails raises",
     "retry_policy": "publishing is not retried by option: a send that fails raises",
     "reply_to": "results go to the result backend",

@@ -8,10 +8,12 @@ record was seen, the handle keeps it (as Celery's does): asking again costs no r
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac._portal import portal
 from celeriac.backends.base import TaskMeta
+from celeriac.canvas import GroupResult
 from celeriac.protocol.failures import exception_from_dict
 from celeriac.protocol.states import PROPAGATE_STATES, READY_STATES, State
 
@@ -35,6 +37,8 @@ class AsyncResult(Generic[R]):
         self.id = id
         self.app = app
         self._ready: TaskMeta | None = None  # the ready record, once seen (ready states are final)
+        #: The result of the task before this one in a chain (or a chord's header `GroupResult`), when known.
+        self.parent: Any = None
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -137,6 +141,28 @@ class AsyncResult(Generic[R]):
     def failed(self) -> bool:
         """True when the task failed."""
         return self.state == State.FAILURE
+
+    # -- canvas ----------------------------------------------------------------------------------
+    @property
+    def children(self) -> list[Any]:
+        """Results of the tasks this one sent, as its stored record lists them (Celery's result tuples)."""
+        return [self._from_tuple(child) for child in self.meta.get("children") or []]
+
+    def _from_tuple(self, value: Any) -> Any:
+        (node_id, _parent), members = value
+        if members is None:
+            return AsyncResult(node_id, app=self.app)
+        return GroupResult(node_id, [self._from_tuple(m) for m in members], app=self.app)
+
+    def collect(self, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and, depth first, its stored children (Celery's collect())."""
+        for node in [self, *self.children]:
+            if node is self:
+                yield self, self.get(timeout=timeout)
+            elif isinstance(node, AsyncResult):
+                yield from node.collect(timeout)
+            else:
+                yield node, node.get(timeout=timeout)
 
     # -- helpers ---------------------------------------------------------------------------------
     @staticmethod

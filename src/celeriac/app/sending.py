@@ -25,7 +25,7 @@ from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.backends.replies import RepliesByMessage
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
-from celeriac.protocol.message import TaskMessage
+from celeriac.protocol.message import Embed, TaskMessage
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
@@ -177,6 +177,9 @@ class Sender:
             task=name,
             args=tuple(args),
             kwargs=dict(kwargs or {}),
+            embed=_embed(options),
+            group=options.get("group_id"),
+            group_index=options.get("group_index"),
             shadow=options.get("shadow"),
             eta=eta,
             expires=expires,
@@ -192,6 +195,28 @@ class Sender:
             priority=priority,
             delivery_mode=conf.task_default_delivery_mode,
         )
+
+
+def _signatures(value: Any) -> list[dict[str, Any]] | None:
+    """``link``/``link_error`` as the embed carries them: a list of signature dicts, or null."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if not isinstance(item, Mapping) or "task" not in item:
+            raise TypeError(f"link/link_error takes signatures (task.s(...)), not {type(item).__name__}")
+    return [dict(item) for item in items] or None
+
+
+def _embed(options: SendOptions) -> Embed:
+    """The body's third element: callbacks, errbacks, the chain's rest (reversed), the chord body."""
+    chain, chord = options.get("chain"), options.get("chord")
+    return Embed(
+        callbacks=_signatures(options.get("link")),
+        errbacks=_signatures(options.get("link_error")),
+        chain=[dict(step) for step in chain] if chain else None,
+        chord=dict(chord) if chord is not None else None,
+    )
 
 
 async def announce(message: TaskMessage, exchange: str, routing_key: str) -> None:

@@ -29,17 +29,22 @@ from typing import (
 
 from celeriac._portal import portal
 from celeriac.app.context import RequestContext
-from celeriac.app.current import current_request
+from celeriac.app.current import current_request, get_current_app
 from celeriac.app.eager import EagerResult, drive, eager_options, run_eagerly
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.sending import retry_options
 from celeriac.app.signature import checker
 from celeriac.backends.base import TaskMeta
-from celeriac.errors import MaxRetriesExceededError, Retry
+from celeriac.canvas import Signature, set_host_finder, xmap, xstarmap
+from celeriac.canvas import chunks as Chunks
+from celeriac.canvas.replace import areplace
+from celeriac.errors import Ignore, MaxRetriesExceededError, Retry
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
     from celeriac.app.result import AsyncResult
+
+set_host_finder(get_current_app)  # an unbound signature sends through the current app
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -208,6 +213,43 @@ class Task(Generic[P, R]):
             return await self.aapply(args, kwargs, **options)
         result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self, **options)
         return result
+
+    # -- canvas (celeriac.canvas) -----------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task with partial arguments (a parent's result is prepended)."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: takes no parent's result."""
+        return Signature(self, args, kwargs, immutable=True)
+
+    def signature(self, args: Any = None, kwargs: Any = None, **options: Any) -> Signature:
+        """A signature with send options (Celery's ``task.signature(args, kwargs, **options)``)."""
+        return Signature(self, args, kwargs, options)
+
+    subtask = signature
+
+    def map(self, it: Any) -> xmap:
+        """One ``celery.map`` task calling this task for each item of ``it``."""
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> xstarmap:
+        """One ``celery.starmap`` task calling this task with each argument tuple of ``it``."""
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> Chunks:
+        """A group of ``celery.starmap`` tasks, ``n`` argument tuples of ``it`` each."""
+        return Chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Signature) -> NoReturn:
+        """Put ``sig`` in this running task's place (its id, group, callbacks, chain, chord); raises Ignore."""
+        portal.run(areplace(self.request, sig))
+        raise Ignore()
+
+    async def areplace(self, sig: Signature) -> NoReturn:
+        """Async twin of `replace` (for ``async def`` bound tasks)."""
+        await areplace(self.request, sig)
+        raise Ignore()
 
     # -- hooks (override in a ``base=`` subclass; each may also be ``async def``) ---------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> Any:

@@ -29,9 +29,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from celeriac._resource import AsyncResource
+from celeriac.errors import ConfigurationError, DecodeError
 from celeriac.protocol import serializers
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -97,6 +98,30 @@ class ReplyTo:
     correlation_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChordMember:
+    """One header task's outcome as a chord join keeps it: its id, state and (encoded) result."""
+
+    task_id: str
+    state: str
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ChordJoin:
+    """What one `ResultBackend.chord_part` call found.
+
+    ``status``: ``waiting`` (header results still missing), ``claimed`` (the join is complete and this
+    caller holds the dispatch claim ``token``: it must send the body, then call `ResultBackend.chord_done`),
+    ``busy`` (complete, and another caller's claim is live), ``done`` (the body was dispatched already).
+    ``members`` (claimed only): every header outcome in header order.
+    """
+
+    status: Literal["waiting", "claimed", "busy", "done"]
+    token: str = ""
+    members: tuple[ChordMember, ...] = ()
+
+
 class ResultBackend(AsyncResource):
     """A connection to one result store.
 
@@ -116,6 +141,17 @@ class ResultBackend(AsyncResource):
     def encode_meta(self, meta: TaskMeta) -> bytes:
         """Serialize a record with the result serializer."""
         return self._dumps(meta)[2]
+
+    def encode_member(self, member: ChordMember) -> bytes:
+        """A chord header outcome as Celery keeps it: ``[1, task id, state, result]``, result serializer."""
+        return self._dumps([1, member.task_id, member.state, member.result])[2]
+
+    def decode_member(self, raw: bytes) -> ChordMember:
+        """The inverse of `encode_member`. Raises DecodeError."""
+        value: Any = self.decode_meta(raw)
+        if not isinstance(value, list) or len(value) != 4:
+            raise DecodeError(f"a chord entry must be [1, id, state, result], not {type(value).__name__}")
+        return ChordMember(str(value[1]), str(value[2]), value[3])
 
     def decode_meta(self, raw: bytes | str) -> TaskMeta:
         """Deserialize a record; JSON unless the serializer says otherwise. Raises DecodeError."""
@@ -171,6 +207,52 @@ class ResultBackend(AsyncResource):
         caller, however the members race. The join is kept ``expires`` seconds (default ``options.expires``;
         0 keeps it) after its latest add.
         """
+
+    # -- chords ----------------------------------------------------------------------------------------------
+    def cannot_join(self) -> ConfigurationError:
+        """The error of a backend that cannot join chords."""
+        return ConfigurationError(
+            f"the result backend {self.url} cannot join chords: use a Redis or SQLite result backend"
+        )
+
+    async def chord_start(self, group_id: str, size: int) -> None:
+        """Prepare the join of chord ``group_id`` of ``size`` header tasks (before they are sent).
+
+        Raises `ConfigurationError` on a backend that cannot join chords (the default).
+        """
+        raise self.cannot_join()
+
+    async def chord_part(
+        self, group_id: str, index: int, member: ChordMember, size: int | None, claim_ttl: float
+    ) -> ChordJoin:
+        """Record header task ``index``'s outcome in chord ``group_id`` and claim the dispatch if it completes.
+
+        Atomic. A member already recorded (same task id and index: a redelivered header task) is not counted
+        again. When the join is complete and no live claim exists, the caller gets the claim for
+        ``claim_ttl`` seconds (a caller that dies with it lets it expire, and the next call claims again);
+        once `chord_done` ran, every call reads ``done``. ``size`` is the size from the body's ``chord_size``
+        when the backend has none recorded (a Celery 5.0 client). Keys expire with ``options.expires``.
+        """
+        raise self.cannot_join()
+
+    async def chord_done(self, group_id: str, token: str) -> bool:
+        """The body of ``group_id`` was dispatched under claim ``token``: drop the join, remember it is done.
+
+        False when the claim was lost (expired and taken by another caller) before this call.
+        """
+        raise self.cannot_join()
+
+    async def save_group(self, group_id: str, value: dict[str, Any]) -> None:
+        """Keep a saved `GroupResult` (``{"result": [...]}``) for ``options.expires`` seconds."""
+        raise ConfigurationError(f"the result backend {self.url} cannot save group results")
+
+    async def restore_group(self, group_id: str) -> dict[str, Any] | None:
+        """The saved group ``group_id`` (None when there is none)."""
+        raise ConfigurationError(f"the result backend {self.url} cannot restore group results")
+
+    async def forget_group(self, group_id: str) -> None:
+        """Delete the saved group ``group_id``."""
+        raise ConfigurationError(f"the result backend {self.url} cannot forget group results")
 
     # -- lease with a fencing token (one leader) -----------------------------------------------------------
     @abc.abstractmethod

@@ -25,6 +25,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import uuid
 from typing import Any
 
 from celeriac import errors
@@ -35,8 +36,17 @@ from celeriac._sqlite.errors import ErrorMap
 from celeriac._sqlite.sql import load_queries
 from celeriac._sqlite.thread import SQLiteThread
 from celeriac._sqlite.watch import ChangeWatcher
+from celeriac.backends import sqlite_chords as chords
 from celeriac.backends import sqlite_primitives as primitives
-from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
+from celeriac.backends.base import (
+    READY_STATES,
+    BackendOptions,
+    ChordJoin,
+    ChordMember,
+    ResultBackend,
+    TaskMeta,
+    pending_meta,
+)
 from celeriac.errors import BackendError, CeleriacError
 
 SQL = load_queries(__package__ or "celeriac.backends", "sqlite.sql")
@@ -134,6 +144,7 @@ class SQLiteBackend(ResultBackend):
         if now >= self._next_cleanup:
             self._next_cleanup = now + self._cleanup_interval
             await self._thread.run(primitives.purge_expired, now)
+            await self._thread.run(chords.purge_expired, now)
 
     async def get_meta(self, task_id: str) -> TaskMeta:
         self._check_open()
@@ -187,6 +198,53 @@ class SQLiteBackend(ResultBackend):
             primitives.join_add, group_id, index, self.encode_meta(meta), size, now + ttl if ttl else None, now
         )
         return None if found is None else [self.decode_meta(raw) for raw in found]
+
+    def _expires_at(self, now: float) -> float | None:
+        ttl = self.options.expires
+        return now + ttl if ttl else None
+
+    async def chord_start(self, group_id: str, size: int) -> None:
+        """See `ResultBackend.chord_start` (`sqlite_chords`)."""
+        self._check_open()
+        await self._thread.run(chords.chord_start, group_id, size, self._expires_at(time.time()))
+
+    async def chord_part(
+        self, group_id: str, index: int, member: ChordMember, size: int | None, claim_ttl: float
+    ) -> ChordJoin:
+        """See `ResultBackend.chord_part`: one transaction (`sqlite_chords`)."""
+        self._check_open()
+        now, token = time.time(), uuid.uuid4().hex
+        entry = self.encode_member(member)
+        status, entries = await self._thread.run(
+            chords.chord_part, group_id, index, member.task_id, entry, size, self._expires_at(now),
+            (token, now + claim_ttl), now,
+        )  # fmt: skip
+        if status != "claimed":
+            return ChordJoin(status)  # type: ignore[arg-type]  # one of the four (sqlite_chords)
+        return ChordJoin("claimed", token, tuple(self.decode_member(e) for e in entries))
+
+    async def chord_done(self, group_id: str, token: str) -> bool:
+        """See `ResultBackend.chord_done`."""
+        self._check_open()
+        done: bool = await self._thread.run(chords.chord_done, group_id, token, self._expires_at(time.time()))
+        return done
+
+    async def save_group(self, group_id: str, value: dict[str, Any]) -> None:
+        """Keep a saved GroupResult."""
+        self._check_open()
+        raw = self._dumps(value)[2]
+        await self._thread.run(chords.save_group, group_id, raw, self._expires_at(time.time()))
+
+    async def restore_group(self, group_id: str) -> dict[str, Any] | None:
+        """The saved group, or None."""
+        self._check_open()
+        raw = await self._thread.run(chords.restore_group, group_id, time.time())
+        return None if raw is None else dict(self.decode_meta(raw))
+
+    async def forget_group(self, group_id: str) -> None:
+        """Delete the saved group."""
+        self._check_open()
+        await self._thread.run(chords.forget_group, group_id)
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
         self._check_open()

@@ -17,6 +17,29 @@ CREATE TABLE IF NOT EXISTS joins (
     expires_at REAL,            -- Unix time; NULL = kept forever; refreshed on every add to the group
     PRIMARY KEY (group_id, idx)
 );
+-- A chord (canvas): its size, its dispatch claim (a token while one worker sends the body, then 'done').
+CREATE TABLE IF NOT EXISTS chords (
+    group_id    TEXT PRIMARY KEY,
+    size        INTEGER,         -- NULL until the client or a header task (the body's chord_size) sets it
+    claim       TEXT,            -- NULL, a claim token, or 'done'
+    claim_until REAL,            -- Unix time the token's claim lapses
+    expires_at  REAL
+);
+-- A chord's header outcomes; (task_id, idx) is the fence: a redelivered header task never counts twice.
+CREATE TABLE IF NOT EXISTS chord_parts (
+    group_id   TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    task_id    TEXT NOT NULL,
+    entry      BLOB NOT NULL,   -- [1, task id, state, result], result serializer (Celery's .j entry)
+    expires_at REAL,
+    PRIMARY KEY (group_id, idx, task_id)
+);
+-- A saved GroupResult (GroupResult.save()).
+CREATE TABLE IF NOT EXISTS saved_groups (
+    group_id   TEXT PRIMARY KEY,
+    value      BLOB NOT NULL,
+    expires_at REAL
+);
 -- A lease: token is the last fencing token handed out for the name, never lowered, so tokens are never reused.
 CREATE TABLE IF NOT EXISTS leases (
     name       TEXT PRIMARY KEY,
@@ -57,6 +80,60 @@ DELETE FROM results WHERE expires_at <= :now;
 
 -- name: purge_expired_joins
 DELETE FROM joins WHERE expires_at <= :now;
+
+-- name: purge_expired_chords
+DELETE FROM chords WHERE expires_at <= :now;
+DELETE FROM chord_parts WHERE expires_at <= :now;
+DELETE FROM saved_groups WHERE expires_at <= :now;
+
+-- name: chord_drop_expired
+DELETE FROM chords WHERE group_id = :group_id AND expires_at <= :now;
+DELETE FROM chord_parts WHERE group_id = :group_id AND expires_at <= :now;
+
+-- name: chord_start
+INSERT INTO chords (group_id, size, claim, claim_until, expires_at) VALUES (:group_id, :size, NULL, NULL, :expires_at)
+ON CONFLICT (group_id) DO UPDATE SET size = excluded.size, claim = NULL, claim_until = NULL,
+    expires_at = excluded.expires_at;
+
+-- name: chord_forget_parts
+DELETE FROM chord_parts WHERE group_id = :group_id;
+
+-- name: chord_get
+SELECT size, claim, claim_until FROM chords WHERE group_id = :group_id;
+
+-- name: chord_touch
+INSERT INTO chords (group_id, size, expires_at) VALUES (:group_id, :size, :expires_at)
+ON CONFLICT (group_id) DO UPDATE SET size = coalesce(chords.size, excluded.size), expires_at = excluded.expires_at;
+
+-- name: chord_add
+INSERT INTO chord_parts (group_id, idx, task_id, entry, expires_at) VALUES (:group_id, :idx, :task_id, :entry, :expires_at)
+ON CONFLICT (group_id, idx, task_id) DO NOTHING;
+
+-- name: chord_touch_parts
+UPDATE chord_parts SET expires_at = :expires_at WHERE group_id = :group_id;
+
+-- name: chord_count
+SELECT count(*) FROM chord_parts WHERE group_id = :group_id;
+
+-- name: chord_claim
+UPDATE chords SET claim = :token, claim_until = :claim_until WHERE group_id = :group_id;
+
+-- name: chord_entries
+SELECT entry FROM chord_parts WHERE group_id = :group_id ORDER BY idx, task_id;
+
+-- name: chord_done
+UPDATE chords SET claim = 'done', claim_until = NULL, expires_at = :expires_at
+WHERE group_id = :group_id AND claim = :token;
+
+-- name: group_save
+INSERT INTO saved_groups (group_id, value, expires_at) VALUES (:group_id, :value, :expires_at)
+ON CONFLICT (group_id) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at;
+
+-- name: group_get
+SELECT value FROM saved_groups WHERE group_id = :group_id AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: group_forget
+DELETE FROM saved_groups WHERE group_id = :group_id;
 
 -- name: join_drop_expired
 DELETE FROM joins WHERE group_id = :group_id AND expires_at <= :now;

@@ -35,6 +35,7 @@ _SAME_CONDITION: tuple[tuple[type[Exception], str, str], ...] = (
     (errors.WorkerLostError, "billiard.exceptions", "WorkerLostError"),
     (errors.MaxRetriesExceededError, "celery.exceptions", "MaxRetriesExceededError"),
     (errors.Reject, "celery.exceptions", "Reject"),
+    (errors.ChordError, "celery.exceptions", "ChordError"),
 )
 _CELERY_NAMES: dict[type[BaseException], tuple[str, str]] = {ours: (m, n) for ours, m, n in _SAME_CONDITION}
 _FROM_CELERY: dict[tuple[str, str], type[Exception]] = {

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CANVAS_KEYS = ("chain", "chord", "callbacks", "errbacks")
-
 
 class Request:
     """A task message the worker has accepted, from receipt to ack.
@@ -74,12 +72,6 @@ class Request:
         eta = self.message.eta
         return max(0.0, eta.timestamp() - time.time()) if eta is not None else 0.0
 
-    def canvas(self) -> list[str]:
-        """The canvas parts the message carries (``chain``, ``chord``, ``callbacks``, ``errbacks`` in its embed):
-        this worker cannot run them yet, so the strategy fails such a request instead of dropping them."""
-        embed: Any = self.message.embed
-        return [key for key in CANVAS_KEYS if embed.get(key)]
-
     def context(self) -> RequestContext:
         """The ``self.request`` a bound task body sees (built on first use: most bodies never ask)."""
         if self._context is None:
@@ -109,6 +101,10 @@ class Request:
             timelimit=m.timelimit,
             origin=m.origin,
             ignore_result=self.ignore_result,
+            callbacks=m.embed.get("callbacks"),
+            errbacks=m.embed.get("errbacks"),
+            chain=m.embed.get("chain"),
+            chord=m.embed.get("chord"),
             shadow=m.shadow,
             properties=self.delivery.message.properties,
             stamped_headers=m.stamped_headers,

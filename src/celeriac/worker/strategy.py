@@ -1,8 +1,7 @@
 """Strategy: what happens to each delivered message before it runs.
 
 Undecodable / disallowed / unknown-task messages are logged once with the reason and the message id and
-rejected without requeue (the worker keeps going); then: revoked? -> drop; expired? -> REVOKED; a canvas in
-the embed (chain, chord, callbacks, errbacks)? -> FAILURE with an ERROR log line (not supported yet); ETA in the
+rejected without requeue (the worker keeps going); then: revoked? -> drop; expired? -> REVOKED; ETA in the
 future? -> hold on the timer; rate limit reached? -> hold in the `RateLimiter`; else reserve it in the pool.
 A held message stays un-acked and widens the prefetch window by one, so it never blocks the messages behind
 it; `revoke_held` drops held requests that get revoked.
@@ -102,13 +101,6 @@ class Strategy:
             return
         log.info("Task %s[%s] received", request.name, request.id)
         self.tracer.tell("task_received", request)
-        canvas = request.canvas()
-        if canvas:  # until canvas lands: a visible FAILURE, never a silently dropped chain/callback
-            parts = ", ".join(canvas)
-            log.error("Task %s[%s]: canvas (%s) is not supported by this worker yet", request.name, request.id, parts)
-            refusal = NotImplementedError(f"canvas ({parts}) is not supported by this worker yet")
-            await self.tracer.fail(request, refusal, "")
-            return
         if request.eta_delay() > 0:
             self.hold(request)
         else:

@@ -20,6 +20,8 @@ from celeriac.pools.base import Pool
 from celeriac.worker import shutdown as shutdown_flow
 from celeriac.worker.autoscale import Autoscaler, autoscale_bounds
 from celeriac.worker.bootsteps import Blueprint, Step
+from celeriac.worker.canvas import CanvasHook
+from celeriac.worker.canvas_builtins import register_builtins
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.consumer.tasks import Tasks
 from celeriac.worker.health import HealthServer
@@ -157,7 +159,8 @@ class Worker:
         self.state = WorkerState()
         self.listeners: list[TaskListener] = []
         #: The tracer's ``on_stored`` hooks (worker/outcome.py): kept here so they outlive a reconnect.
-        self.on_stored: list[StoredHook] = []
+        self.on_stored: list[StoredHook] = [CanvasHook(app)]  # canvas: callbacks, chain steps, chord joins
+        register_builtins(app)  # celery.map / celery.starmap
         self.pid = os.getpid()
         steps: list[type[Step[Worker]]] = [*DEFAULT_STEPS, *app.steps["worker"]]
         self.blueprint: Blueprint[Worker] = Blueprint("worker", steps)

@@ -22,12 +22,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import uuid
+from typing import Any
 
 from celeriac._redis.client import make_client, raw_connection
 from celeriac._redis.errors import redis_errors
 from celeriac._redis.lane import Lane
 from celeriac._redis.urls import redact
-from celeriac.backends.base import READY_STATES, BackendOptions, ResultBackend, TaskMeta, pending_meta
+from celeriac.backends.base import (
+    READY_STATES,
+    BackendOptions,
+    ChordJoin,
+    ChordMember,
+    ResultBackend,
+    TaskMeta,
+    pending_meta,
+)
+from celeriac.backends.redis.chords import RedisChords
 from celeriac.backends.redis.listener import ListenerStatistics, ResultListener
 from celeriac.backends.redis.primitives import RedisPrimitives
 from celeriac.errors import BackendError, CeleriacError
@@ -83,6 +94,8 @@ class RedisBackend(ResultBackend):
         self._store_script = self._client.register_script(STORE_SCRIPT)
         self._store_lane = Lane(self._client)  # a worker stores one result after another, mostly
         self._primitives = RedisPrimitives(self._client, self._prefix, self.url)
+        ordered = bool(self.options.extra.get("result_chord_ordered", True))
+        self._chords = RedisChords(self._client, self._prefix, self.url, ordered)
         self._closed = False
 
     def key(self, task_id: str) -> str:
@@ -204,6 +217,49 @@ class RedisBackend(ResultBackend):
         seconds = max(1, math.ceil(ttl)) if ttl else 0
         found = await self._primitives.join_add(group_id, index, self.encode_meta(meta), size, seconds)
         return None if found is None else [self.decode_meta(raw) for raw in found]
+
+    def _ttl(self) -> int:
+        ttl = self.options.expires
+        return max(1, math.ceil(ttl)) if ttl else 0
+
+    async def chord_start(self, group_id: str, size: int) -> None:
+        """See `ResultBackend.chord_start`: ``.s`` set, ``.c`` dropped (`chords`)."""
+        self._check_open()
+        await self._chords.start(group_id, size, self._ttl())
+
+    async def chord_part(
+        self, group_id: str, index: int, member: ChordMember, size: int | None, claim_ttl: float
+    ) -> ChordJoin:
+        """See `ResultBackend.chord_part`: one Lua script on Celery's keys (`chords`)."""
+        self._check_open()
+        token = uuid.uuid4().hex
+        claim = (token, max(1, math.ceil(claim_ttl)))
+        entry = self.encode_member(member)
+        status, entries = await self._chords.part(group_id, member.task_id, index, entry, size, self._ttl(), claim)
+        if status != "claimed":
+            return ChordJoin(status)  # type: ignore[arg-type]  # the script returns one of the four
+        return ChordJoin("claimed", token, tuple(self.decode_member(e) for e in entries))
+
+    async def chord_done(self, group_id: str, token: str) -> bool:
+        """See `ResultBackend.chord_done`."""
+        self._check_open()
+        return await self._chords.done(group_id, token, self._ttl())
+
+    async def save_group(self, group_id: str, value: dict[str, Any]) -> None:
+        """``celery-taskset-meta-<id>``, as Celery's ``GroupResult.save``."""
+        self._check_open()
+        await self._chords.save_group(group_id, self._dumps(value)[2], self._ttl())
+
+    async def restore_group(self, group_id: str) -> dict[str, Any] | None:
+        """The saved group, or None."""
+        self._check_open()
+        raw = await self._chords.restore_group(group_id)
+        return None if raw is None else dict(self.decode_meta(raw))
+
+    async def forget_group(self, group_id: str) -> None:
+        """Delete the saved group."""
+        self._check_open()
+        await self._chords.forget_group(group_id)
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
         self._check_open()

@@ -13,10 +13,12 @@ Checks wait on conditions with timeouts, never on the clock; the few bounded wai
 happen (the prefetch window) are short and say so. Timing-based checks use a 1 s visibility timeout.
 
 The map: `helpers` (factories and helpers), `transport` (`TRANSPORT_CHECKS`), `backend` (store, read, wait) and
-`primitives` (join, lease), together `BACKEND_CHECKS`.
+`primitives` (join, lease), together `BACKEND_CHECKS`; `chords` (`CHORD_CHECKS`: the chord join, for the
+backends that join chords).
 """
 
 from celeriac.testing.contract.backend import RESULT_CHECKS, task_meta
+from celeriac.testing.contract.chords import CHORD_CHECKS
 from celeriac.testing.contract.helpers import (
     QUIET,
     TIMEOUT,
@@ -41,6 +43,7 @@ BACKEND_CHECKS: tuple[BackendCheck, ...] = RESULT_CHECKS + PRIMITIVE_CHECKS
 
 __all__ = [
     "BACKEND_CHECKS",
+    "CHORD_CHECKS",
     "PRIMITIVE_CHECKS",
     "QUIET",
     "RESULT_CHECKS",
