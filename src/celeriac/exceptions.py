@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from celeriac.errors import (
     BackendError,
+    CanvasError,
     CeleriacError,
+    ChordError,
     ConfigurationError,
     ConnectionLost,
     ContentDisallowed,
@@ -35,7 +37,9 @@ NotRegistered = UnknownTask
 
 __all__ = [
     "BackendError",
+    "CanvasError",
     "CeleriacError",
+    "ChordError",
     "ConfigurationError",
     "ConnectionLost",
     "ContentDisallowed",
