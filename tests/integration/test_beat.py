@@ -93,7 +93,7 @@ def test_a_bad_schedule_is_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "CELERIAC_BROKER_URL": f"sqlite:///{tmp_path / 'b.db'}"}
     (tmp_path / "badbeat.py").write_text(
         "from celeriac import App\napp = App('badbeat')\n"
-        "app.conf.beat_schedule = {'t': {'task': 'x', 'schedule': 1, 'options': {'countdown': 1}}}\n"
+        "app.conf.beat_schedule = {'t': {'task': 'x', 'schedule': 1, 'options': {'task_id': 'x'}}}\n"
     )
     for verb in (["beat"], ["worker", "-B"]):
         done = subprocess.run(
@@ -105,7 +105,26 @@ def test_a_bad_schedule_is_one_line(tmp_path: Path) -> None:
             timeout=60,
         )
         assert done.returncode == 2, done.stderr
-        assert done.stderr.strip().count("\n") == 0 and "'countdown'" in done.stderr, done.stderr
+        assert done.stderr.strip().count("\n") == 0 and "'task_id'" in done.stderr, done.stderr
+
+
+def test_beat_refuses_a_result_backend_that_cannot_hold_its_lease(tmp_path: Path, amqp_url: str) -> None:
+    """rpc:// keeps no records, so beat cannot lead: one line and exit 2, not a warning every half second."""
+    env = {**beat_env(amqp_url, "rpc://", tmp_path / "ledger"), "BEAT_LEDGER": str(tmp_path / "ledger")}
+    for verb in (["beat"], ["worker", "-B", "-c", "1"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "celeriac", "-A", "beatapp", *verb],
+            cwd=HERE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+        assert errors == [
+            "celeriac: error: beat needs a result backend that can hold its lease (redis:// or sqlite://), not rpc://"
+        ], done.stderr
 
 
 @pytest.mark.timeout(120)

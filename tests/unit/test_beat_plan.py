@@ -66,18 +66,25 @@ def test_entries_in_celerys_format_and_their_mistakes() -> None:
                 "schedule": crontab(minute=0, hour=7),
                 "args": [1],
                 "kwargs": {"full": True},
-                "options": {"queue": "reports", "priority": 5, "expires": 60},
+                "options": {"queue": "reports", "priority": 5, "expires": 60, "countdown": 3},
                 "catch_up": "skip",
             },
         }
     )
     assert [e.name for e in entries] == ["tick", "report"]
-    assert entries[1].options == {"queue": "reports", "priority": 5, "expires": 60} and entries[1].catch_up == "skip"
+    assert entries[1].options == {"queue": "reports", "priority": 5, "expires": 60, "countdown": 3}
+    assert entries[1].catch_up == "skip"
     mistakes = {
         "unknown key(s) 'shedule'": {"t": {"task": "x", "shedule": 1}},
         "has no 'schedule'": {"t": {"task": "x"}},
         "must be a task name": {"t": {"schedule": 1}},
-        "cannot send with: 'countdown'": {"t": {"task": "x", "schedule": 1, "options": {"countdown": 3}}},
+        "['options']['task_id'] is not allowed in a periodic entry": {
+            "t": {"task": "x", "schedule": 1, "options": {"task_id": "fixed"}}
+        },
+        "unknown send option 'queu'; did you mean 'queue'?": {
+            "t": {"task": "x", "schedule": 1, "options": {"queu": "q"}}
+        },
+        "send option 'retry' is not supported": {"t": {"task": "x", "schedule": 1, "options": {"retry": True}}},
         "catch_up'] must be one of once, all, skip": {"t": {"task": "x", "schedule": 1, "catch_up": "never"}},
         "relative']=True is not supported": {"t": {"task": "x", "schedule": 1, "relative": True}},
         "a beat schedule must be": {"t": {"task": "x", "schedule": "hourly"}},

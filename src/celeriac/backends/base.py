@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 from celeriac._resource import AsyncResource
 from celeriac.errors import ConfigurationError, DecodeError
@@ -129,9 +129,12 @@ class ResultBackend(AsyncResource):
 
     Attributes:
         url: the backend URL with any password replaced by ``***`` (safe to log).
+        holds_leases: whether the lease and fenced-record methods work (beat needs them); False for a backend
+            that keeps no records.
     """
 
     url: str
+    holds_leases: ClassVar[bool] = True
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options

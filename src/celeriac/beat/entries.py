@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from celeriac.app.options import check_send_options
 from celeriac.errors import ConfigurationError
 from celeriac.schedules import Schedule, as_schedule
 
@@ -15,24 +15,19 @@ CatchUp = Literal["once", "all", "skip"]
 
 CATCH_UP: tuple[str, ...] = get_args(CatchUp)
 ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "relative", "catch_up"})
-# The send options an entry may carry (`apply_async`'s names); the rest (task_id, eta, countdown, retries,
-# parent/root ids) belong to beat or make no sense for a periodic send.
-OPTION_KEYS = frozenset(
-    {
-        "queue",
-        "routing_key",
-        "exchange",
-        "priority",
-        "expires",
-        "headers",
-        "serializer",
-        "compression",
-        "ignore_result",
-        "time_limit",
-        "soft_time_limit",
-        "shadow",
-    }
-)
+# Send options beat sets itself or that make no sense for a periodic send; every other `apply_async` option is
+# allowed, and an unknown one is refused with "did you mean" by `check_send_options`.
+BEAT_OWNS = {
+    "task_id": "beat gives each slot a deterministic id so that exactly one send per slot counts",
+    "eta": "a fixed eta cannot repeat; use countdown or the schedule",
+    "retries": "set by the worker on retry",
+    "parent_id": "a periodic send has no parent task",
+    "root_id": "a periodic send is its own root",
+    "chain": "give the workflow as link= or send it from a task",
+    "chord": "give the workflow as link= or send it from a task",
+    "group_id": "a periodic send is not a group member",
+    "group_index": "a periodic send is not a group member",
+}
 
 
 @dataclass(frozen=True)
@@ -55,10 +50,6 @@ class Entry:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     catch_up: CatchUp = "once"
-
-    def send_options(self, now: dt.datetime) -> dict[str, Any]:
-        """The options of one send; a number ``expires`` counts from the send, as Celery's beat does."""
-        return dict(self.options)
 
 
 def parse_entry(name: str, spec: object) -> Entry:
@@ -87,12 +78,15 @@ def parse_entry(name: str, spec: object) -> Entry:
     options = spec.get("options", {})
     if not isinstance(options, Mapping):
         raise ConfigurationError(f"{where}['options'] must be a dict")
-    bad = sorted(set(options) - OPTION_KEYS)
-    if bad:
-        raise ConfigurationError(
-            f"{where}['options'] has option(s) beat cannot send with: {', '.join(map(repr, bad))} "
-            f"(allowed: {', '.join(sorted(OPTION_KEYS))})"
-        )
+    try:
+        check_send_options(options)
+    except TypeError as exc:
+        raise ConfigurationError(f"{where}['options']: {exc}") from None
+    for key in options:
+        if key in BEAT_OWNS:
+            raise ConfigurationError(
+                f"{where}['options'][{key!r}] is not allowed in a periodic entry: {BEAT_OWNS[key]}"
+            )
     if spec.get("relative", False):
         raise ConfigurationError(f"{where}['relative']=True is not supported: slots are anchored at first sight")
     catch_up = spec.get("catch_up", "once")

@@ -96,9 +96,22 @@ class Beat:
         """Ask `run` to return (it releases the lease first, so a follower takes over at once)."""
         self._stopping.set()
 
-    async def run(self) -> None:
-        """Follow or lead until `stop`; broker or backend outages are logged and waited out."""
+    async def check(self) -> ResultBackend:
+        """The result backend, once it is known to hold leases; `ConfigurationError` (one line) if it cannot."""
         backend = await self.app.abackend()
+        if not backend.holds_leases:
+            raise ConfigurationError(
+                f"beat needs a result backend that can hold its lease (redis:// or sqlite://), not {backend.url}"
+            )
+        return backend
+
+    async def run(self) -> None:
+        """Follow or lead until `stop`; broker or backend outages are logged and waited out.
+
+        Raises:
+            ConfigurationError: the result backend cannot hold the lease (checked before anything else).
+        """
+        backend = await self.check()
         self._events = EventDispatcher(self.hostname, _Counter(), groups={"beat"})
         with contextlib.suppress(CeleriacError):
             self._events.attach(await self.app.atransport())

@@ -32,6 +32,7 @@ class BeatStep(Step["Worker"]):
 
     async def start(self, worker: Worker) -> None:
         self.beat = Beat(worker.app, holder=f"{worker.hostname}/beat")
+        await self.beat.check()  # a backend that cannot hold the lease stops the worker's start in one line
         self._task = asyncio.create_task(self._run(self.beat), name="beat")
 
     @staticmethod

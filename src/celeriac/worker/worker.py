@@ -299,6 +299,10 @@ class Worker:
         if task.cancelled() or self._shutdown.is_set():
             return
         exc = task.exception()
+        if exc is None and not self._started.is_set():
+            # A clean end before the worker started is the blueprint stopping the consumer because a later step
+            # failed to start: `start` raises that step's error, which must not be swallowed as a shutdown.
+            return
         if exc is not None:
             log.error("Consumer stopped: %s", exc)
             self.exitcode = 1

@@ -53,6 +53,8 @@ class RPCBackend(ResultBackend):
         ConfigurationError: anything after ``rpc://``, a broker that is not RabbitMQ, or transport options.
     """
 
+    holds_leases = False
+
     def __init__(self, url: str, options: BackendOptions) -> None:
         super().__init__(options)
         scheme, _, rest = url.partition("://")
