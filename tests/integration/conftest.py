@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Broker
+
+from celeriac import App
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -26,3 +28,12 @@ async def broker(request: pytest.FixtureRequest, queue_name: str) -> AsyncIterat
     async for key in client.scan_iter(match=prefix + "*", count=1000):
         await client.delete(key)
     await client.aclose()
+
+
+@pytest.fixture
+def producer(redis_url: str, prefix: str) -> Iterator[App]:
+    """A client app (``scaleapp``, the `scalekit` workers' app) sending under this test's own Redis key prefix."""
+    app = App("scaleapp", broker=redis_url)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    yield app
+    app.close()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 
 from celeriac import App
@@ -20,24 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scalekit import SRC, Ledger, ScaleWorker, wait_until, write_app
 
 NODE = "scale@itest"
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"auto-{uuid.uuid4().hex[:8]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
-    client.close()
-
-
-@pytest.fixture
-def producer(redis_url: str, prefix: str) -> Iterator[App]:
-    app = App("scaleapp", broker=redis_url)
-    app.conf.broker_transport_options = {"global_keyprefix": prefix}
-    yield app
-    app.close()
 
 
 @pytest.fixture

@@ -89,13 +89,16 @@ async def test_events_reach_a_receiver_and_task_events_can_be_switched_on(broker
                 seen.append(event)
 
         collector = asyncio.create_task(collect())
-        async with start_worker(app, hostname="ev@itest", without_heartbeat=False, heartbeat_interval=0.2):
+        async with start_worker(app, hostname="ev@itest", without_heartbeat=False, heartbeat_interval=0.2) as worker:
             await wait_for(lambda: {"worker-online", "worker-heartbeat"} <= {e["type"] for e in seen})
             online = next(e for e in seen if e["type"] == "worker-online")
             assert online["hostname"] == "ev@itest" and online["freq"] == 0.2 and online["sw_ident"] == "py-celeriac"
             assert {"active", "processed", "loadavg", "clock", "pid", "utcoffset", "local_received"} <= set(online)
             quiet = await add.adelay(1, 1)
             assert await quiet.aget(timeout=10) == 2  # no -E: no task events
+            # The result is stored before the worker's listeners hear of the task: wait until they have, so that
+            # switching events on next cannot catch the quiet task's own end.
+            await wait_for(lambda: worker.state.processed == 1)
             answer = await app.control.abroadcast("enable_events", reply=True, timeout=5, destination=["ev@itest"])
             assert answer == [{"ev@itest": {"ok": "task events enabled"}}]
             result = await add.adelay(2, 3)

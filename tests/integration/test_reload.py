@@ -5,35 +5,12 @@ restart it."""
 from __future__ import annotations
 
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import redis
 
 from celeriac import App
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scalekit import Ledger, ScaleWorker, wait_until, write_app
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"reload-{uuid.uuid4().hex[:8]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
-    client.close()
-
-
-@pytest.fixture
-def producer(redis_url: str, prefix: str) -> Iterator[App]:
-    app = App("scaleapp", broker=redis_url)
-    app.conf.broker_transport_options = {"global_keyprefix": prefix}
-    yield app
-    app.close()
 
 
 def test_an_edited_task_module_runs_its_new_code(tmp_path: Path, redis_url: str, prefix: str, producer: App) -> None:

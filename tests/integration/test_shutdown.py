@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,25 +27,10 @@ ARGS = ["-P", "asyncio", "-c", str(RUNNING), "--prefetch-multiplier", "2", "--wi
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"shut-{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-def client(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
+def client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
     client.close()
-
-
-@pytest.fixture
-def producer(redis_url: str, prefix: str) -> Iterator[App]:
-    app = App("scaleapp", broker=redis_url)
-    app.conf.broker_transport_options = {"global_keyprefix": prefix}
-    yield app
-    app.close()
 
 
 def held(client: redis.Redis, prefix: str) -> tuple[int, int]:
