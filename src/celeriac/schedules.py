@@ -1,4 +1,4 @@
-"""When periodic tasks are due: `schedule` (a fixed interval) and `crontab` (Celery's names and fields).
+"""When periodic tasks are due: `schedule` (a fixed interval), `crontab` (Celery's names and fields) and `solar`.
 
 A schedule is a pure rule over time: `Schedule.next_after(moment)` is the first slot strictly after ``moment``.
 Beat anchors each entry once (its first sight, recorded in the cluster) and then walks the slots from there, so
@@ -8,6 +8,8 @@ every beat process computes the same slots for an entry, whichever of them leads
 wall-clock time there, across daylight-saving changes as cron does: a 02:30 slot fires at 03:00 on the night the
 clock jumps from 02:00 to 03:00, and once (not twice) on the night 02:30 happens twice; an entry whose hour is a
 wildcard (``hour="*"``) fires in both runs of the repeated hour, as it does in every other hour.
+
+`solar` computes sunrise, sunset, dawns, dusks and solar noon at a place with ephem (also in the ``beat`` extra).
 """
 
 from __future__ import annotations
@@ -119,6 +121,86 @@ class crontab(Schedule):
         )
 
 
+# Celery's solar event names: (the sun's altitude in degrees at the event, which crossing, whether the altitude is
+# of the sun's centre (twilights) or of its upper limb (sunrise/sunset, with the standard 34' of refraction)).
+SOLAR_EVENTS: dict[str, tuple[str, str, bool]] = {
+    "dawn_astronomical": ("-18", "rising", True),
+    "dawn_nautical": ("-12", "rising", True),
+    "dawn_civil": ("-6", "rising", True),
+    "sunrise": ("-0:34", "rising", False),
+    "solar_noon": ("0", "transit", False),
+    "sunset": ("-0:34", "setting", False),
+    "dusk_civil": ("-6", "setting", True),
+    "dusk_nautical": ("-12", "setting", True),
+    "dusk_astronomical": ("-18", "setting", True),
+}
+# Near the poles an event may not happen for months; a year always holds one if it happens at all.
+_SOLAR_SEARCH_DAYS = 367
+# The scan's step: the sun crosses a horizon once per step at the most except where it only grazes it.
+_SOLAR_STEP_MINUTES = 10
+
+
+class solar(Schedule):
+    """Due at a solar event at a place, as Celery's ``solar(event, lat, lon)``: one of `SOLAR_EVENTS`
+    (``"sunrise"``, ``"sunset"``, ``"solar_noon"``, ``"dawn_civil"``...), latitude and longitude in degrees
+    (north and east positive). Where the event does not happen on a day (polar day or night) the next day it does
+    happen is due; an event that never happens there within a year is a one-line error.
+    """
+
+    def __init__(self, event: str, lat: float, lon: float) -> None:
+        if event not in SOLAR_EVENTS:
+            raise ConfigurationError(f"solar event must be one of {', '.join(SOLAR_EVENTS)}, not {event!r}")
+        for name, value, bound in (("latitude", lat, 90), ("longitude", lon, 180)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -bound <= value <= bound:
+                raise ConfigurationError(
+                    f"solar {name} must be a number of degrees in [-{bound}, {bound}], not {value!r}"
+                )
+        self.event, self.lat, self.lon = event, float(lat), float(lon)
+        _ephem()  # the extra is needed: say so when the schedule is read, not when it is first due
+
+    def next_after(self, moment: dt.datetime, tz: dt.tzinfo = UTC) -> dt.datetime:
+        ephem = _ephem()
+        horizon, crossing, centre = SOLAR_EVENTS[self.event]
+        place = ephem.Observer()
+        place.lat, place.lon, place.elevation = str(self.lat), str(self.lon), 0
+        place.pressure = 0  # refraction is in the horizon above, as the almanacs define these events
+        sun = ephem.Sun()
+        start = moment.astimezone(UTC).replace(tzinfo=None)
+        if crossing == "transit":  # the sun crosses the meridian every day, also in polar day and night
+            place.date = start
+            noon: dt.datetime = place.next_transit(sun).datetime().replace(tzinfo=UTC)
+            return noon if noon > moment else self.next_after(noon + dt.timedelta(seconds=1), tz)
+        target = float(ephem.degrees(horizon))
+
+        def above(when: dt.datetime) -> float:
+            place.date = when
+            sun.compute(place)
+            return float(sun.alt) + (0.0 if centre else float(sun.radius)) - target
+
+        # Our own scan and bisection rather than ephem's rise/set search, which can loop for ever near the poles.
+        rising = crossing == "rising"
+        before, low = start, above(start)
+        for _ in range(_SOLAR_SEARCH_DAYS * 24 * 60 // _SOLAR_STEP_MINUTES):
+            after = before + dt.timedelta(minutes=_SOLAR_STEP_MINUTES)
+            high = above(after)
+            if (low < 0 <= high) if rising else (low > 0 >= high):
+                lo, hi = before, after
+                while hi - lo > dt.timedelta(seconds=0.5):
+                    mid = lo + (hi - lo) / 2
+                    if (above(mid) < 0) == rising:
+                        lo = mid
+                    else:
+                        hi = mid
+                when = hi.replace(tzinfo=UTC)
+                if when > moment:
+                    return when
+            before, low = after, high
+        raise ConfigurationError(f"{self.describe()} does not happen within a year at that place")
+
+    def describe(self) -> str:
+        return f"solar({self.event!r}, {self.lat:g}, {self.lon:g})"
+
+
 def _second_run(local: dt.datetime, tz: dt.tzinfo) -> bool:
     """Whether ``local`` is the second of two moments showing the same wall-clock time in ``tz``."""
     wall = local.astimezone(tz).replace(tzinfo=None)
@@ -134,6 +216,14 @@ def _croniter() -> Any:
     return croniter
 
 
+def _ephem() -> Any:
+    try:
+        import ephem  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:  # pragma: no cover - the extra is installed in tests
+        raise ConfigurationError("solar schedules need ephem: pip install 'celeriac[beat]'") from exc
+    return ephem
+
+
 def as_schedule(value: object) -> Schedule:
     """A `Schedule` from what ``beat_schedule`` entries give: a schedule, a `timedelta`, or seconds."""
     if isinstance(value, Schedule):
@@ -141,8 +231,8 @@ def as_schedule(value: object) -> Schedule:
     if isinstance(value, dt.timedelta) or (isinstance(value, int | float) and not isinstance(value, bool)):
         return schedule(value)
     raise ConfigurationError(
-        f"a beat schedule must be a timedelta, seconds, schedule(...) or crontab(...), not {value!r}"
+        f"a beat schedule must be a timedelta, seconds, schedule(...), crontab(...) or solar(...), not {value!r}"
     )
 
 
-__all__ = ["Schedule", "as_schedule", "crontab", "schedule", "zone"]
+__all__ = ["SOLAR_EVENTS", "Schedule", "as_schedule", "crontab", "schedule", "solar", "zone"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from celeriac.errors import ConfigurationError
-from celeriac.schedules import as_schedule, crontab, schedule, zone
+from celeriac.schedules import SOLAR_EVENTS, as_schedule, crontab, schedule, solar, zone
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -89,3 +90,54 @@ def test_bad_crontabs_and_zones_are_one_line_errors() -> None:
     with pytest.raises(ConfigurationError, match="unknown time zone 'Mars/Olympus'"):
         zone("Mars/Olympus")
     assert zone("utc") is UTC
+
+
+LONDON = (51.5074, -0.1278)
+
+
+def utc(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
+def near(found: dt.datetime, expected: dt.datetime, minutes: float = 3) -> bool:
+    return abs((found - expected).total_seconds()) <= minutes * 60
+
+
+def test_solar_events_match_the_almanac() -> None:
+    """London's published times: sunrise 04:43 BST on the June solstice, sunset 15:53 GMT on the December one,
+    solar noon near 13:02 BST; the day's events come in their natural order."""
+    assert near(solar("sunrise", *LONDON).next_after(utc(2026, 6, 21)), utc(2026, 6, 21, 3, 43))
+    assert near(solar("sunset", *LONDON).next_after(utc(2026, 12, 21)), utc(2026, 12, 21, 15, 53))
+    assert near(solar("solar_noon", *LONDON).next_after(utc(2026, 6, 21)), utc(2026, 6, 21, 12, 2))
+    madrid_day = [solar(event, 40.4168, -3.7038).next_after(utc(2026, 3, 20)) for event in SOLAR_EVENTS]
+    assert madrid_day == sorted(madrid_day) and madrid_day[-1] - madrid_day[0] < dt.timedelta(days=1)
+
+
+def test_a_solar_slot_is_strictly_after_the_moment_and_daily() -> None:
+    sunrise = solar("sunrise", *LONDON)
+    first = sunrise.next_after(utc(2026, 6, 21))
+    second = sunrise.next_after(first)
+    assert second > first and dt.timedelta(hours=23) < second - first < dt.timedelta(hours=25)
+
+
+def test_a_solar_event_that_skips_days_is_due_on_the_next_day_it_happens() -> None:
+    # London has no astronomical night around midsummer: the next astronomical dawn is weeks later.
+    dawn = solar("dawn_astronomical", *LONDON).next_after(utc(2026, 6, 21))
+    assert utc(2026, 7, 10) < dawn < utc(2026, 8, 15)
+    # Near the North Pole the sun sets once in September and rises once in March.
+    assert utc(2026, 9, 1) < solar("sunset", 89.9, 0).next_after(utc(2026, 6, 1)) < utc(2026, 10, 15)
+    assert utc(2027, 3, 1) < solar("sunrise", 89.9, 0).next_after(utc(2026, 6, 1)) < utc(2027, 4, 15)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("moonrise", 0, 0), "solar event must be one of dawn_astronomical"),
+        (("sunrise", 91, 0), "solar latitude must be a number of degrees in [-90, 90], not 91"),
+        (("sunrise", 0, "east"), "solar longitude must be a number"),
+    ],
+)
+def test_bad_solar_schedules_are_one_line_errors(args: tuple[object, ...], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        solar(*args)  # type: ignore[arg-type]
+    assert as_schedule(solar("sunset", 0, 0)).describe() == "solar('sunset', 0, 0)"
