@@ -70,7 +70,10 @@ def test_celery_client_canvas_on_a_celeriac_worker(
     worker = start_celeriac_worker(redis_url, prefix, queue_name, ["-c", "4"])
     try:
         worker.wait_for_output("ready.")
-        assert chain(add.s(1, 1), add.s(2), add.s(3)).apply_async().get(timeout=TIMEOUT) == 7
+        steps = chain(add.s(1, 1), add.s(2), add.s(3)).apply_async()
+        assert steps.get(timeout=TIMEOUT) == 7
+        # The celeriac worker stores each step's next step as its child, read by Celery's result_from_tuple.
+        assert [child.id for child in steps.parent.parent.children] == [steps.parent.id]
         assert group(add.s(i, i) for i in range(4)).apply_async().get(timeout=TIMEOUT) == [0, 2, 4, 6]
         assert chord([add.s(1, 2), add.s(3, 4)], tsum.s()).apply_async().get(timeout=TIMEOUT) == 10
         both = group(add.s(1, 1), add.s(2, 2)) | chord([tsum.s(), tsum.s()], tsum.s())
@@ -81,6 +84,7 @@ def test_celery_client_canvas_on_a_celeriac_worker(
         assert isinstance(failing.get(timeout=TIMEOUT, propagate=False), CeleryChordError)  # the body's own
         linked = add.apply_async((2, 2), link=add.s(10))
         assert linked.get(timeout=TIMEOUT) == 4
+        assert [child.get(timeout=TIMEOUT) for child in linked.children] == [14]
     finally:
         code = worker.stop()
     assert code == 0, worker.output
@@ -100,6 +104,8 @@ def test_celeriac_client_canvas_on_a_celery_worker(
         res = celeriac.chain(s(add, 1, 1), s(add, 2), s(add, 3), app=celeriac_client).apply_async()
         assert res.get(timeout=TIMEOUT) == 7
         assert res.parent.get(timeout=TIMEOUT) == 4
+        res.parent.parent.get(timeout=TIMEOUT)
+        assert [child.id for child in res.parent.parent.children] == [res.parent.id]  # stored by Celery's worker
         g = celeriac.group([s(add, i, i) for i in range(4)], app=celeriac_client).apply_async()
         assert g.get(timeout=TIMEOUT) == [0, 2, 4, 6]
         c = celeriac.chord([s(add, 1, 2), s(add, 3, 4)], tsum, app=celeriac_client).apply_async()

@@ -31,6 +31,8 @@ class SendOptions(TypedDict, total=False):
     retries: int
     parent_id: str
     root_id: str
+    # recorded in the running task's result as a child (Celery's default True; only inside a running task)
+    add_to_parent: bool
     # canvas (celeriac.canvas): signatures (dicts) run after the task, the chain's rest, the chord body, the group
     link: Any
     link_error: Any
@@ -62,6 +64,7 @@ class TaskOptions(TypedDict, total=False):
     priority: int | None
     reject_on_worker_lost: bool
     typing: bool
+    trail: bool
 
 
 TASK_OPTIONS = frozenset(TaskOptions.__annotations__)
@@ -69,7 +72,6 @@ TASK_OPTIONS = frozenset(TaskOptions.__annotations__)
 
 NOT_SUPPORTED = {
     "throws": "expected exceptions are logged as any other failure",
-    "trail": "children are not tracked yet",
     "send_events": "task events are on or off per worker (worker_send_task_events, -E)",
     "lazy": "the registry has no lazy tasks",
     "pydantic": "pydantic arguments are not converted",
@@ -101,7 +103,6 @@ SEND_NOT_SUPPORTED = {
     "retry": "publishing is not retried by option: a send that fails raises",
     "retry_policy": "publishing is not retried by option: a send that fails raises",
     "reply_to": "results go to the result backend",
-    "add_to_parent": "children are not tracked yet",
     "mandatory": "not an option of celeriac's transports",
     "immediate": "not an option of celeriac's transports",
     "declare": "queues are declared by name (task_create_missing_queues)",

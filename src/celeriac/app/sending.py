@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
+from celeriac.app.current import request_var
 from celeriac.app.options import SendOptions, check_send_options
 from celeriac.app.result import AsyncResult
 from celeriac.app.sent_event import SentEvents
@@ -89,6 +90,8 @@ class Sender:
             await signals.after_task_publish.asend(name, body=body, exchange=exchange or "", routing_key=routing_key)
         if conf.task_send_sent_event:
             await self._sent.publish(producer.transport, app.origin, message, queue, exchange or "", routing_key)
+        if options.get("add_to_parent", True):
+            add_to_parent(message.id)
         return AsyncResult(message.id, app=app)
 
     def _subscribes_on_send(self) -> bool:
@@ -195,6 +198,18 @@ class Sender:
             priority=priority,
             delivery_mode=conf.task_default_delivery_mode,
         )
+
+
+def add_to_parent(task_id: str) -> None:
+    """Record ``task_id`` as a child of the task running in this context, if any (its stored result lists it).
+
+    The worker's request takes children (``add_child``); outside a task, or under an eager run, nothing does.
+    The sync facades carry the caller's context to the portal loop, so a threads-pool body counts too.
+    """
+    source = request_var().get()
+    add = getattr(source, "add_child", None)
+    if add is not None:
+        add(task_id)
 
 
 def _signatures(value: Any) -> list[dict[str, Any]] | None:

@@ -80,7 +80,7 @@ class Task(Generic[P, R]):
     Attributes mirror Celery's task options: ``name``, ``queue``, ``ignore_result``, ``acks_late``,
     ``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``retry_kwargs``, ``retry_backoff``,
     ``retry_backoff_max``, ``retry_jitter``, ``rate_limit``, ``time_limit``, ``soft_time_limit``,
-    ``track_started``, ``serializer``, ``priority``, ``reject_on_worker_lost``.
+    ``track_started``, ``serializer``, ``priority``, ``reject_on_worker_lost``, ``typing``, ``trail``.
     """
 
     # Class-level defaults: a ``base=`` subclass may set any of them (``max_retries = 5``); ``@app.task(...)``
@@ -104,6 +104,7 @@ class Task(Generic[P, R]):
     priority: int | None = None
     reject_on_worker_lost: bool | None = None
     typing: bool = True
+    trail: bool = True  # record the tasks this one sends as its result's children (Celery's default)
 
     def __init__(self, app: App, fn: Callable[..., Any], *, bind: bool = False, **options: Unpack[TaskOptions]):
         check_task_options(options)

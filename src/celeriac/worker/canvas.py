@@ -6,7 +6,8 @@ After a final outcome is stored and before a late ack, `CanvasHook` reads the me
   step (the *last* element of ``chain``) with the rest of the chain, ``parent_id`` = this task and the same
   ``root_id``;
 * FAILURE: each errback (``link_error``) is sent with this task's id as its argument (Celery's new-style
-  errbacks; an old-style ``(request, exc, traceback)`` errback is not run in-process here);
+  errbacks), except an old-style one registered here whose function takes more than one argument: it is called
+  in-process with ``(request, exc, traceback)``, by Celery's rule (worker/canvas_errbacks.py);
 * a chord header task (``group`` header and ``chord`` in the embed), whatever its outcome: its outcome joins
   the chord (`ResultBackend.chord_part`). The one caller that claims the complete join sends the body with the
   list of header results, or, when a header task failed or was revoked, stores FAILURE
@@ -31,6 +32,7 @@ from celeriac.canvas.options import CELERY_INTERNAL, SENDABLE
 from celeriac.errors import BackendError
 from celeriac.protocol.failures import exception_from_dict, exception_to_dict
 from celeriac.protocol.states import State
+from celeriac.worker.canvas_errbacks import call_old_style, old_style
 from celeriac.worker.meta import make_meta
 from celeriac.worker.outcome import Outcome
 
@@ -62,7 +64,8 @@ class CanvasHook:
         if outcome.state == State.SUCCESS:
             await self._succeeded(request, outcome.value, embed)
         elif outcome.state == State.FAILURE:
-            await self._errbacks(request.id, request, embed.get("errbacks") or ())
+            failure = (outcome.value, outcome.traceback)
+            await self._errbacks(request.id, request, embed.get("errbacks") or (), failure)
         if embed.get("chord") and request.message.group:
             await self._chord_part(request, outcome, embed["chord"])
 
@@ -77,9 +80,16 @@ class CanvasHook:
         if steps:
             await self._send_dict(steps.pop(), (value,), {**self._lineage(request), "chain": steps or None})
 
-    async def _errbacks(self, task_id: str, request: Request, errbacks: Any) -> None:
+    async def _errbacks(
+        self, task_id: str, request: Request, errbacks: Any, failure: tuple[Any, str | None] | None = None
+    ) -> None:
         for errback in errbacks:
-            await self._send_dict(errback, (task_id,), self._lineage(request))
+            name = errback.get("task") if isinstance(errback, dict) else None
+            task = self.app.tasks.get(name) if isinstance(name, str) else None
+            if failure is not None and task is not None and old_style(task):
+                await call_old_style(task, errback, request, *failure)
+            else:
+                await self._send_dict(errback, (task_id,), self._lineage(request))
 
     async def _send_dict(self, d: Any, args: tuple[Any, ...], options: dict[str, Any]) -> None:
         try:

@@ -31,6 +31,8 @@ def make_meta(
         task_id=task_id,
     )
     if request is not None:
+        # Celery's result tuples: ((id, parent tuple), None) for a plain result; a parent is never set here.
+        meta["children"] = [[[child, None], None] for child in request.children]
         if request.message.group:
             meta["group_id"] = request.message.group
         if request.message.parent_id:

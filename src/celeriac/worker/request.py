@@ -40,6 +40,8 @@ class Request:
         self.time_received = time.time()
         self.time_start: float | None = None
         self.worker_pid: int | None = None
+        #: Ids of the tasks this run sent (``add_to_parent``), stored as the result's ``children``.
+        self.children: list[str] = []
 
     @property
     def id(self) -> str:
@@ -71,6 +73,11 @@ class Request:
         """Seconds until the ETA (0 when there is none or it has passed)."""
         eta = self.message.eta
         return max(0.0, eta.timestamp() - time.time()) if eta is not None else 0.0
+
+    def add_child(self, task_id: str) -> None:
+        """Record a task this run sent, once (unless the task's ``trail`` is off, as in Celery)."""
+        if self.task.trail and task_id not in self.children:
+            self.children.append(task_id)
 
     def context(self) -> RequestContext:
         """The ``self.request`` a bound task body sees (built on first use: most bodies never ask)."""

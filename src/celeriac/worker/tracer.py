@@ -30,6 +30,7 @@ from celeriac.pools.call import Call
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
+from celeriac.worker.canvas_children import plan_children
 from celeriac.worker.early_acks import EarlyAcks
 from celeriac.worker.listeners import TaskListener
 from celeriac.worker.meta import make_meta, reply_of
@@ -184,6 +185,8 @@ class Tracer:
 
     async def succeed(self, request: Request, value: Any, runtime: float) -> None:
         """Store SUCCESS, run the on_stored hooks, tell listeners, ack (late)."""
+        if request.message.embed:
+            plan_children(request)  # the callbacks and next chain step it will send are its children too
         try:
             await self.store(request, State.SUCCESS, value)
         except BackendError as exc:
