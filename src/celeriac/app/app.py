@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 
 from celeriac._portal import portal
@@ -19,6 +19,7 @@ from celeriac.app.config import check_values, load_object, settings_from
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app, shared_declarations
 from celeriac.app.discovery import Packages, annotate, discover
+from celeriac.app.eager_canvas import apply_canvas
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
@@ -32,6 +33,7 @@ from celeriac.backends import from_url as backend_from_url
 from celeriac.backends import keeps_results
 from celeriac.backends.base import BackendOptions, ResultBackend, TaskMeta
 from celeriac.backends.prefetch import SubscribesAhead
+from celeriac.canvas import Signature
 from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import CommandRegistry
 from celeriac.errors import ConfigurationError
@@ -370,3 +372,14 @@ class App:
     def AsyncResult(self, id: str) -> AsyncResult[Any]:
         """The result handle of the task ``id``."""
         return AsyncResult(id, app=self)
+
+    @property
+    def always_eager(self) -> bool:
+        """Whether ``apply_async``/``delay`` run tasks and canvases here (``task_always_eager``)."""
+        return bool(self.conf.task_always_eager)
+
+    async def aapply_canvas(
+        self, sig: Signature, args: Iterable[Any] | None, kwargs: Mapping[str, Any] | None, options: Mapping[str, Any]
+    ) -> Any:
+        """Run a signature, chain, group or chord here and now (`celeriac.app.eager_canvas`)."""
+        return await apply_canvas(self, sig, args, kwargs, options)

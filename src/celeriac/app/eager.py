@@ -130,6 +130,8 @@ def eager_context(task: Task[Any, Any], task_id: str, args: tuple[Any, ...], kwa
 
 
 EAGER_OPTIONS = frozenset({"task_id", "retries", "throw", "headers"})
+CANVAS_OPTIONS = ("link", "link_error", "chain", "chord")
+"""Options an eager run carries out through the eager canvas (`celeriac.app.eager_canvas`), never drops."""
 
 
 def eager_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import (
 from celeriac._portal import portal
 from celeriac.app.context import RequestContext
 from celeriac.app.current import current_request, get_current_app
-from celeriac.app.eager import EagerResult, drive, eager_options, run_eagerly
+from celeriac.app.eager import CANVAS_OPTIONS, EagerResult, drive, eager_options, run_eagerly
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.sending import retry_options
 from celeriac.app.signature import checker
@@ -176,6 +176,8 @@ class Task(Generic[P, R]):
         accepted and have no effect, as in Celery. A sync body runs in this thread, an ``async def`` one on the
         portal loop (use `aapply` to run it on yours).
         """
+        if any(options.get(key) for key in CANVAS_OPTIONS):  # callbacks, errbacks, a chain's rest: eager canvas
+            return portal.run(self.aapply(args, kwargs, **options))
         run = run_eagerly(self, args, kwargs, inline=not self.is_async, **eager_options(options))
         return portal.run(run) if self.is_async else drive(run)
 
@@ -186,6 +188,9 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> EagerResult[R]:
         """Async twin of `apply`: the body runs on this loop (a sync body too)."""
+        if any(options.get(key) for key in CANVAS_OPTIONS):
+            result: EagerResult[R] = await self.app.aapply_canvas(Signature(self, args, kwargs), None, None, options)
+            return result
         return await run_eagerly(self, args, kwargs, **eager_options(options))
 
     def apply_async(

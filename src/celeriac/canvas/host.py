@@ -36,6 +36,13 @@ class CanvasHost(Protocol):
     def AsyncResult(self, id: str) -> Any:
         """The result handle of task ``id``."""
 
+    @property
+    def always_eager(self) -> bool:
+        """Whether sending runs the canvas here instead (``task_always_eager``)."""
+
+    async def aapply_canvas(self, sig: Any, args: Any, kwargs: Any, options: Any) -> Any:
+        """Run the signature ``sig`` (or chain, group, chord) here and now; its eager result(s)."""
+
 
 _finder: list[Callable[[], CanvasHost]] = []
 

@@ -100,6 +100,8 @@ class chain(Signature):
         self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
     ) -> Any:
         """Send the first step with the frozen rest in its ``chain`` embed; the last step's result."""
+        if self.app.always_eager:
+            return await self.aapply(args, kwargs, **opts)
         options = {**self.options, **opts}
         steps = self.steps()
         rest = options.pop("chain", None)  # a chain sent as the link of another: its remaining steps follow
@@ -175,6 +177,9 @@ class group(Signature):
         self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
     ) -> GroupResult:
         """Send every member with the group id and its index; the `GroupResult`."""
+        if self.app.always_eager:
+            eager: GroupResult = await self.aapply(args, kwargs, **opts)
+            return eager
         options = {**self.options, **opts}
         if options.get("chord") is not None or options.get("chain"):
             raise CanvasError("a group cannot carry a chord or chain embed: use chord(group, body)")
@@ -270,6 +275,8 @@ class chord(Signature):
 
         ``task_id`` given here is the body's id; the chord's own ``task_id`` option is the group id (Celery's).
         """
+        if self.app.always_eager:
+            return await self.aapply(args, kwargs, **opts)
         body_id = opts.pop("task_id", None)
         options = {**self.options, **opts}
         body = self.body

@@ -206,8 +206,22 @@ class Signature(dict[str, Any]):
         self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
     ) -> Any:
         """Async twin of `apply_async`."""
+        if self.app.always_eager:
+            return await self.aapply(args, kwargs, **opts)
         a, kw, options = self._merge(args, kwargs, opts)
         return await self.app.asend_task(self.name, a, kw, **send_options(options))
+
+    def apply(self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any) -> Any:
+        """Run it here and now (a chain step by step, a group's members, a chord's header then body), callbacks
+        and errbacks too, as Celery's eager mode does; the ``EagerResult`` (a group: a ``GroupResult`` of them).
+        ``throw=True`` (default ``task_eager_propagates``) raises the first failure."""
+        return portal.run(self.aapply(args, kwargs, **opts))
+
+    async def aapply(
+        self, args: Iterable[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **opts: Any
+    ) -> Any:
+        """Async twin of `apply` (the bodies run on this loop)."""
+        return await self.app.aapply_canvas(self, args, kwargs, opts)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here and now with the merged arguments (needs the task object, as ``Task.s()`` gives)."""

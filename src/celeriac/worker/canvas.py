@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.backends.base import ChordMember, ResultBackend
 from celeriac.canvas import ChordError, Signature
+from celeriac.canvas.errbacks import old_style
 from celeriac.canvas.options import CELERY_INTERNAL, SENDABLE
 from celeriac.errors import BackendError
 from celeriac.protocol.failures import exception_from_dict, exception_to_dict
 from celeriac.protocol.states import State
-from celeriac.worker.canvas_errbacks import call_old_style, old_style
+from celeriac.worker.canvas_errbacks import call_old_style
 from celeriac.worker.meta import make_meta
 from celeriac.worker.outcome import Outcome
 

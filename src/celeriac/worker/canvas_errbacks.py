@@ -1,12 +1,10 @@
-"""Old-style errbacks: Celery calls an errback in the failed task's worker, with ``(request, exc, traceback)``,
-when the errback task is registered there and its function takes more than one positional argument (or ``*args``);
-any other errback is sent as a task with the failed task's id (the new style, worker/canvas.py).
+"""call_old_style: an old-style errback (`celeriac.canvas.errbacks.old_style` says which) is called in the failed
+task's worker with ``(request, exc, traceback)``, as Celery does; other errbacks are sent (worker/canvas.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,22 +13,6 @@ if TYPE_CHECKING:
     from celeriac.worker.request import Request
 
 log = logging.getLogger("celeriac.worker")
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
-def old_style(task: Task[Any, Any]) -> bool:
-    """Celery's rule: the function (without a bound task's ``self``) takes ``*args`` or more than one positional
-    argument."""
-    try:
-        params = list(inspect.signature(task.fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if task.bind and params:
-        params = params[1:]
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return True
-    return sum(p.kind in _POSITIONAL for p in params) > 1
 
 
 async def call_old_style(
