@@ -279,3 +279,29 @@ async def test_celeriac_client_and_worker_with_rpc_results(broker: str, queue_na
             assert [await r.aget(timeout=20) for r in reversed(many)] == [i * 2 for i in reversed(range(50))]
     finally:
         await app.aclose()
+
+
+async def test_update_state_progress_reaches_the_rpc_client(broker: str, queue_name: str) -> None:
+    """``self.update_state(state="PROGRESS")`` goes to the sending client's reply queue, like every other state."""
+    from celeriac.testing import start_worker
+
+    app = App("rpcprogress", broker=broker, backend="rpc://", task_default_queue=queue_name)
+    gate = asyncio.Event()
+
+    @app.task(name="rpcprogress.slow", bind=True)
+    async def slow(self: object, total: int) -> int:
+        await self.aupdate_state(state="PROGRESS", meta={"done": 1, "total": total})  # type: ignore[attr-defined]
+        await gate.wait()
+        return total
+
+    try:
+        async with start_worker(app, concurrency=2):
+            result = await slow.adelay(3)
+            async with asyncio.timeout(20):
+                while await result.astate() != "PROGRESS":
+                    await asyncio.sleep(0.01)
+            assert (await result.ameta())["result"] == {"done": 1, "total": 3}
+            gate.set()
+            assert await result.aget(timeout=20) == 3
+    finally:
+        await app.aclose()

@@ -34,7 +34,7 @@ from celeriac.app.eager import CANVAS_OPTIONS, EagerResult, drive, eager_options
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
 from celeriac.app.sending import retry_options
 from celeriac.app.signature import checker
-from celeriac.backends.base import TaskMeta
+from celeriac.backends.base import ReplyTo, TaskMeta
 from celeriac.canvas import Signature, set_host_finder, xmap, xstarmap
 from celeriac.canvas import chunks as Chunks
 from celeriac.canvas.replace import areplace
@@ -290,7 +290,12 @@ class Task(Generic[P, R]):
             task_id=task_id, status=state or "PENDING", result=meta, traceback=None, children=[], date_done=None
         )
         backend = await self.app.abackend()
-        await backend.store(record)
+        request = self.request
+        # The running task's own state goes where its message asked (rpc://: the sending client's reply queue).
+        reply = None
+        if task_id == request.id and request.reply_to:
+            reply = ReplyTo(request.reply_to, request.correlation_id or task_id)
+        await backend.store_task(record, reply)
 
     # -- retrying --------------------------------------------------------------------------------
     @overload
