@@ -12,6 +12,7 @@ against 76 µs, p50), and every ``delay().get()`` makes two calls.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
@@ -112,6 +113,11 @@ class Portal:
         call = _Call(coro, loop)
         loop.call_soon_threadsafe(call.start)
         return call.wait(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the portal loop without waiting: a future of its value (cancelling the future
+        cancels the coroutine)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop())
 
 
 portal = Portal()

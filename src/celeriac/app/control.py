@@ -104,7 +104,7 @@ class Control:
         task_id: str | Sequence[str],
         destination: Sequence[str] | None = None,
         terminate: bool = False,
-        signal: str = "SIGTERM",
+        signal: str | int = "SIGTERM",
         **options: Any,
     ) -> Replies:
         """Revoke task ids on every worker (with ``terminate``: also stop them if running)."""
@@ -117,7 +117,7 @@ class Control:
         task_id: str | Sequence[str],
         destination: Sequence[str] | None = None,
         terminate: bool = False,
-        signal: str = "SIGTERM",
+        signal: str | int = "SIGTERM",
         **options: Any,
     ) -> Replies:
         return portal.run(self.arevoke(task_id, destination, terminate, signal, **options))
@@ -271,6 +271,6 @@ class Control:
         return portal.run(self.aelection(id, topic, action, destination, **options))
 
 
-def _revoke_args(task_id: str | Sequence[str], terminate: bool, signal: str) -> dict[str, Any]:
+def _revoke_args(task_id: str | Sequence[str], terminate: bool, signal: str | int) -> dict[str, Any]:
     ids = [task_id] if isinstance(task_id, str) else list(task_id)
     return {"task_id": ids if len(ids) != 1 else ids[0], "terminate": terminate, "signal": signal}

@@ -57,8 +57,6 @@ class EagerResult(AsyncResult[R]):
     ) -> None:
         super().__init__(id, app=task.app)
         self._value_or_exc = value
-        self.name = task.name
-        self.retries = retries
         self._ready = TaskMeta(
             task_id=id,
             status=state,
@@ -66,6 +64,8 @@ class EagerResult(AsyncResult[R]):
             traceback=traceback,
             children=[],
             date_done=dt.datetime.now(dt.UTC).isoformat(),
+            name=task.name,
+            retries=retries,
         )
 
     def __repr__(self) -> str:
@@ -105,12 +105,6 @@ class EagerResult(AsyncResult[R]):
         return self._value_or_exc
 
     info = result
-
-    @property
-    def date_done(self) -> dt.datetime:
-        """When the run ended."""
-        assert self._ready is not None and self._ready["date_done"] is not None
-        return dt.datetime.fromisoformat(self._ready["date_done"])
 
 
 def eager_context(task: Task[Any, Any], task_id: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], retries: int,

@@ -106,7 +106,7 @@ async def _errbacks(
         errback = _sig(app, item)
         target = app.tasks.get(errback.name)
         if target is not None and old_style(target):
-            request = eager_context(task, failed.id, tuple(args), kwargs, failed.retries)
+            request = eager_context(task, failed.id, tuple(args), kwargs, failed.retries or 0)
             call = (request, failed.result, failed.traceback, *errback.args)
             value = target(*call, **errback.kwargs)
             if asyncio.iscoroutine(value):

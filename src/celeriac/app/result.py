@@ -7,8 +7,11 @@ record was seen, the handle keeps it (as Celery's does): asking again costs no r
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
+import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celeriac._portal import portal
@@ -84,6 +87,10 @@ class AsyncResult(Generic[R]):
         await backend.forget(self.id)
 
     # -- sync facades ----------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """Celery's older name of `get`."""
+        return self.get(timeout, propagate)
+
     def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Block until the task is ready and return its value (see `aget`)."""
         # A result expected since the send is handed to this thread by the listener, without two hops onto the
@@ -130,6 +137,89 @@ class AsyncResult(Generic[R]):
         """The traceback text of a failed task."""
         return self.meta["traceback"]
 
+    @property
+    def date_done(self) -> dt.datetime | None:
+        """When the task ended (None until then)."""
+        done = self.meta.get("date_done")
+        return dt.datetime.fromisoformat(done) if isinstance(done, str) else None
+
+    # What the worker stores with ``result_extended=True`` (None without it, or while nothing is stored).
+    @property
+    def name(self) -> str | None:
+        """The task name."""
+        return self.meta.get("name")
+
+    @property
+    def args(self) -> Any:
+        """The task's positional arguments."""
+        return self.meta.get("args")
+
+    @property
+    def kwargs(self) -> Any:
+        """The task's keyword arguments."""
+        return self.meta.get("kwargs")
+
+    @property
+    def worker(self) -> str | None:
+        """The node name of the worker that ran it."""
+        return self.meta.get("worker")
+
+    @property
+    def retries(self) -> int | None:
+        """How many times it was retried."""
+        return self.meta.get("retries")
+
+    @property
+    def queue(self) -> str | None:
+        """The queue it was delivered from."""
+        return self.meta.get("queue")
+
+    # -- control ---------------------------------------------------------------------------------
+    async def arevoke(
+        self,
+        terminate: bool = False,
+        signal: str | int | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """Revoke this task on every worker (``terminate``: also stop it if running, with ``signal``, default
+        SIGTERM); with ``wait`` the workers' replies are returned, collected for ``timeout`` seconds (default 1)
+        or until ``limit`` replies came."""
+        options: dict[str, Any] = {"reply": wait, "limit": limit}
+        if timeout is not None:
+            options["timeout"] = timeout
+        return await self.app.control.arevoke(self.id, terminate=terminate, signal=signal or "SIGTERM", **options)
+
+    def revoke(
+        self,
+        terminate: bool = False,
+        signal: str | int | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """Revoke this task (see `arevoke`)."""
+        return portal.run(self.arevoke(terminate, signal, wait, timeout, limit))
+
+    def then(
+        self, callback: Callable[[AsyncResult[R]], Any], on_error: Callable[[BaseException], Any] | None = None
+    ) -> concurrent.futures.Future[Any]:
+        """Call ``callback(self)`` once the task is ready (``on_error(exc)`` if waiting fails), without blocking:
+        a future of what the callback returns. The wait runs on celeriac's portal loop; an ``async def``
+        callback is awaited there, a sync one should be quick."""
+
+        async def settle() -> Any:
+            try:
+                await self.aget(propagate=False)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                return await _maybe_await(on_error(exc))
+            return await _maybe_await(callback(self))
+
+        return portal.submit(settle())
+
     def ready(self) -> bool:
         """True once the task succeeded, failed or was revoked."""
         return self.state in READY_STATES
@@ -174,3 +264,7 @@ class AsyncResult(Generic[R]):
                 raise exc
             return exc
         return value
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
