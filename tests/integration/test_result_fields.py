@@ -62,3 +62,20 @@ async def wait_for_active(app: Any, task_id: str) -> None:
             replies = await app.control.abroadcast("active", reply=True, timeout=2, limit=1)
             if any(task["id"] == task_id for reply in replies for tasks in reply.values() for task in tasks):
                 return
+
+
+def test_a_timeout_names_the_seconds_asked_for(redis_url: str, prefix: str) -> None:
+    """A short ``get(timeout=)`` is spent in the direct hand-over wait first; the error still says the timeout given."""
+    import pytest
+
+    from celeriac import App
+    from celeriac.errors import TimeoutError as ResultTimeout
+
+    app = App("fields", broker=redis_url, backend=redis_url)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    app.conf.result_backend_transport_options = {"global_keyprefix": prefix}
+    try:
+        with pytest.raises(ResultTimeout, match=r"was not ready within 0\.3s$"):
+            app.AsyncResult("never-sent").get(timeout=0.3)
+    finally:
+        app.close()

@@ -36,6 +36,18 @@ def database_path(url: str) -> str:
     return os.path.abspath(path)
 
 
+def located(url: str) -> str:
+    """``url`` for people: a ``sqlite://`` URL gets the absolute path of its file after it, so a relative or
+    default file (``./celeriac.db``) says where it is; any other URL (or a bad sqlite one) is returned as it is."""
+    if not url.lower().startswith("sqlite:"):
+        return url
+    try:
+        path = database_path(url)
+    except ConfigurationError:
+        return url
+    return url if url.split("?", 1)[0].endswith("//" + path) else f"{url} ({path})"
+
+
 def option_number(extra: dict[str, Any], key: str, default: float) -> float:
     """A numeric ``*_transport_options`` entry. Raises ConfigurationError naming the key if it is not."""
     value = extra.get(key, default)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 
 from celeriac._portal import portal
+from celeriac._sqlite.config import located
 from celeriac.app.config import check_values, load_object, settings_from
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app, shared_declarations
@@ -96,6 +97,7 @@ class App:
         self._discover: list[tuple[Packages, str]] = []  # autodiscover_tasks() calls to run at finalize
         self.steps: dict[str, list[type[Any]]] = {"worker": [], "consumer": []}
         self._resources = Resources(self.make_transport, self.make_backend, self._declares_queues)
+        self._said_default = False  # the default-broker warning is logged once per app
         self._sender = Sender(self)
         self._router: Router | None = None
         self._control: Control | None = None
@@ -261,6 +263,10 @@ class App:
     # -- connections -----------------------------------------------------------------------------
     def make_transport(self) -> Transport:
         """A new, unconnected transport to the broker (the caller owns and closes it)."""
+        if not self.conf.broker_url and not self._said_default:
+            # Nothing configured is a working default, but a file in the current directory must not be a surprise.
+            self._said_default = True
+            log.warning("no broker_url is set: using the embedded SQLite file %s", located(self.broker_url))
         return transport_from_url(self.broker_url, self.transport_options())
 
     def make_backend(self) -> ResultBackend:
@@ -331,8 +337,13 @@ class App:
         return self._control_commands
 
     def redacted_broker_url(self) -> str:
-        """The broker URL with its password hidden (safe to log and print)."""
-        return redact_url(self.broker_url)
+        """The broker URL with its password hidden (safe to log and print); a SQLite file's absolute path after it."""
+        return located(redact_url(self.broker_url))
+
+    def redacted_backend_url(self) -> str | None:
+        """The result backend URL as `redacted_broker_url` shows the broker's (None when there is none)."""
+        url = self.backend_url
+        return located(redact_url(url)) if url else None
 
     # -- sending ---------------------------------------------------------------------------------
     def send_task(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celeriac._portal import portal
 from celeriac.backends.base import TaskMeta
 from celeriac.canvas import GroupResult
+from celeriac.errors import TimeoutError as ResultTimeout
 from celeriac.protocol.failures import exception_from_dict
 from celeriac.protocol.states import PROPAGATE_STATES, READY_STATES, State
 
@@ -102,7 +103,10 @@ class AsyncResult(Generic[R]):
             self._ready = self.app.take_received_result(self.id, wait)
             if self._ready is None:
                 left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-                return portal.run(self.aget(timeout=left, propagate=propagate))
+                try:
+                    return portal.run(self.aget(timeout=left, propagate=propagate))
+                except ResultTimeout:  # name the timeout the caller gave, not what was left of it
+                    raise ResultTimeout(f"the result of task {self.id} was not ready within {timeout}s") from None
         value: R = self._value(self._ready, propagate)
         return value
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     finally:
         app.close()
     if not replies:
-        print(NO_REPLY, file=sys.stderr)
+        print(f"{NO_REPLY} (broker: {app.redacted_broker_url()})", file=sys.stderr)
         return 1
     print_replies(replies, args.json, ping=True)
     return 0

@@ -21,7 +21,6 @@ from celeriac.beat.step import BeatStep
 from celeriac.cli.logs import parse_level, setup_logging
 from celeriac.errors import ConfigurationError
 from celeriac.pools import by_name
-from celeriac.transports import redact_url
 from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.worker import Worker
 
@@ -93,8 +92,8 @@ def banner(app: App, worker: Worker, loop: str) -> Table:
     table.add_column(style="bold cyan")
     table.add_column()
     table.add_row("app", f"{app.main or '__main__'}")
-    table.add_row("transport", redact_url(app.broker_url))
-    table.add_row("results", redact_url(app.backend_url) if app.backend_url else "disabled")
+    table.add_row("transport", app.redacted_broker_url())
+    table.add_row("results", app.redacted_backend_url() or "disabled")
     if worker.autoscale is not None:
         high, low = worker.autoscale
         table.add_row("concurrency", f"{low} to {high} ({worker.pool_name}, autoscale)")
