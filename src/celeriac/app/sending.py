@@ -175,6 +175,10 @@ class Sender:
         priority = options.get("priority", task.priority if task else None)
         if priority is None:
             priority = conf.task_default_priority
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255
+        ):
+            raise ValueError(f"priority must be an integer from 0 to 255, not {priority!r}")
         return TaskMessage(
             id=task_id,
             task=name,
