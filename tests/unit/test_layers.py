@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
     {"beat"},
     {"celeriac"},  # the public re-exports of celeriac/__init__.py
     {"testing", "cli", "dashboard"},
+    {"contrib"},  # integrations (the pytest plugin builds on testing)
     {"__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

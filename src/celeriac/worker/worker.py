@@ -24,6 +24,7 @@ from celeriac.worker.canvas import CanvasHook
 from celeriac.worker.canvas_builtins import register_builtins
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.consumer.tasks import Tasks
+from celeriac.worker.django import setup_django
 from celeriac.worker.health import HealthServer
 from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
@@ -235,6 +236,7 @@ class Worker:
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Finalize the app and start every step; raises (after stopping what started) on failure."""
+        setup_django()  # before the tasks are loaded, so their modules may use Django's registry
         self.app.finalize()
         self.app.set_current()
         warn_reject_without_acks_late(self.app)
