@@ -157,9 +157,7 @@ class Task(Generic[P, R]):
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """`delay` once the current Django transaction commits (never after a rollback; `celeriac.app.on_commit`)."""
-        if self.typing:
-            self.check_arguments(args, kwargs)  # a wrong call fails here, not later inside Django's commit
-        on_commit(self.delay, *args, **kwargs)
+        self.apply_async_on_commit(args, kwargs)
 
     def apply_async_on_commit(
         self,
@@ -168,7 +166,7 @@ class Task(Generic[P, R]):
         **options: Unpack[SendOptions],
     ) -> None:
         """`apply_async` once the current Django transaction commits (see `delay_on_commit`)."""
-        if self.typing:
+        if self.typing:  # a wrong call fails here, not later inside Django's commit
             self.check_arguments(args, kwargs)
         check_send_options(options)
         on_commit(self.apply_async, args, kwargs, **options)
@@ -309,12 +307,9 @@ class Task(Generic[P, R]):
             task_id=task_id, status=state or "PENDING", result=meta, traceback=None, children=[], date_done=None
         )
         backend = await self.app.abackend()
-        request = self.request
-        # The running task's own state goes where its message asked (rpc://: the sending client's reply queue).
-        reply = None
-        if task_id == request.id and request.reply_to:
-            reply = ReplyTo(request.reply_to, request.correlation_id or task_id)
-        await backend.store_task(record, reply)
+        request = self.request  # its own state goes where its message asked (rpc://: the client's reply queue)
+        reply_to = request.reply_to if task_id == request.id else None
+        await backend.store_task(record, ReplyTo(reply_to, request.correlation_id or task_id) if reply_to else None)
 
     # -- retrying --------------------------------------------------------------------------------
     @overload

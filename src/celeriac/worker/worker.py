@@ -132,7 +132,8 @@ class Worker:
         self.autoscale_keepalive = float(conf.worker_autoscaler_keepalive)
         if self.autoscale_keepalive <= 0:
             raise ConfigurationError(f"worker_autoscaler_keepalive must be more than 0, not {self.autoscale_keepalive}")
-        self.queues = list(queues or [conf.task_default_queue])
+        # -Q, else every queue of task_queues, else the default queue (as Celery's worker)
+        self.queues = list(queues or app.declared_queues() or [conf.task_default_queue])
         multiplier = conf.worker_prefetch_multiplier if prefetch_multiplier is None else prefetch_multiplier
         if multiplier < 0:
             raise ConfigurationError(f"prefetch multiplier must be 0 or more, not {multiplier}")
