@@ -263,6 +263,11 @@ class Transport(AsyncResource):
     async def fanout(self, channel: str, message: Message) -> None:
         """Broadcast ``message`` to every current subscriber of ``channel``."""
 
+    async def fanout_counted(self, channel: str, message: Message) -> int | None:
+        """`fanout`, and how many subscribers received it when the broker says (Redis), else None."""
+        await self.fanout(channel, message)
+        return None
+
     @abc.abstractmethod
     async def subscribe(self, channels: Sequence[str], name: str | None = None) -> Subscription:
         """Start listening on ``channels``; messages broadcast after this returns are received.
