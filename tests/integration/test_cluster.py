@@ -208,13 +208,10 @@ async def test_election_picks_one_leader_that_all_agree_on(broker: Broker) -> No
     await app.aclose()
 
 
-async def test_on_redis_mingle_ends_with_the_last_reply_not_the_timeout(
-    broker: Broker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Redis counts who received the hello: with a timeout no test would outlive, a lone worker and a worker with
-    one neighbour still start at once, and the neighbour's revoked ids are merged."""
-    if broker.kind != "redis":
-        pytest.skip("only Redis counts a broadcast's receivers")
+async def test_mingle_ends_with_the_last_reply_not_the_timeout(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis (PUBLISH) and SQLite (its listeners table) count who received the hello: with a timeout no test would
+    outlive, a lone worker and a worker with one neighbour still start at once, and the neighbour's revoked ids are
+    merged."""
     monkeypatch.setattr(Mingle, "timeout", 3600.0)
     app = broker.app()
     async with asyncio.timeout(60):
