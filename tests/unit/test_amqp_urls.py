@@ -49,3 +49,19 @@ def test_unknown_ssl_key_and_scheme() -> None:
         parse_url("amqp://h", use_ssl={"cafile": "x"})
     with pytest.raises(ConfigurationError, match="not an AMQP URL"):
         parse_url("redis://h")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("heartbeat=abc", "option 'heartbeat' in AMQP URL .* must be a number of seconds, 0 or more, not 'abc'"),
+        ("heartbeat=-1", "must be a number of seconds, 0 or more, not '-1'"),
+        ("connect_timeout=0", "option 'connect_timeout' .* more than 0, not '0'"),
+        ("connect_timeout=inf", "more than 0, not 'inf'"),
+    ],
+)
+def test_number_options_are_checked_when_the_url_is_read(query: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        parse_url(f"amqp://u:secret@h//?{query}")
+    assert "secret" not in str(info.value)
+    assert parse_url("amqp://h//?heartbeat=0&connect_timeout=2.5").query == {"heartbeat": "0", "connect_timeout": "2.5"}

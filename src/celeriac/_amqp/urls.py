@@ -75,6 +75,20 @@ class AMQPAddress:
         return context
 
 
+def _seconds(name: str, text: str, shown: str, zero_ok: bool) -> float:
+    """A URL option's number of seconds; a one-line error naming the option for anything else."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+        least = "0 or more" if zero_ok else "more than 0"
+        raise ConfigurationError(
+            f"option {name!r} in AMQP URL {shown!r} must be a number of seconds, {least}, not {text!r}"
+        )
+    return value
+
+
 def parse_url(url: str, *, use_ssl: bool | Mapping[str, Any] | None = None) -> AMQPAddress:
     """``url`` read by kombu's rules; ``use_ssl`` is ``broker_use_ssl`` (True or a dict of kombu's TLS keys
     turns TLS on for ``amqp://`` too; ``amqps://`` always has it).
@@ -97,6 +111,7 @@ def parse_url(url: str, *, use_ssl: bool | Mapping[str, Any] | None = None) -> A
             close = difflib.get_close_matches(name, URL_OPTIONS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(URL_OPTIONS))})"
             raise ConfigurationError(f"unknown option {name!r} in AMQP URL {shown!r}{hint}")
+        _seconds(name, query[name], shown, zero_ok=name == "heartbeat")
     ssl_options: Mapping[str, Any] | None = None
     if isinstance(use_ssl, Mapping):
         unknown = sorted(set(use_ssl) - SSL_OPTIONS)
