@@ -36,6 +36,12 @@ def celeriac(env: dict[str, str], *args: str) -> LoggedProcess:
     return LoggedProcess([sys.executable, "-m", "celeriac", "-A", "beatapp", *args], HERE, env)
 
 
+def run_once(cwd: Path, env: dict[str, str], app: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``celeriac -A app ...`` to its end (a start-up refusal), its output captured."""
+    command = [sys.executable, "-m", "celeriac", "-A", app, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def ledger_rows(ledger: Path) -> list[tuple[str, float, str]]:
     if not ledger.exists():
         return []
@@ -96,14 +102,7 @@ def test_a_bad_schedule_is_one_line(tmp_path: Path) -> None:
         "app.conf.beat_schedule = {'t': {'task': 'x', 'schedule': 1, 'options': {'task_id': 'x'}}}\n"
     )
     for verb in (["beat"], ["worker", "-B"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "celeriac", "-A", "badbeat", *verb],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_once(tmp_path, env, "badbeat", *verb)
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().count("\n") == 0 and "'task_id'" in done.stderr, done.stderr
 
@@ -112,14 +111,7 @@ def test_beat_refuses_a_result_backend_that_cannot_hold_its_lease(tmp_path: Path
     """rpc:// keeps no records, so beat cannot lead: one line and exit 2, not a warning every half second."""
     env = {**beat_env(amqp_url, "rpc://", tmp_path / "ledger"), "BEAT_LEDGER": str(tmp_path / "ledger")}
     for verb in (["beat"], ["worker", "-B", "-c", "1"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "celeriac", "-A", "beatapp", *verb],
-            cwd=HERE,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_once(HERE, env, "beatapp", *verb)
         assert done.returncode == 2, done.stderr
         errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
         assert errors == [

@@ -156,14 +156,7 @@ async def _chord(
     app: App, sig: chord, args: Iterable[Any] | None, kwargs: Mapping[str, Any] | None, options: dict[str, Any]
 ) -> Any:
     options = {**sig.options, **options}
-    body = sig.body
-    if body is None:
-        raise ChordError("a chord needs a body: chord(header, body) or chord(header)(body)")
-    body = body.clone()
-    for errback in _as_list(options.get("link_error")):
-        body.link_error(errback)
-    for callback in _as_list(options.get("link")):
-        body.link(callback)
+    body = sig.linked_body(options)
     header = await _group(app, sig.header, args, kwargs, {"task_id": options.get("task_id")})
     failed = next((r for r in header.results if _first_failure(r) is not None), None)
     if failed is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from celeriac.canvas.errors import CanvasError
 from celeriac.canvas.host import CanvasHost
@@ -279,14 +279,7 @@ class chord(Signature):
             return await self.aapply(args, kwargs, **opts)
         body_id = opts.pop("task_id", None)
         options = {**self.options, **opts}
-        body = self.body
-        if body is None:
-            raise CanvasError("a chord needs a body: chord(header, body) or chord(header)(body)")
-        body = body.clone()
-        for errback in _as_list(options.get("link_error")):
-            body.link_error(errback)
-        for callback in _as_list(options.get("link")):
-            body.link(callback)
+        body = self.linked_body(options)
         if options.get("chain"):
             if body.subtask_type is not None:
                 raise CanvasError("a chord inside a chain needs a plain task as its body")
@@ -310,6 +303,19 @@ class chord(Signature):
             await member.aapply_async(None, None, chord=dict(body), **common)
         result.parent = GroupResult(gid, results, app=self.app)
         return result
+
+    def linked_body(self, options: Mapping[str, Any]) -> Signature:
+        """A copy of the body with the chord's ``link``/``link_error`` from ``options`` on it (they run once, for
+        the whole chord); `CanvasError` when there is no body."""
+        body = self.body
+        if body is None:
+            raise CanvasError("a chord needs a body: chord(header, body) or chord(header)(body)")
+        body = cast(Signature, body.clone())
+        for errback in _as_list(options.get("link_error")):
+            body.link_error(errback)
+        for callback in _as_list(options.get("link")):
+            body.link(callback)
+        return body
 
     def __call__(self, body: Any = None, **options: Any) -> Any:
         """Send the chord with ``body`` (Celery's ``chord(header)(body)``)."""
