@@ -34,7 +34,8 @@ LAYERS: list[set[str]] = [
     {"worker"},
     {"beat"},
     {"celeriac"},  # the public re-exports of celeriac/__init__.py
-    {"testing", "cli", "dashboard"},
+    {"dashboard"},
+    {"testing", "cli"},
     {"__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

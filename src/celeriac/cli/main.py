@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from celeriac._version import __version__
 from celeriac.app.app import App
-from celeriac.cli import beat, call, events, purge, remote, result, status, worker
+from celeriac.cli import beat, call, dashboard, events, purge, remote, result, status, worker
 from celeriac.cli.loader import load_app
 from celeriac.errors import CeleriacError, ConfigurationError
 
@@ -27,6 +27,7 @@ VERBS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
     status.add_parser,
     events.add_parser,
     beat.add_parser,
+    dashboard.add_parser,
 )
 
 
