@@ -258,7 +258,7 @@ class EventStore:
         """Every event of one task, in arrival order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT type, ts, hostname, fields FROM events WHERE uuid = ? ORDER BY id", (uuid,)
+                "SELECT type, ts, hostname, fields FROM events WHERE uuid = ? ORDER BY ts, id", (uuid,)
             ).fetchall()
         return [{**dict(row), "fields": json.loads(row["fields"] or "{}")} for row in rows]
 

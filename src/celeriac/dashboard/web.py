@@ -45,7 +45,7 @@ def when(ts: float | None) -> str:
 
 def span(start: float | None, end: float | None) -> str:
     """Seconds between two times, or '-'."""
-    return f"{end - start:.3f}s" if start is not None and end is not None else "-"
+    return f"{max(0.0, end - start):.3f}s" if start is not None and end is not None else "-"
 
 
 class Dashboard:
