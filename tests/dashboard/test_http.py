@@ -258,3 +258,37 @@ def test_stream_announces_a_change(client: tuple[TestClient, Dashboard]) -> None
         dashboard.store.ingest(failed_task())
         data = [line for line in lines if line.startswith("data:")]
     assert data == [f"data: {dashboard.store.version}"]
+
+
+def test_peek_and_oldest_age_on_sqlite(client: tuple[TestClient, Dashboard], app: App) -> None:
+    http, dashboard = client
+    dashboard.store.ingest(failed_task())
+    token = csrf_of(http.get("/queues").text)
+    http.post("/tasks/t-1/retry", data={"csrf": token})
+    peek = http.get("/queues/celery").text
+    assert "proj.add" in peek and "the oldest has waited" in peek
+    assert http.portal is not None and dashboard.transport is not None
+    assert http.portal.call(dashboard.transport.size, "celery") == 1  # peeking consumed nothing
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    ages = [s for s in families["celeriac_queue_oldest_age_seconds"].samples if s.labels == {"queue": "celery"}]
+    assert len(ages) == 1 and ages[0].value >= 0
+
+
+def test_peek_on_redis_honours_the_key_prefix(redis_url: str, prefix: str, db: str) -> None:
+    app = App("dash-redis", broker=redis_url, set_as_current=False)
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    store = EventStore(db)
+    store.ingest(failed_task())
+    dashboard = Dashboard(app, store, listen=True)
+    with TestClient(dashboard.asgi) as http:
+        token = csrf_of(http.get("/queues").text)
+        http.post("/tasks/t-1/retry", data={"csrf": token})
+        new = store.related("t-1")["resent"][0]["uuid"]
+        peek = http.get("/queues/celery").text
+        assert new in peek and "proj.add" in peek
+        queues = http.get("/queues").text
+        assert re.search(r"<td>1</td>\s*<td>\d+\.\ds</td>", queues), queues
+        assert http.portal is not None and dashboard.transport is not None
+        assert http.portal.call(dashboard.transport.size, "celery") == 1
+        http.post("/queues/celery/purge", data={"csrf": token, "confirm": "celery"})
+    store.close()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from celeriac.dashboard.forms import task_filter
 from celeriac.dashboard.security import REDACTED, role_at_least
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ async def retry(self: Dashboard, request: Request, user: str, form: Mapping[str,
 
 
 async def bulk_retry(self: Dashboard, request: Request, user: str, form: Mapping[str, str]) -> str:
-    where = self.task_filter(form)
+    where = task_filter(form)
     if where.state != "FAILURE":
         raise ValueError("bulk retry works on failed tasks only (filter state=FAILURE)")
     sent, refused = 0, 0

@@ -102,11 +102,21 @@ value="{{ csrf }}"><label><input type="checkbox" name="terminate"> terminate</la
 value="{{ csrf }}"><button>discard</button></form>{% endif %}{% endblock %}"""
 
 QUEUES = """{% extends "base" %}{% block body %}<h1>Queues</h1><div id="live"><table>
-<tr><th>queue</th><th>waiting messages</th><th>dead letters</th><th></th></tr>
-{% for q in queues %}<tr><td>{{ q.name }}</td><td>{{ q.depth }}</td><td>{{ q.dead }}</td><td>{% if can_admin %}
+<tr><th>queue</th><th>waiting messages</th><th>oldest waiting</th><th>dead letters</th><th></th></tr>
+{% for q in queues %}<tr><td><a href="/queues/{{ q.name }}">{{ q.name }}</a></td><td>{{ q.depth }}</td>
+<td>{{ "%.1fs"|format(q.oldest) if q.oldest is not none else "" }}</td><td>{% if q.dead %}<a
+href="/queues/{{ q.name }}.dead">{{ q.dead }}</a>{% else %}{{ q.dead }}{% endif %}</td><td>{% if can_admin %}
 <form class="inline" method="post" action="/queues/{{ q.name }}/purge"><input type="hidden" name="csrf"
 value="{{ csrf }}"><input name="confirm" placeholder="type {{ q.name }} to purge" size="18"><button>purge</button>
 </form>{% endif %}</td></tr>{% endfor %}</table></div>{% endblock %}"""
+
+PEEK = """{% extends "base" %}{% block body %}<h1>{{ queue }}</h1><p>The next messages, read without
+consuming them{% if oldest is not none %}; the oldest has waited {{ "%.1f"|format(oldest) }}s{% endif %}.</p>
+<div id="live"><table><tr><th>task id</th><th>task</th><th>retries</th><th>eta</th><th>waiting</th></tr>
+{% for m in messages %}<tr><td>{% if m.id %}<a href="/tasks/{{ m.id }}">{{ m.id }}</a>{% endif %}</td>
+<td>{{ m.task or "" }}</td><td>{{ m.retries if m.retries is not none else "" }}</td><td>{{ m.eta or "" }}</td>
+<td>{{ "%.1fs"|format(m.waiting) if m.waiting is not none else "" }}</td></tr>{% else %}<tr><td colspan="5">
+empty</td></tr>{% endfor %}</table></div>{% endblock %}"""
 
 CONTROL = """{% extends "base" %}{% block body %}<h1>Control</h1>{% if not can_operate %}
 <p>Your role ({{ role }}) may look but not act.</p>{% else %}
@@ -137,6 +147,7 @@ def environment() -> Environment:
                 "tasks": TASKS,
                 "task": TASK,
                 "queues": QUEUES,
+                "peek": PEEK,
                 "control": CONTROL,
                 "audit": AUDIT,
                 "canvas": CANVAS,

@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,10 +23,11 @@ from starlette.routing import Route
 
 from celeriac.app.app import App
 from celeriac.control.pidbox import Mailbox
-from celeriac.dashboard import actions
+from celeriac.dashboard import actions, queues
+from celeriac.dashboard.forms import span, task_filter, when
 from celeriac.dashboard.metrics import Metrics
 from celeriac.dashboard.security import Access, role_at_least
-from celeriac.dashboard.store import SORTABLE, STATES, EventStore, TaskFilter
+from celeriac.dashboard.store import SORTABLE, STATES, EventStore
 from celeriac.dashboard.templates import environment
 from celeriac.events.model import Event
 from celeriac.events.receiver import EventReceiver
@@ -36,16 +36,6 @@ from celeriac.transports.base import Transport
 log = logging.getLogger("celeriac.dashboard")
 
 PAGE = 50
-
-
-def when(ts: float | None) -> str:
-    """A timestamp for a table cell (UTC)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ts else ""
-
-
-def span(start: float | None, end: float | None) -> str:
-    """Seconds between two times, or '-'."""
-    return f"{max(0.0, end - start):.3f}s" if start is not None and end is not None else "-"
 
 
 class Dashboard:
@@ -132,14 +122,22 @@ class Dashboard:
                 continue
             depth: int | str = "?"
             dead: int | str = "?"
+            oldest: float | None = None
             if transport is not None:
                 try:
                     depth = await transport.size(name)
                     dead = await transport.size(f"{name}.dead")
+                    if depth and queues.supported(transport):
+                        _, oldest = await queues.peek(transport, name, 1, self.sent_at)
                 except Exception as exc:  # a broker error is shown, not raised: the page still renders
                     log.warning("queue size of %s: %s", name, exc)
-            rows.append({"name": name, "depth": depth, "dead": dead})
+            rows.append({"name": name, "depth": depth, "dead": dead, "oldest": oldest})
         return rows
+
+    def sent_at(self, task_id: str) -> float | None:
+        """When the history saw ``task_id`` sent (or received), for a waiting message's age."""
+        task = self.store.task(task_id)
+        return (task["sent"] or task["received"]) if task else None
 
     def worker_rows(self, now: float | None = None) -> list[dict[str, Any]]:
         """Workers with their status: online, lost (missed heartbeats) or offline (said so, or long silent)."""
@@ -166,6 +164,7 @@ class Dashboard:
             Route("/tasks/{uuid}", page(self.task_page)),
             Route("/canvas/{root}", page(self.canvas_page)),
             Route("/queues", page(self.queues_page)),
+            Route("/queues/{queue}", page(self.peek_page)),
             Route("/control", page(self.control_page)),
             Route("/audit", page(self.audit_page)),
             Route("/tasks/bulk-retry", act(actions.bulk_retry, "operator"), methods=["POST"]),
@@ -251,30 +250,10 @@ class Dashboard:
             sections.append((command, text))
         return self.render(request, user, role, "worker", title=hostname, hostname=hostname, sections=sections)
 
-    @staticmethod
-    def task_filter(params: Mapping[str, str]) -> TaskFilter:
-        def number(key: str) -> float | None:
-            value = params.get(key, "")
-            try:
-                return float(value) if value else None
-            except ValueError:
-                raise ValueError(f"{key} must be a unix time in seconds, not {value!r}") from None
-
-        return TaskFilter(
-            state=params.get("state", ""),
-            name=params.get("name", ""),
-            worker=params.get("worker", ""),
-            queue=params.get("queue", ""),
-            since=number("since"),
-            until=number("until"),
-            uuid=params.get("uuid", ""),
-            text=params.get("text", ""),
-        )
-
     async def tasks_page(self, request: Request, user: str, role: str) -> Response:
         params = dict(request.query_params)
         try:
-            where = self.task_filter(params)
+            where = task_filter(params)
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         sort = params.get("sort", "updated")
@@ -347,6 +326,17 @@ class Dashboard:
     async def queues_page(self, request: Request, user: str, role: str) -> Response:
         return self.render(request, user, role, "queues", title="Queues", queues=await self.queue_sizes())
 
+    async def peek_page(self, request: Request, user: str, role: str) -> Response:
+        """The next messages of one queue, read without consuming them."""
+        queue = request.path_params["queue"]
+        if self.transport is None:
+            return PlainTextResponse("not connected to the broker", status_code=503)
+        try:
+            messages, oldest = await queues.peek(self.transport, queue, 20, self.sent_at)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        return self.render(request, user, role, "peek", title=queue, queue=queue, messages=messages, oldest=oldest)
+
     async def control_page(self, request: Request, user: str, role: str) -> Response:
         commands = [(name, fields) for name, (fields, need) in actions.COMMANDS.items() if role_at_least(role, need)]
         replies = request.query_params.get("replies")
@@ -378,11 +368,12 @@ class Dashboard:
     async def metrics_endpoint(self, request: Request) -> Response:
         if self.who(request) is None:
             return self.challenge()
-        queues = await self.queue_sizes()
-        depths = {q["name"]: q["depth"] for q in queues if isinstance(q["depth"], int)}
-        dead = {q["name"]: q["dead"] for q in queues if isinstance(q["dead"], int)}
+        rows = await self.queue_sizes()
+        depths = {q["name"]: q["depth"] for q in rows if isinstance(q["depth"], int)}
+        dead = {q["name"]: q["dead"] for q in rows if isinstance(q["dead"], int)}
         online = sum(1 for w in self.worker_rows() if w["status"] == "online")
-        body = self.metrics.render(depths, {}, dead, online)
+        oldest = {q["name"]: q["oldest"] for q in rows if q["oldest"] is not None}
+        body = self.metrics.render(depths, oldest, dead, online)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def healthz(self, request: Request) -> Response:
