@@ -292,3 +292,17 @@ def test_peek_on_redis_honours_the_key_prefix(redis_url: str, prefix: str, db: s
         assert http.portal.call(dashboard.transport.size, "celery") == 1
         http.post("/queues/celery/purge", data={"csrf": token, "confirm": "celery"})
     store.close()
+
+
+def test_beat_page_lists_entries_and_the_leader(sqlite_url: str, tmp_path: Path, db: str) -> None:
+    app = App("dash-beat", broker=sqlite_url, backend=f"sqlite:///{tmp_path / 'results.db'}", set_as_current=False)
+    app.conf.beat_schedule = {"tick": {"task": "proj.tick", "schedule": 30.0}}
+    store = EventStore(db)
+    leader = {"type": "beat-leader", "holder": "gen1@host/ab12", "token": 3, "timestamp": time.time()}
+    store.ingest([leader, {"type": "beat-fired", "entry": "tick", "uuid": "beat-1", "timestamp": time.time()}])
+    dashboard = Dashboard(app, store, listen=False)
+    with TestClient(dashboard.asgi) as http:
+        page = http.get("/beat").text
+    assert "gen1@host/ab12" in page and "token 3" in page
+    assert "proj.tick" in page and "beat-1" in page and "tick" in page
+    store.close()

@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS workers (
     hostname TEXT PRIMARY KEY, last_heartbeat REAL, freq REAL, active INTEGER, processed INTEGER,
     loadavg TEXT, sw_ident TEXT, sw_ver TEXT, pid INTEGER, offline INTEGER NOT NULL DEFAULT 0, updated REAL
 );
+CREATE TABLE IF NOT EXISTS beat (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, ts REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY, ts REAL NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
 );

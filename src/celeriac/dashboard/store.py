@@ -117,6 +117,7 @@ class EventStore:
         task_rows: list[dict[str, Any]] = []
         log_rows: list[tuple[Any, ...]] = []
         worker_rows: list[dict[str, Any]] = []
+        beat_rows: list[tuple[str, str, float]] = []
         for event in events:
             kind = str(event.get("type", ""))
             if kind in STATES and event.get("uuid"):
@@ -124,6 +125,10 @@ class EventStore:
                 task_rows.append(row)
                 fields = {k: v for k, v in event.items() if k in ("exception", "runtime", "retries", "reason")}
                 log_rows.append((row["uuid"], kind, row["ts"], event.get("hostname"), json.dumps(fields)))
+            elif kind in ("beat-leader", "beat-fired"):
+                name = "leader" if kind == "beat-leader" else f"fired:{event.get('entry')}"
+                ts = _number(event.get("timestamp")) or time.time()
+                beat_rows.append((name, json.dumps(dict(event), default=str), ts))
             elif kind.startswith("worker-") and event.get("hostname"):
                 load = event.get("loadavg")
                 worker_rows.append(
@@ -141,7 +146,7 @@ class EventStore:
                     }
                 )
         seen = Observed()
-        if not (task_rows or worker_rows):
+        if not (task_rows or worker_rows or beat_rows):
             return seen
         with self._lock:
             self._db.execute("BEGIN")
@@ -154,6 +159,12 @@ class EventStore:
                     )
                 if worker_rows:
                     self._db.executemany(WORKER_UPSERT, worker_rows)
+                if beat_rows:
+                    self._db.executemany(
+                        "INSERT INTO beat (key, value, ts) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                        "value = excluded.value, ts = excluded.ts WHERE excluded.ts >= beat.ts",
+                        beat_rows,
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -306,6 +317,12 @@ class EventStore:
         with self._lock:
             rows = self._db.execute("SELECT name, state, count(*) FROM tasks GROUP BY name, state").fetchall()
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def beat(self) -> dict[str, dict[str, Any]]:
+        """The latest ``beat-leader`` event (key ``leader``) and ``beat-fired`` per entry (``fired:<entry>``)."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM beat").fetchall()
+        return {str(row[0]): json.loads(row[1]) for row in rows}
 
     def audit(self, user: str, action: str, detail: Mapping[str, Any]) -> None:
         """Append one action to the audit log."""

@@ -19,7 +19,7 @@ text-align:left;font-size:.9em}th a{color:#222}.SUCCESS{color:#080}.FAILURE{colo
 form.inline{display:inline}.flash{background:#ffd;padding:.5em;border:1px solid #cc8}
 </style></head><body>
 <nav><a href="/">Workers</a><a href="/tasks">Tasks</a><a href="/tasks?state=FAILURE">Failures</a>
-<a href="/queues">Queues</a><a href="/control">Control</a><a href="/audit">Audit</a>
+<a href="/queues">Queues</a><a href="/beat">Beat</a><a href="/control">Control</a><a href="/audit">Audit</a>
 <span class="who">{{ user }} ({{ role }})</span></nav><main>
 {% if flash %}<p class="flash">{{ flash }}</p>{% endif %}
 {% block body %}{% endblock %}</main>
@@ -118,6 +118,16 @@ consuming them{% if oldest is not none %}; the oldest has waited {{ "%.1f"|forma
 <td>{{ "%.1fs"|format(m.waiting) if m.waiting is not none else "" }}</td></tr>{% else %}<tr><td colspan="5">
 empty</td></tr>{% endfor %}</table></div>{% endblock %}"""
 
+BEAT = """{% extends "base" %}{% block body %}<h1>Beat</h1>
+<p>leader: {% if leader %}{{ leader.holder or leader.hostname }} (token {{ leader.token }}, since
+{{ when(leader.timestamp) }}){% else %}no beat-leader event seen yet{% endif %}</p>
+{% if problem %}<p class="flash">{{ problem }}</p>{% endif %}
+<table><tr><th>entry</th><th>task</th><th>schedule</th><th>last slot</th><th>next slot</th><th>last task</th></tr>
+{% for e in entries %}<tr><td>{{ e.name }}</td><td>{{ e.task }}</td><td>{{ e.schedule }}</td><td>{{ e.last }}</td>
+<td>{{ e.next }}</td><td>{% if e.uuid %}<a href="/tasks/{{ e.uuid }}">{{ e.uuid }}</a>{% endif %}</td></tr>
+{% else %}<tr><td colspan="6">no beat_schedule in this app (start the dashboard with -A)</td></tr>{% endfor %}
+</table>{% endblock %}"""
+
 CONTROL = """{% extends "base" %}{% block body %}<h1>Control</h1>{% if not can_operate %}
 <p>Your role ({{ role }}) may look but not act.</p>{% else %}
 {% for name, fields in commands %}<form method="post" action="/control/{{ name }}"><b>{{ name }}</b>
@@ -148,6 +158,7 @@ def environment() -> Environment:
                 "task": TASK,
                 "queues": QUEUES,
                 "peek": PEEK,
+                "beat": BEAT,
                 "control": CONTROL,
                 "audit": AUDIT,
                 "canvas": CANVAS,

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from celeriac.app.app import App
 from celeriac.control.pidbox import Mailbox
 from celeriac.dashboard import actions, queues
+from celeriac.dashboard.beatview import beat_entries
 from celeriac.dashboard.forms import span, task_filter, when
 from celeriac.dashboard.metrics import Metrics
 from celeriac.dashboard.security import Access, role_at_least
@@ -165,6 +166,7 @@ class Dashboard:
             Route("/canvas/{root}", page(self.canvas_page)),
             Route("/queues", page(self.queues_page)),
             Route("/queues/{queue}", page(self.peek_page)),
+            Route("/beat", page(self.beat_page)),
             Route("/control", page(self.control_page)),
             Route("/audit", page(self.audit_page)),
             Route("/tasks/bulk-retry", act(actions.bulk_retry, "operator"), methods=["POST"]),
@@ -336,6 +338,14 @@ class Dashboard:
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         return self.render(request, user, role, "peek", title=queue, queue=queue, messages=messages, oldest=oldest)
+
+    async def beat_page(self, request: Request, user: str, role: str) -> Response:
+        """Beat's entries (next and last slot, read from the result backend's records) and the leader."""
+        seen = self.store.beat()
+        entries, problem = await beat_entries(self.app, seen)
+        return self.render(
+            request, user, role, "beat", title="Beat", entries=entries, leader=seen.get("leader"), problem=problem
+        )
 
     async def control_page(self, request: Request, user: str, role: str) -> Response:
         commands = [(name, fields) for name, (fields, need) in actions.COMMANDS.items() if role_at_least(role, need)]
