@@ -147,6 +147,9 @@ def test_both_workers_failure_retry_and_live_update(cluster: dict[str, Any], tmp
             what=f"both workers listed: {names}",
         )
         assert "py-celery" in page  # the Celery worker's software id
+        queue = cluster["queues"]["celeriac"]
+        dashboard.inspected.max_age = 0  # ask the workers again on every page load
+        wait_until(lambda: queue in op.get("/").text, what="the celeriac worker's queues (inspect active_queues)")
         client = App("dash-client", broker=cluster["redis_url"], set_as_current=False)
         client.conf.broker_transport_options = {"global_keyprefix": cluster["prefix"]}
         client.conf.task_send_sent_event = True

@@ -306,3 +306,18 @@ def test_beat_page_lists_entries_and_the_leader(sqlite_url: str, tmp_path: Path,
     assert "gen1@host/ab12" in page and "token 3" in page
     assert "proj.tick" in page and "beat-1" in page and "tick" in page
     store.close()
+
+
+def test_canvas_tree_by_root(client: tuple[TestClient, Dashboard]) -> None:
+    http, dashboard = client
+    t0 = time.time()
+    events = []
+    for uuid, parent, name in (("root", None, "proj.a"), ("kid", "root", "proj.b"), ("grandkid", "kid", "proj.c")):
+        events.append(
+            {"type": "task-received", "uuid": uuid, "name": name, "root_id": "root", "parent_id": parent,
+             "timestamp": t0, "hostname": "w"}
+        )  # fmt: skip
+    dashboard.store.ingest(events)
+    page = http.get("/canvas/root").text
+    assert page.index("proj.a") < page.index("proj.b") < page.index("proj.c")
+    assert "margin-left:3.0em" in page  # the grandchild is two levels down

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from celeriac.dashboard.store import TaskFilter
 
@@ -38,3 +39,18 @@ def task_filter(params: Mapping[str, str]) -> TaskFilter:
         uuid=params.get("uuid", ""),
         text=params.get("text", ""),
     )
+
+
+def tree_nodes(rows: list[dict[str, Any]], root: str, most: int = 10_000) -> list[dict[str, Any]]:
+    """A canvas's tasks in tree order (each after its parent) with their ``depth``, at most ``most`` nodes."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        parent = row["parent_id"] if row["uuid"] != root else None
+        children.setdefault(parent, []).append(row)
+    nodes: list[dict[str, Any]] = []
+    stack: list[tuple[dict[str, Any], int]] = [(row, 0) for row in reversed(children.get(None, []))]
+    while stack and len(nodes) < most:
+        row, depth = stack.pop()
+        nodes.append({**row, "depth": depth})
+        stack.extend((child, depth + 1) for child in reversed(children.get(row["uuid"], [])))
+    return nodes

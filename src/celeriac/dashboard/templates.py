@@ -41,12 +41,14 @@ form.inline{display:inline}.flash{background:#ffd;padding:.5em;border:1px solid 
 </script></body></html>"""
 
 WORKERS = """{% extends "base" %}{% block body %}<h1>Workers</h1><div id="live"><table>
-<tr><th>worker</th><th>status</th><th>software</th><th>active</th><th>processed</th><th>load</th>
-<th>last heartbeat</th></tr>
+<tr><th>worker</th><th>status</th><th>software</th><th>pool</th><th>concurrency</th><th>active</th>
+<th>processed</th><th>load</th><th>max RSS (KiB)</th><th>queues</th><th>last heartbeat</th></tr>
 {% for w in workers %}<tr><td><a href="/workers/{{ w.hostname }}">{{ w.hostname }}</a></td>
 <td class="{{ w.status }}">{{ w.status }}</td><td>{{ w.sw_ident or "" }} {{ w.sw_ver or "" }}</td>
+<td>{{ w.pool }}</td><td>{{ w.concurrency }}</td>
 <td>{{ w.active if w.active is not none else "" }}</td><td>{{ w.processed if w.processed is not none else "" }}</td>
-<td>{{ w.load }}</td><td>{{ w.age }}</td></tr>{% else %}<tr><td colspan="7">no worker seen yet</td></tr>{% endfor %}
+<td>{{ w.load }}</td><td>{{ w.maxrss }}</td><td>{{ w.queues }}</td><td>{{ w.age }}</td></tr>{% else %}
+<tr><td colspan="11">no worker seen yet</td></tr>{% endfor %}
 </table></div>{% endblock %}"""
 
 WORKER = """{% extends "base" %}{% block body %}<h1>{{ hostname }}</h1>
@@ -102,10 +104,12 @@ value="{{ csrf }}"><label><input type="checkbox" name="terminate"> terminate</la
 value="{{ csrf }}"><button>discard</button></form>{% endif %}{% endblock %}"""
 
 QUEUES = """{% extends "base" %}{% block body %}<h1>Queues</h1><div id="live"><table>
-<tr><th>queue</th><th>waiting messages</th><th>oldest waiting</th><th>dead letters</th><th></th></tr>
+<tr><th>queue</th><th>waiting messages</th><th>oldest waiting</th><th>dead letters</th><th>consumers</th>
+<th></th></tr>
 {% for q in queues %}<tr><td><a href="/queues/{{ q.name }}">{{ q.name }}</a></td><td>{{ q.depth }}</td>
 <td>{{ "%.1fs"|format(q.oldest) if q.oldest is not none else "" }}</td><td>{% if q.dead %}<a
-href="/queues/{{ q.name }}.dead">{{ q.dead }}</a>{% else %}{{ q.dead }}{% endif %}</td><td>{% if can_admin %}
+href="/queues/{{ q.name }}.dead">{{ q.dead }}</a>{% else %}{{ q.dead }}{% endif %}</td><td>{{ q.consumers }}</td>
+<td>{% if can_admin %}
 <form class="inline" method="post" action="/queues/{{ q.name }}/purge"><input type="hidden" name="csrf"
 value="{{ csrf }}"><input name="confirm" placeholder="type {{ q.name }} to purge" size="18"><button>purge</button>
 </form>{% endif %}</td></tr>{% endfor %}</table></div>{% endblock %}"""

@@ -25,7 +25,8 @@ from celeriac.app.app import App
 from celeriac.control.pidbox import Mailbox
 from celeriac.dashboard import actions, queues
 from celeriac.dashboard.beatview import beat_entries
-from celeriac.dashboard.forms import span, task_filter, when
+from celeriac.dashboard.forms import span, task_filter, tree_nodes, when
+from celeriac.dashboard.inspected import Inspected
 from celeriac.dashboard.metrics import Metrics
 from celeriac.dashboard.security import Access, role_at_least
 from celeriac.dashboard.store import SORTABLE, STATES, EventStore
@@ -67,6 +68,7 @@ class Dashboard:
         self.offline_after = offline_after
         self.purge_after = purge_after
         self.metrics = Metrics()
+        self.inspected = Inspected(app)
         self.templates = environment()
         self.transport: Transport | None = None
         self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
@@ -132,7 +134,8 @@ class Dashboard:
                         _, oldest = await queues.peek(transport, name, 1, self.sent_at)
                 except Exception as exc:  # a broker error is shown, not raised: the page still renders
                     log.warning("queue size of %s: %s", name, exc)
-            rows.append({"name": name, "depth": depth, "dead": dead, "oldest": oldest})
+            consumers = ", ".join(self.inspected.consumers(name))
+            rows.append({"name": name, "depth": depth, "dead": dead, "oldest": oldest, "consumers": consumers})
         return rows
 
     def sent_at(self, task_id: str) -> float | None:
@@ -149,7 +152,15 @@ class Dashboard:
             limit = max(self.offline_after, 2 * (w["freq"] or 0))
             status = "offline" if w["offline"] or silent > 10 * limit else "lost" if silent > limit else "online"
             load = json.loads(w["loadavg"]) if w["loadavg"] else []
-            rows.append({**w, "status": status, "load": " ".join(f"{v:.2f}" for v in load), "age": f"{silent:.0f}s"})
+            rows.append(
+                {
+                    **w,
+                    **self.inspected.worker(w["hostname"]),
+                    "status": status,
+                    "load": " ".join(f"{v:.2f}" for v in load),
+                    "age": f"{silent:.0f}s",
+                }
+            )
         return rows
 
     # -- HTTP -----------------------------------------------------------------------------------------------
@@ -238,6 +249,8 @@ class Dashboard:
         return HTMLResponse(html)
 
     async def workers_page(self, request: Request, user: str, role: str) -> Response:
+        if self.transport is not None:
+            await self.inspected.refresh()
         return self.render(request, user, role, "workers", title="Workers", workers=self.worker_rows())
 
     async def worker_page(self, request: Request, user: str, role: str) -> Response:
@@ -309,23 +322,12 @@ class Dashboard:
 
     async def canvas_page(self, request: Request, user: str, role: str) -> Response:
         root = request.path_params["root"]
-        rows = self.store.tree(root)
-        children: dict[str | None, list[dict[str, Any]]] = {}
-        for row in rows:
-            parent = row["parent_id"] if row["uuid"] != root else None
-            children.setdefault(parent, []).append(row)
-        nodes: list[dict[str, Any]] = []
-
-        def walk(parent: str | None, depth: int) -> None:
-            for row in children.get(parent, []):
-                if len(nodes) < 10_000:
-                    nodes.append({**row, "depth": depth})
-                    walk(row["uuid"], depth + 1)
-
-        walk(None, 0)
+        nodes = tree_nodes(self.store.tree(root), root)
         return self.render(request, user, role, "canvas", title="Canvas", root=root, nodes=nodes)
 
     async def queues_page(self, request: Request, user: str, role: str) -> Response:
+        if self.transport is not None:
+            await self.inspected.refresh()
         return self.render(request, user, role, "queues", title="Queues", queues=await self.queue_sizes())
 
     async def peek_page(self, request: Request, user: str, role: str) -> Response:
