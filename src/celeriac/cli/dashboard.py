@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     dashboard = Dashboard(app, store, access)
     logging.getLogger("celeriac.dashboard").info("history in %s", args.db)
     try:
-        uvicorn.run(dashboard.asgi, host=args.address, port=args.port, log_level="warning")
+        # Open live-update streams never end by themselves: give them 3 s on Ctrl-C, then close them.
+        uvicorn.run(dashboard.asgi, host=args.address, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     finally:
         store.close()
     return 0
