@@ -169,6 +169,15 @@ def test_both_workers_failure_retry_and_live_update(cluster: dict[str, Any], tmp
             token = detail.split('name="csrf" value="')[1].split('"')[0]
             op.post(f"/tasks/{failed}/retry", data={"csrf": token})
         resent = wait_until(lambda: dashboard.store.related(failed)["resent"], what="re-sent task")
+        # A control command reaches the named worker and its reply is shown and audited.
+        token = op.get("/control").text.split('name="csrf" value="')[1].split('"')[0]
+        answer = op.post(
+            "/control/rate_limit",
+            data={"csrf": token, "destination": names["celeriac"], "task_name": "dash.ok", "rate_limit": "5/s"},
+            follow_redirects=False,
+        )
+        assert names["celeriac"] in httpx.URL(answer.headers["location"]).params["flash"]
+        assert "rate_limit" in op.get("/audit").text
         wait_until(
             lambda: (dashboard.store.task(resent[0]["uuid"]) or {}).get("state") == "FAILURE",
             what="the new attempt ran",

@@ -321,3 +321,20 @@ def test_canvas_tree_by_root(client: tuple[TestClient, Dashboard]) -> None:
     page = http.get("/canvas/root").text
     assert page.index("proj.a") < page.index("proj.b") < page.index("proj.c")
     assert "margin-left:3.0em" in page  # the grandchild is two levels down
+
+
+def test_bulk_retry_by_filter(client: tuple[TestClient, Dashboard]) -> None:
+    http, dashboard = client
+    for i in range(3):
+        dashboard.store.ingest(failed_task(f"b-{i}", "proj.bulk"))
+    dashboard.store.ingest(failed_task("other", "proj.other"))
+    token = csrf_of(http.get("/tasks").text)
+    refused = http.post("/tasks/bulk-retry", data={"csrf": token, "name": "proj.bulk"}, follow_redirects=False)
+    assert "failed+tasks+only" in refused.headers["location"]
+    done = http.post(
+        "/tasks/bulk-retry", data={"csrf": token, "state": "FAILURE", "name": "proj.bulk"}, follow_redirects=False
+    )
+    assert "sent+3+again" in done.headers["location"]
+    assert all(dashboard.store.related(f"b-{i}")["resent"] for i in range(3))
+    assert dashboard.store.related("other")["resent"] == []
+    assert "bulk-retry" in http.get("/audit").text
