@@ -30,6 +30,7 @@ from celeriac.errors import (
     UnknownTask,
 )
 from celeriac.protocol.states import State
+from celeriac.queues import Exchange, Queue
 
 Celery = App
 """Celery's name for `App`: ``from celeriac import Celery`` is all a Celery app's import needs to change."""
@@ -53,9 +54,11 @@ __all__ = [
     "Celery",
     "ChordError",
     "ConfigurationError",
+    "Exchange",
     "GroupResult",
     "Ignore",
     "MaxRetriesExceededError",
+    "Queue",
     "Reject",
     "RemoteError",
     "ResultSet",

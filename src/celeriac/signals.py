@@ -161,6 +161,16 @@ celeryd_init: Final = Signal("celeryd_init", ("instance", "conf", "options"))
 worker_init: Final = Signal("worker_init")
 worker_ready: Final = Signal("worker_ready")
 worker_shutdown: Final = Signal("worker_shutdown")
+worker_process_init: Final = Signal("worker_process_init")
+"""Sent in each prefork child once it has loaded the tasks, before its first task (open per-process resources)."""
+worker_process_shutdown: Final = Signal("worker_process_shutdown", ("pid", "exitcode"))
+"""Sent in a prefork child as it leaves its serving loop (a child killed by a signal sends nothing)."""
+setup_logging: Final = Signal("setup_logging", ("loglevel", "logfile", "format", "colorize"))
+"""Sent by ``celeriac worker``/``beat`` before they configure logging; with any receiver, they configure nothing."""
+after_setup_logger: Final = Signal("after_setup_logger", ("logger", "loglevel", "logfile", "format", "colorize"))
+"""Sent after the CLI configured the root logger (add handlers here)."""
+beat_init: Final = Signal("beat_init")
+"""Sent by a beat service as it starts (``celeriac beat`` and ``worker -B``); the sender is the `Beat`."""
 
 NOT_SENT: Final = frozenset(
     {
@@ -168,14 +178,9 @@ NOT_SENT: Final = frozenset(
         "task_internal_error",
         "celeryd_after_setup",
         "import_modules",
-        "worker_process_init",
-        "worker_process_shutdown",
         "worker_shutting_down",
         "heartbeat_sent",
-        "setup_logging",
-        "after_setup_logger",
         "after_setup_task_logger",
-        "beat_init",
         "beat_embedded_init",
         "user_preload_options",
         "eventlet_pool_started",
@@ -195,9 +200,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Signal",
+    "after_setup_logger",
     "after_task_publish",
+    "beat_init",
     "before_task_publish",
     "celeryd_init",
+    "setup_logging",
     "task_failure",
     "task_postrun",
     "task_prerun",
@@ -207,6 +215,8 @@ __all__ = [
     "task_success",
     "task_unknown",
     "worker_init",
+    "worker_process_init",
+    "worker_process_shutdown",
     "worker_ready",
     "worker_shutdown",
 ]

@@ -303,3 +303,25 @@ async def test_a_replaced_broker_file_is_connection_lost(sqlite_url: str, queue_
         delivery = await next_delivery(consumer)
         assert delivery.message.body == b"in the new file"
         await delivery.ack()
+
+
+async def test_a_broadcast_counts_its_live_receivers(transport: SQLiteTransport, sqlite_url: str) -> None:
+    """``fanout_counted`` (mingle ends with the last reply) counts open subscriptions of the channel, wildcards
+    included; a closed one, or one whose process is gone, no longer counts (and its row is dropped)."""
+    message = Message(b"{}", "application/json", "utf-8", {}, {})
+    exact = await transport.subscribe(["box.pidbox"])
+    wild = await transport.subscribe(["box.*"])
+    other = await transport.subscribe(["elsewhere"])
+    assert await transport.fanout_counted("box.pidbox", message) == 2
+    await wild.close()
+    assert await transport.fanout_counted("box.pidbox", message) == 1
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ghost = f"{socket.gethostname()}/{int(dead.stdout)}/-:{pid_namespace()}/gone"
+    with sqlite3.connect(database_path(sqlite_url)) as db:
+        db.execute("INSERT INTO listeners (owner, channels, patterns) VALUES (?, '[\"box.pidbox\"]', '[]')", (ghost,))
+    assert await transport.fanout_counted("box.pidbox", message) == 1
+    with sqlite3.connect(database_path(sqlite_url)) as db:
+        assert db.execute("SELECT COUNT(*) FROM listeners WHERE owner = ?", (ghost,)).fetchone() == (0,)
+    await exact.close()
+    await other.close()
+    assert await transport.fanout_counted("box.pidbox", message) == 0

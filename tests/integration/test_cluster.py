@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from celeriac.events.receiver import EventReceiver
 from celeriac.testing import start_worker, wait_for
 from celeriac.worker.consumer.gossip import Gossip
+from celeriac.worker.consumer.mingle import Mingle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import CLUSTER, Broker, reply_of
@@ -202,4 +205,19 @@ async def test_election_picks_one_leader_that_all_agree_on(broker: Broker) -> No
         await wait_for(lambda: len(led) == 1)
         await wait_for(lambda: all("vote-1" not in g._requests for g in gossips.values()))  # both decided
         assert len(led) == 1 and led[0].endswith(":sweep")
+    await app.aclose()
+
+
+async def test_mingle_ends_with_the_last_reply_not_the_timeout(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis (PUBLISH) and SQLite (its listeners table) count who received the hello: with a timeout no test would
+    outlive, a lone worker and a worker with one neighbour still start at once, and the neighbour's revoked ids are
+    merged."""
+    monkeypatch.setattr(Mingle, "timeout", 3600.0)
+    app = broker.app()
+    async with asyncio.timeout(60):
+        async with start_worker(app, hostname="alone@itest", without_mingle=False) as alone:
+            await app.control.arevoke("revoked-early", destination=["alone@itest"], reply=True, timeout=5)
+            assert "revoked-early" in alone.state.revoked
+            async with start_worker(app, hostname="second@itest", without_mingle=False) as second:
+                assert "revoked-early" in second.state.revoked
     await app.aclose()

@@ -22,7 +22,7 @@ ROOT = SRC / "celeriac"
 # higher rank. `celeriac` itself (the public re-exports) sits above the worker: only the faces import it.
 LAYERS: list[set[str]] = [
     {"errors", "_version", "_redact"},
-    {"_loops", "_resource", "_schemes", "settings", "schedules", "exceptions"},
+    {"_loops", "_resource", "_schemes", "settings", "schedules", "exceptions", "queues"},
     {"_portal"},
     {"protocol", "signals"},
     {"_sqlite", "_redis", "_amqp"},
@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"celeriac"},  # the public re-exports of celeriac/__init__.py
     {"dashboard"},
     {"testing", "cli"},
+    {"contrib"},  # integrations (the pytest plugin builds on testing)
     {"__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -189,5 +189,28 @@ def test_signal_connect_send_and_disconnect() -> None:
 
 
 def test_signals_celeriac_does_not_send_say_so() -> None:
-    with pytest.raises(AttributeError, match="does not send Celery's setup_logging signal"):
-        _ = signals.setup_logging
+    with pytest.raises(AttributeError, match="does not send Celery's worker_shutting_down signal"):
+        _ = signals.worker_shutting_down
+
+
+def test_a_setup_logging_receiver_replaces_celeriacs_logging_setup() -> None:
+    import logging
+
+    from celeriac.cli.logs import setup_logging
+
+    calls: list[dict[str, object]] = []
+
+    def configure(**named: object) -> None:
+        calls.append({k: v for k, v in named.items() if k not in ("signal", "sender")})
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    signals.setup_logging.connect(configure)
+    try:
+        setup_logging("DEBUG", "/nonexistent/dir/x.log", "%(message)s")  # would fail if celeriac opened the file
+    finally:
+        signals.setup_logging.disconnect(configure)
+    assert calls == [
+        {"loglevel": "DEBUG", "logfile": "/nonexistent/dir/x.log", "format": "%(message)s", "colorize": False}
+    ]
+    assert root.handlers == before

@@ -17,6 +17,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 from celeriac._portal import portal
 from celeriac._sqlite.config import located
 from celeriac.app.config import check_values, load_object, settings_from
+from celeriac.app.connection_options import backend_options, transport_options
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app, shared_declarations
 from celeriac.app.discovery import Packages, annotate, discover
@@ -40,8 +41,8 @@ from celeriac.control.commands import CommandRegistry
 from celeriac.errors import ConfigurationError
 from celeriac.protocol import serializers
 from celeriac.protocol.message import TaskMessage
+from celeriac.queues import Queue, queue_table
 from celeriac.settings import Settings
-from celeriac.settings.amqp import AMQP_SETTING_NAMES
 from celeriac.transports import from_url as transport_from_url
 from celeriac.transports import redact_url
 from celeriac.transports.base import Transport, TransportOptions
@@ -153,29 +154,15 @@ class App:
 
     def transport_options(self) -> TransportOptions:
         """``broker_transport_options`` as the transport layer's typed options."""
-        extra = dict(self.conf.broker_transport_options)
-        return TransportOptions(
-            visibility_timeout=float(extra.pop("visibility_timeout", 3600.0)),
-            polling_interval=float(extra.pop("polling_interval", 0.05)),
-            max_deliveries=int(extra.pop("max_deliveries", self.conf.broker_max_deliveries)),
-            extra=extra,
-            broker_settings={name: self.conf[name] for name in AMQP_SETTING_NAMES},
-        )
+        return transport_options(self.conf, self.broker_url)
 
     def backend_options(self) -> BackendOptions:
         """The result settings as the backend layer's typed options."""
-        expires = self.conf.result_expires
-        return BackendOptions(
-            serializer=self.conf.result_serializer,
-            accept=tuple(self.conf.result_accept_content or self.conf.accept_content),
-            expires=float(expires) if expires else None,
-            extra=dict(self.conf.result_backend_transport_options),
-            unread_limit=self.conf.result_subscribe_max_unread,
-            broker_url=self.broker_url,
-            broker_use_ssl=self.conf.broker_use_ssl,
-            broker_heartbeat=self.conf.broker_heartbeat,
-            broker_connection_timeout=self.conf.broker_connection_timeout,
-        )
+        return backend_options(self.conf, self.broker_url)
+
+    def declared_queues(self) -> dict[str, Queue]:
+        """``task_queues`` by name (`celeriac.queues`); empty when it is not set."""
+        return queue_table(self.conf.task_queues)
 
     @property
     def accept(self) -> frozenset[str]:

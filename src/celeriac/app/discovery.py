@@ -25,8 +25,8 @@ def django_packages() -> list[str] | None:
     if "django" not in sys.modules:
         return None
     try:
-        from django.apps import apps  # type: ignore[import-not-found]  # optional; only read when loaded
-        from django.conf import settings  # type: ignore[import-not-found]
+        from django.apps import apps  # type: ignore[import-not-found,import-untyped,unused-ignore]  # optional; only read when loaded
+        from django.conf import settings  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
     if not settings.configured:

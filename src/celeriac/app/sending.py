@@ -27,6 +27,7 @@ from celeriac.backends.replies import RepliesByMessage
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import Embed, TaskMessage
+from celeriac.queues import Queue, queue_table
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
@@ -44,6 +45,8 @@ class Sender:
         self._subscribe_on_send: bool | None = None  # decided once the settings are frozen
         self._replies: bool | None = None  # whether the backend replies by message (likewise)
         self._sent = SentEvents()
+        self._queues_of: object = None  # the task_queues value `_queues` was read from
+        self._queues: dict[str, Queue] = {}
 
     async def send(
         self,
@@ -61,8 +64,13 @@ class Sender:
         message = self.build(name, args, kwargs, task, options)
         queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
         exchange, routing_key = options.get("exchange"), options.get("routing_key")
-        named = exchange is None and routing_key is None and queue == conf.task_default_queue
-        if named and (conf.task_default_exchange or conf.task_default_routing_key):
+        named = exchange is None and routing_key is None
+        spec = self._declared(queue) if named else None
+        if spec is not None and spec.bound:
+            exchange, routing_key = spec.exchange_name, spec.key  # task_queues: through its exchange
+        elif (
+            named and queue == conf.task_default_queue and (conf.task_default_exchange or conf.task_default_routing_key)
+        ):
             # Celery's default-queue topology: the default queue bound to task_default_exchange with
             # task_default_routing_key (each defaulting to the queue's name); sent through that binding.
             exchange = conf.task_default_exchange or queue
@@ -93,6 +101,15 @@ class Sender:
         if options.get("add_to_parent", True):
             add_to_parent(message.id)
         return AsyncResult(message.id, app=app)
+
+    def _declared(self, queue: str) -> Queue | None:
+        """The ``task_queues`` declaration of ``queue`` (read again only when the setting object changes)."""
+        queues = self.app.conf.task_queues
+        if not queues:
+            return None
+        if self._queues_of is not queues:
+            self._queues_of, self._queues = queues, queue_table(queues)
+        return self._queues.get(queue)
 
     def _subscribes_on_send(self) -> bool:
         """Whether sends tell the result backend first: ``result_subscribe_on_send``, and a backend that
@@ -175,6 +192,10 @@ class Sender:
         priority = options.get("priority", task.priority if task else None)
         if priority is None:
             priority = conf.task_default_priority
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255
+        ):
+            raise ValueError(f"priority must be an integer from 0 to 255, not {priority!r}")
         return TaskMessage(
             id=task_id,
             task=name,

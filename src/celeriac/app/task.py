@@ -31,7 +31,8 @@ from celeriac._portal import portal
 from celeriac.app.context import RequestContext
 from celeriac.app.current import current_request, get_current_app
 from celeriac.app.eager import CANVAS_OPTIONS, EagerResult, drive, eager_options, run_eagerly
-from celeriac.app.options import SendOptions, TaskOptions, check_task_options
+from celeriac.app.on_commit import on_commit
+from celeriac.app.options import SendOptions, TaskOptions, check_send_options, check_task_options
 from celeriac.app.sending import retry_options
 from celeriac.app.signature import checker
 from celeriac.backends.base import ReplyTo, TaskMeta
@@ -153,6 +154,22 @@ class Task(Generic[P, R]):
             return await self.aapply(args, kwargs)
         result: AsyncResult[R] = await self.app.asend_task(self.name, args, kwargs, task=self)
         return result
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """`delay` once the current Django transaction commits (never after a rollback; `celeriac.app.on_commit`)."""
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[SendOptions],
+    ) -> None:
+        """`apply_async` once the current Django transaction commits (see `delay_on_commit`)."""
+        if self.typing:  # a wrong call fails here, not later inside Django's commit
+            self.check_arguments(args, kwargs)
+        check_send_options(options)
+        on_commit(self.apply_async, args, kwargs, **options)
 
     def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any] | None) -> None:
         """Raise TypeError when the body cannot take these arguments (the ``typing`` option, as Celery's)."""
@@ -290,12 +307,9 @@ class Task(Generic[P, R]):
             task_id=task_id, status=state or "PENDING", result=meta, traceback=None, children=[], date_done=None
         )
         backend = await self.app.abackend()
-        request = self.request
-        # The running task's own state goes where its message asked (rpc://: the sending client's reply queue).
-        reply = None
-        if task_id == request.id and request.reply_to:
-            reply = ReplyTo(request.reply_to, request.correlation_id or task_id)
-        await backend.store_task(record, reply)
+        request = self.request  # its own state goes where its message asked (rpc://: the client's reply queue)
+        reply_to = request.reply_to if task_id == request.id else None
+        await backend.store_task(record, ReplyTo(reply_to, request.correlation_id or task_id) if reply_to else None)
 
     # -- retrying --------------------------------------------------------------------------------
     @overload

@@ -26,6 +26,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from celeriac import signals
 from celeriac.beat.entries import Entry, parse_schedule
 from celeriac.beat.records import LEASE, Progress, key, task_id
 from celeriac.beat.slots import plan
@@ -112,6 +113,8 @@ class Beat:
             ConfigurationError: the result backend cannot hold the lease (checked before anything else).
         """
         backend = await self.check()
+        if signals.beat_init.has_receivers():
+            await signals.beat_init.asend(sender=self)
         self._events = EventDispatcher(self.hostname, _Counter(), groups={"beat"})
         with contextlib.suppress(CeleriacError):
             self._events.attach(await self.app.atransport())

@@ -23,7 +23,7 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--eta", help="run no sooner than this ISO 8601 time")
     parser.add_argument("--expires", type=float, help="discard if not started within this many seconds")
     parser.add_argument("--queue", help="the destination queue")
-    parser.add_argument("--priority", type=int, help="message priority (0-9)")
+    parser.add_argument("--priority", type=int, help="message priority (0-255; Redis orders 0-9)")
     parser.set_defaults(run=run)
     return parser
 
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     if args.queue:
         options["queue"] = args.queue
     if args.priority is not None:
+        if not 0 <= args.priority <= 255:
+            raise ConfigurationError(f"--priority must be from 0 to 255, not {args.priority}")
         options["priority"] = args.priority
     result = app.send_task(args.name, _json("--args", args.args, list), _json("--kwargs", args.kwargs, dict), **options)
     print(result.id)

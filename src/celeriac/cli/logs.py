@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from celeriac import signals
 from celeriac.errors import ConfigurationError
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -19,7 +20,14 @@ def parse_level(value: str) -> str:
 
 
 def setup_logging(level: str, logfile: str | None, fmt: str) -> None:
-    """Send celeriac's (and the tasks') logging to stderr or ``logfile`` at ``level``."""
+    """Send celeriac's (and the tasks') logging to stderr or ``logfile`` at ``level``.
+
+    As Celery: when a ``setup_logging`` receiver is connected, it configures logging and celeriac does nothing;
+    else ``after_setup_logger`` is sent once the root logger is set up.
+    """
+    if signals.setup_logging.has_receivers():
+        signals.setup_logging.send(loglevel=level, logfile=logfile, format=fmt, colorize=False)
+        return
     try:
         handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     except OSError as exc:
@@ -28,3 +36,5 @@ def setup_logging(level: str, logfile: str | None, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if signals.after_setup_logger.has_receivers():
+        signals.after_setup_logger.send(logger=root, loglevel=level, logfile=logfile, format=fmt, colorize=False)

@@ -7,13 +7,14 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from celeriac._version import __version__
 from celeriac.app.app import App
-from celeriac.cli import beat, call, dashboard, events, purge, remote, result, status, worker
+from celeriac.cli import beat, call, dashboard, events, purge, remote, report, result, shell, status, worker
 from celeriac.cli.loader import load_app
 from celeriac.errors import CeleriacError, ConfigurationError
 
@@ -27,6 +28,8 @@ VERBS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
     status.add_parser,
     events.add_parser,
     beat.add_parser,
+    shell.add_parser,
+    report.add_parser,
     dashboard.add_parser,
 )
 
@@ -76,12 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (also used as the console script)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "arguments", None) is not None:
+            # inspect/control words after an option (`control rate_limit -t 2 tasks.add 10/m`) are its arguments
+            args.arguments += [word for word in extra if not word.startswith("-")]
+            extra = [word for word in extra if word.startswith("-")]
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not args.verb:
             parser.print_help()
             return 2
         command: Callable[[argparse.Namespace, Callable[[argparse.Namespace], App]], int] = args.run
         code = command(args, app_for)
+        sys.stdout.flush()  # here, so a reader gone away is the BrokenPipeError below, not a message at exit
     except (UsageError, ConfigurationError) as exc:
         print(f"celeriac: error: {exc}" if isinstance(exc, ConfigurationError) else str(exc), file=sys.stderr)
         return 2
@@ -90,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`celeriac inspect ... | head -1`): no traceback, and no second error when Python
+        # flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return code
 
 

@@ -20,7 +20,8 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     return parser
 
 
-async def _purge(app: App, queues: list[str]) -> int:
+async def purge_queues(app: App, queues: list[str]) -> int:
+    """Delete every waiting message of ``queues``; how many went."""
     transport = app.make_transport()
     async with transport:
         counts = [await transport.purge(queue) for queue in queues]
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing purged.")
             return 1
-    count = portal.run(_purge(app, queues))
+    count = portal.run(purge_queues(app, queues))
     print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} queue{'s' * (len(queues) != 1)}.")
     return 0

@@ -130,5 +130,7 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     if not replies:
         print(NO_REPLY, file=sys.stderr)
         return 1
-    print_replies(flatten(replies), args.json, ping=command.name == "ping")
-    return 0
+    flat = flatten(replies)
+    print_replies(flat, args.json, ping=command.name == "ping")
+    # A node that answered with an error (unknown task, bad argument...) fails the command, as Celery's CLI does.
+    return 1 if any(describe(reply)[0] == "ERROR" for reply in flat.values()) else 0

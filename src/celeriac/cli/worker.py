@@ -14,27 +14,34 @@ from rich.console import Console
 from rich.table import Table
 
 from celeriac import _loops
+from celeriac._portal import portal
 from celeriac._version import __version__
 from celeriac.app.app import App
 from celeriac.beat.service import Beat
 from celeriac.beat.step import BeatStep
+from celeriac.cli.daemon import DEFAULT_DETACHED_PIDFILE, detach, expand_path
 from celeriac.cli.logs import parse_level, setup_logging
+from celeriac.cli.purge import purge_queues
 from celeriac.errors import ConfigurationError
 from celeriac.pools import by_name
 from celeriac.worker.autoscale import parse_autoscale
-from celeriac.worker.worker import Worker
+from celeriac.worker.worker import Worker, expand_hostname
 
 
 def add_parser(verbs: Any) -> argparse.ArgumentParser:
     """Register the verb."""
     parser: argparse.ArgumentParser = verbs.add_parser("worker", help="start a worker")
     parser.add_argument("-l", "--loglevel", type=parse_level, default="WARNING", help="DEBUG, INFO, WARNING, ...")
-    parser.add_argument("-f", "--logfile", help="log to this file instead of stderr")
-    parser.add_argument("--pidfile", help="write the process id here (refuses to start if it is taken)")
+    parser.add_argument("-f", "--logfile", help="log to this file instead of stderr (%%n, %%h... expand)")
+    parser.add_argument("--pidfile", help="write the process id here (refuses to start if it is taken; %%n.pid)")
+    parser.add_argument("-D", "--detach", action="store_true", help="run in the background (needs --logfile)")
     parser.add_argument("-c", "--concurrency", type=int, help="pool size (default 8; 1 for solo; CPUs for prefork)")
     parser.add_argument("-P", "--pool", help="asyncio (default), threads, solo or prefork")
     parser.add_argument("--loop", help="event loop: auto (default: uvloop when installed), asyncio or uvloop")
     parser.add_argument("-Q", "--queues", help="comma-separated queue names")
+    parser.add_argument("-X", "--exclude-queues", help="comma-separated queues not to consume")
+    parser.add_argument("--purge", action="store_true", help="delete the waiting messages of its queues first")
+    parser.add_argument("-O", dest="optimization", help="'fair' (the only dispatch: a task goes to an idle slot)")
     parser.add_argument("-n", "--hostname", help="node name, e.g. w1@%%h")
     parser.add_argument("-E", "--task-events", action="store_true", default=None, help="send task events")
     parser.add_argument("--prefetch-multiplier", type=int, help="prefetch = concurrency x this (0: no limit)")
@@ -129,7 +136,17 @@ def apply_limits(app: App, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) -> int:
     """Build and run the worker; returns its exit code."""
     app = app_for(args)
-    setup_logging(args.loglevel, args.logfile, app.conf.worker_log_format)
+    nodename = expand_hostname(args.hostname or app.conf.worker_hostname or "celeriac@%h")
+    if args.optimization is not None and args.optimization != "fair":
+        raise ConfigurationError(
+            f"-O {args.optimization}: only 'fair' is supported (a task always goes to an idle pool slot)"
+        )
+    if args.detach and not args.logfile:
+        raise ConfigurationError("-D/--detach needs --logfile: a detached worker has no terminal to log to")
+    logfile = expand_path(args.logfile, nodename) if args.logfile else None
+    pid_path = args.pidfile or (DEFAULT_DETACHED_PIDFILE if args.detach else None)
+    pid_path = expand_path(pid_path, nodename) if pid_path else None
+    setup_logging(args.loglevel, logfile, app.conf.worker_log_format)
     if args.pool:
         by_name(args.pool)  # a bad -P is a one-line error before anything starts
     if args.concurrency is not None and args.concurrency < 1:
@@ -142,6 +159,11 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         raise ConfigurationError(f"--health-port must be a TCP port (0-65535), not {args.health_port}")
     apply_limits(app, args)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    if args.exclude_queues:
+        excluded = {q.strip() for q in args.exclude_queues.split(",") if q.strip()}
+        queues = [q for q in (queues or [app.conf.task_default_queue]) if q not in excluded]
+        if not queues:
+            raise ConfigurationError("-X/--exclude-queues leaves no queue to consume")
     loop = _loops.resolve(args.loop, "--loop") if args.loop else _loops.resolve(app.conf.worker_event_loop)
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
     if app.backend_url:
@@ -150,7 +172,12 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
         Beat(app)  # a bad beat_schedule is a one-line error before the worker starts
         app.steps["worker"].append(BeatStep)
     app.finalize()
-    with pidfile(args.pidfile):
+    if args.purge:
+        count = portal.run(purge_queues(app, queues or [app.conf.task_default_queue]))
+        Console(stderr=True).print(f"Purged {count} message{'s' if count != 1 else ''} before starting.")
+    if args.detach:
+        detach()  # a portal loop started above (--purge) is restarted on first use: its thread is gone after a fork
+    with pidfile(pid_path):
         worker, code = _loops.run(_serve(app, args, queues, loop), loop)
     if worker.restart_reason is not None:
         restart(worker.restart_reason)

@@ -53,11 +53,14 @@ class Mailbox:
         reply: bool = False,
         timeout: float = 1.0,
         limit: int | None = None,
+        every_receiver_replies: bool = False,
     ) -> list[dict[str, Any]]:
         """Broadcast ``method``; with ``reply``, return the replies (``[{node: value}, ...]``).
 
         Replies are collected until ``timeout`` seconds pass without one, or ``limit`` arrived (``limit``
-        defaults to the number of ``destination`` nodes). Without ``reply`` it returns ``[]`` at once.
+        defaults to the number of ``destination`` nodes). With ``every_receiver_replies`` (a command every node
+        answers, sent to all), a broker that counts the broadcast's receivers (Redis) also ends the wait once
+        that many replies came: no receivers, no wait. Without ``reply`` it returns ``[]`` at once.
         Raises `TransportError` when the broker cannot be reached.
         """
         oid = str(uuid.uuid4())
@@ -80,13 +83,19 @@ class Mailbox:
         queue = reply_queue(oid)
         await self.transport.bind(queue, REPLY_EXCHANGE, oid)
         try:
-            return await self._collect(queue, request, message, timeout, limit)
+            return await self._collect(queue, request, message, timeout, limit, every_receiver_replies)
         finally:
             with contextlib.suppress(TransportError):
                 await self.transport.delete(queue)
 
     async def _collect(
-        self, queue: str, request: ControlRequest, message: Message, timeout: float, limit: int | None
+        self,
+        queue: str,
+        request: ControlRequest,
+        message: Message,
+        timeout: float,
+        limit: int | None,
+        counted: bool = False,
     ) -> list[dict[str, Any]]:
         consumer = self.transport.consume([queue], prefetch=0)
         inbox: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -98,7 +107,9 @@ class Mailbox:
         reader = asyncio.create_task(read(), name="pidbox replies")
         replies: list[dict[str, Any]] = []
         try:
-            await self.transport.fanout(EXCHANGE, message)
+            receivers = await self.transport.fanout_counted(EXCHANGE, message)
+            if counted and receivers is not None:
+                limit = receivers if limit is None else min(limit, receivers)
             while limit is None or len(replies) < limit:
                 got = asyncio.ensure_future(inbox.get())
                 done, _ = await asyncio.wait({got, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

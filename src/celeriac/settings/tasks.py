@@ -25,6 +25,8 @@ class TaskSettings(SettingsBase):
     task_default_priority = Setting[int | None](None, (int, type(None)))
     task_default_delivery_mode = Setting[int](2, (int,))
     task_routes = Setting[Routes](None, (dict, list, tuple, type(None)))
+    # Queue(...) declarations (celeriac.queues): what a worker consumes without -Q, and how each is routed.
+    task_queues = Setting[Any](None, (list, tuple, dict, type(None)))
     task_annotations = Setting[Any](None, (dict, list, tuple, object, type(None)))
     task_ignore_result = Setting[bool](False, (bool,))
     task_store_errors_even_if_ignored = Setting[bool](False, (bool,))

@@ -25,6 +25,11 @@ SCHEMES: dict[str, SchemeEntry] = {
 }
 
 
+def is_amqp(url: str) -> bool:
+    """Whether ``url`` names a RabbitMQ broker."""
+    return SCHEMES.get(url.partition("://")[0].lower()) is _AMQP
+
+
 def from_url(url: str, options: TransportOptions | None = None) -> Transport:
     """A new, unconnected transport for the broker ``url`` names.
 
@@ -38,4 +43,4 @@ def from_url(url: str, options: TransportOptions | None = None) -> Transport:
     return transport
 
 
-__all__ = ["SCHEMES", "SchemeEntry", "from_url", "redact_url", "scheme_of"]
+__all__ = ["SCHEMES", "SchemeEntry", "from_url", "is_amqp", "redact_url", "scheme_of"]

@@ -42,6 +42,7 @@ class TransportOptions:
         extra: every other ``broker_transport_options`` key, for the transport to interpret.
         broker_settings: the app's settings of one broker's own group (``settings/amqp.py``), by name; the
             transport of that broker reads them (missing names: the setting's default), the others do not.
+        queue_arguments: RabbitMQ arguments of named task queues (``task_queues``), declared with them.
     """
 
     visibility_timeout: float = 3600.0
@@ -49,6 +50,7 @@ class TransportOptions:
     max_deliveries: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
     broker_settings: dict[str, Any] = field(default_factory=dict)
+    queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def settled_future(error: BaseException | None = None) -> asyncio.Future[None]:
@@ -260,6 +262,11 @@ class Transport(AsyncResource):
     @abc.abstractmethod
     async def fanout(self, channel: str, message: Message) -> None:
         """Broadcast ``message`` to every current subscriber of ``channel``."""
+
+    async def fanout_counted(self, channel: str, message: Message) -> int | None:
+        """`fanout`, and how many subscribers received it when the broker says (Redis), else None."""
+        await self.fanout(channel, message)
+        return None
 
     @abc.abstractmethod
     async def subscribe(self, channels: Sequence[str], name: str | None = None) -> Subscription:

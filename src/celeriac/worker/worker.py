@@ -24,6 +24,7 @@ from celeriac.worker.canvas import CanvasHook
 from celeriac.worker.canvas_builtins import register_builtins
 from celeriac.worker.consumer.consumer import Consumer
 from celeriac.worker.consumer.tasks import Tasks
+from celeriac.worker.django import setup_django
 from celeriac.worker.health import HealthServer
 from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
@@ -131,7 +132,8 @@ class Worker:
         self.autoscale_keepalive = float(conf.worker_autoscaler_keepalive)
         if self.autoscale_keepalive <= 0:
             raise ConfigurationError(f"worker_autoscaler_keepalive must be more than 0, not {self.autoscale_keepalive}")
-        self.queues = list(queues or [conf.task_default_queue])
+        # -Q, else every queue of task_queues, else the default queue (as Celery's worker)
+        self.queues = list(queues or app.declared_queues() or [conf.task_default_queue])
         multiplier = conf.worker_prefetch_multiplier if prefetch_multiplier is None else prefetch_multiplier
         if multiplier < 0:
             raise ConfigurationError(f"prefetch multiplier must be 0 or more, not {multiplier}")
@@ -235,6 +237,7 @@ class Worker:
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Finalize the app and start every step; raises (after stopping what started) on failure."""
+        setup_django()  # before the tasks are loaded, so their modules may use Django's registry
         self.app.finalize()
         self.app.set_current()
         warn_reject_without_acks_late(self.app)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
 from celeriac.app.current import request_var
 from celeriac.errors import SoftTimeLimitExceeded
 from celeriac.pools.call import Call
@@ -166,4 +167,10 @@ def main(sock: socket.socket, source: Any, config: ChildConfig) -> None:
     """The child's entry point (a multiprocessing target): ``source`` is the registry, or a `RegistryRef`."""
     _detach(config, sock)
     tasks = source if hasattr(source, "register") else source.load()
-    Child(sock, tasks, config).serve()
+    if signals.worker_process_init.has_receivers():
+        signals.worker_process_init.send()
+    try:
+        Child(sock, tasks, config).serve()
+    finally:
+        if signals.worker_process_shutdown.has_receivers():
+            signals.worker_process_shutdown.send(pid=os.getpid(), exitcode=0)

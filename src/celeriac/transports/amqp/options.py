@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac.errors import ConfigurationError
@@ -36,6 +36,8 @@ class AMQPOptions:
         control_expires / control_ttl / control_exclusive: the pidbox queues' attributes (seconds).
         event_expires / event_ttl / event_exclusive / event_prefix: the event subscriber queues' attributes.
         retry_intervals: pauses (seconds) before each reconnect attempt of a publishing link.
+        queue_arguments: arguments of named task queues (``task_queues``); a given ``x-queue-type`` decides
+            that queue's type.
     """
 
     heartbeat: float = 120.0
@@ -55,6 +57,7 @@ class AMQPOptions:
     event_exclusive: bool = True
     event_prefix: str = "celeryev"
     retry_intervals: tuple[float, ...] = (0.0, 0.2, 0.4, 0.8)
+    queue_arguments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def quorum(self) -> bool:
@@ -110,6 +113,7 @@ class AMQPOptions:
             event_exclusive=bool(setting("event_queue_exclusive")),
             event_prefix=str(setting("event_queue_prefix")),
             retry_intervals=tuple(min(start + step * i, most) for i in range(retries + 1)),
+            queue_arguments={name: dict(arguments) for name, arguments in options.queue_arguments.items()},
         )
 
 

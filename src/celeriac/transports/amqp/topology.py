@@ -122,8 +122,9 @@ class Topology:
             )
         if name.endswith(DEAD):
             return QueueSpec(name)
+        given = dict(options.queue_arguments.get(name) or {})
         arguments: dict[str, Any] = {}
-        if options.queue_type == "quorum":
+        if given.get("x-queue-type", options.queue_type) == "quorum":
             arguments["x-queue-type"] = "quorum"
             if options.delivery_limit > 0:
                 arguments["x-delivery-limit"] = options.delivery_limit
@@ -131,6 +132,7 @@ class Topology:
                 arguments["x-dead-letter-routing-key"] = name + DEAD
         elif options.max_priority is not None:
             arguments["x-max-priority"] = options.max_priority
+        arguments.update(given)  # a task_queues declaration's own arguments win
         return QueueSpec(name, arguments=arguments)
 
     def subscriber_queue(self, name: str) -> QueueSpec:

@@ -243,10 +243,14 @@ class RedisTransport(Transport):
 
     async def fanout(self, channel: str, message: Message) -> None:
         """PUBLISH the envelope on the Redis channel of ``channel`` (``exchange`` or ``exchange/routing_key``)."""
+        await self.fanout_counted(channel, message)
+
+    async def fanout_counted(self, channel: str, message: Message) -> int:
+        """`fanout`; PUBLISH's own count of the subscribers that received it."""
         self.check_open()
         exchange, _, routing_key = channel.partition("/")
         payload = redis_envelope.encode(message, exchange, routing_key)
-        await self.ops.publish(self.settings.keys.fanout_channel(channel), payload)
+        return await self.ops.publish(self.settings.keys.fanout_channel(channel), payload)
 
     async def subscribe(self, channels: Sequence[str], name: str | None = None) -> RedisSubscription:
         """Listen on ``channels`` (``#``/``*`` wildcards allowed); returns once Redis confirmed."""

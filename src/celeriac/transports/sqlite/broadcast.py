@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -11,10 +12,11 @@ from typing import Protocol
 
 from celeriac._sqlite.thread import SQLiteThread
 from celeriac._sqlite.watch import IDLE_RECHECK, ChangeWatcher
-from celeriac.errors import DecodeError
+from celeriac.errors import CeleriacError, DecodeError
 from celeriac.protocol.message import Message
 from celeriac.transports.base import Subscription
 from celeriac.transports.sqlite import ops
+from celeriac.transports.sqlite.owners import new_owner
 from celeriac.transports.sqlite.rows import row_message
 
 log = logging.getLogger("celeriac.transports.sqlite")
@@ -42,6 +44,7 @@ class SQLiteSubscription(Subscription):
         self._channels = json.dumps([name for name in names if not _GLOB.intersection(name)])
         self._patterns = json.dumps([name for name in names if _GLOB.intersection(name)])
         self._after = after
+        self.listener: int | None = None  # its row in `listeners`, once registered
         self._buffer: deque[tuple[str, Message]] = deque()
         self._wake = asyncio.Event()
         self._closed = False
@@ -66,9 +69,17 @@ class SQLiteSubscription(Subscription):
             if not rows:
                 await self._transport.watcher.wait(self._wake, version, IDLE_RECHECK)
 
+    async def register(self) -> None:
+        """Record this subscription in ``listeners``, so a broadcast can count its receivers."""
+        self.listener = await self._transport.thread.run(ops.add_listener, new_owner(), self._channels, self._patterns)
+
     async def close(self) -> None:
         self.end()
         self._transport.forget_subscription(self)
+        if self.listener is not None:
+            with contextlib.suppress(CeleriacError):
+                await self._transport.thread.run(ops.drop_listeners, [self.listener])
+            self.listener = None
 
     def end(self) -> None:
         """End iteration (a pending ``__anext__`` returns StopAsyncIteration)."""

@@ -218,6 +218,30 @@ def read_broadcasts(
         conn.text_factory = str
 
 
+def add_listener(conn: sqlite3.Connection, owner: str, channels: str, patterns: str) -> int:
+    """Record an open subscription (its owner id and JSON channel lists); its row id."""
+    with write_transaction(conn):
+        cursor = conn.execute(SQL["add_listener"], {"owner": owner, "channels": channels, "patterns": patterns})
+    return int(cursor.lastrowid or 0)
+
+
+def drop_listeners(conn: sqlite3.Connection, ids: list[int]) -> None:
+    with write_transaction(conn):
+        conn.execute(SQL["drop_listeners"], {"ids": json.dumps(ids)})
+
+
+def count_listeners(conn: sqlite3.Connection, channel: str) -> int:
+    """How many open subscriptions a broadcast on ``channel`` reaches; those of gone processes of this host are
+    dropped (another host's are counted: nothing here can tell they are gone)."""
+    rows = conn.execute(SQL["listeners_of"], {"channel": channel}).fetchall()
+    owners = {row_id: bytes(owner).decode(errors="replace") for row_id, owner in rows}
+    gone = set(gone_owners(owners.values(), socket.gethostname()))
+    dead = [row_id for row_id, owner in owners.items() if owner in gone]
+    if dead:
+        drop_listeners(conn, dead)
+    return len(owners) - len(dead)
+
+
 def bind(conn: sqlite3.Connection, exchange: str, routing_key: str, queue: str) -> None:
     with write_transaction(conn):
         conn.execute(SQL["bind"], {"exchange": exchange, "routing_key": routing_key, "queue": queue})

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS broadcasts (
     created_at       REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS broadcasts_age ON broadcasts (created_at);
+CREATE TABLE IF NOT EXISTS listeners (                   -- open broadcast subscriptions, to count a broadcast's receivers
+    id               INTEGER PRIMARY KEY,
+    owner            TEXT    NOT NULL,                   -- an owner id (owners.py): a gone process's rows are dropped
+    channels         TEXT    NOT NULL,                   -- JSON lists, as the subscription reads them
+    patterns         TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bindings (                    -- routing tables of named exchanges (direct)
     exchange         TEXT    NOT NULL,
     routing_key      TEXT    NOT NULL,
@@ -190,6 +196,17 @@ WHERE id > :after
        OR EXISTS (SELECT 1 FROM json_each(:patterns) AS p WHERE broadcasts.channel GLOB p.value))
 ORDER BY id
 LIMIT :limit;
+
+-- name: add_listener
+INSERT INTO listeners (owner, channels, patterns) VALUES (:owner, :channels, :patterns);
+
+-- name: drop_listeners
+DELETE FROM listeners WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: listeners_of
+SELECT id, CAST(owner AS BLOB) FROM listeners
+WHERE EXISTS (SELECT 1 FROM json_each(listeners.channels) WHERE value = :channel)
+   OR EXISTS (SELECT 1 FROM json_each(listeners.patterns) AS p WHERE :channel GLOB p.value);
 
 -- name: prune_broadcasts
 DELETE FROM broadcasts WHERE created_at < :before;

@@ -130,9 +130,13 @@ class SQLiteTransport(Transport):
         if self._closed:
             return
         self._closed = True
+        listeners = [s.listener for s in self._subscriptions if s.listener is not None]
         for subscription in list(self._subscriptions):
             subscription.end()
         self._subscriptions.clear()
+        if listeners:  # while the connection is still open: a broadcast must not count them any more
+            with contextlib.suppress(CeleriacError):
+                await self.thread.run(ops.drop_listeners, listeners)
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -219,6 +223,11 @@ class SQLiteTransport(Transport):
         self._consumers.add(consumer)
         return consumer
 
+    async def fanout_counted(self, channel: str, message: Message) -> int:
+        """`fanout`, and how many open subscriptions (their rows in ``listeners``) it reaches."""
+        await self.fanout(channel, message)
+        return await self.thread.run(ops.count_listeners, channel)
+
     async def fanout(self, channel: str, message: Message) -> None:
         self._check_open()
         row = (
@@ -237,6 +246,7 @@ class SQLiteTransport(Transport):
         self._check_open()
         after = await self.thread.run(ops.scalar, ops.SQL["last_broadcast"], {})
         subscription = SQLiteSubscription(self, channels, after)
+        await subscription.register()
         self._subscriptions.add(subscription)
         return subscription
 

@@ -60,8 +60,10 @@ class Mingle(Step["Consumer"]):
         log.info("mingle: searching for neighbors")
         arguments = {"from_node": worker.hostname, "revoked": [task_id for task_id, _ in worker.state.revoked.items()]}
         try:
+            # Every other worker answers hello: where the broker counts who got it (Redis), the round ends with the
+            # last reply (at once when alone) instead of after a silent second; elsewhere it waits the timeout.
             replies = await Mailbox(transport, signing_key=consumer.app.conf.control_signing_key).call(
-                "hello", arguments, reply=True, timeout=self.timeout
+                "hello", arguments, reply=True, timeout=self.timeout, every_receiver_replies=True
             )
         except TransportError as exc:
             log.warning("mingle: could not reach the other nodes: %s", exc)

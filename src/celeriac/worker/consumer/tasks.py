@@ -34,8 +34,12 @@ class Tasks(Step["Consumer"]):
         worker = consumer.worker
         transport = consumer.blueprint.get(Connection).transport
         assert transport is not None
+        declared = consumer.app.declared_queues()
         for queue in worker.queues:
             await transport.declare(queue)
+            spec = declared.get(queue)
+            if spec is not None and spec.bound:  # task_queues: reachable through its exchange and routing key
+                await transport.bind(queue, spec.exchange_name, spec.key)
         prefetch = worker.prefetch_count
         self.queue_consumer = transport.consume(worker.queues, prefetch)
         backend = await consumer.app.abackend() if consumer.app.backend_url else None
