@@ -34,7 +34,8 @@ LAYERS: list[set[str]] = [
     {"worker"},
     {"beat"},
     {"celeriac"},  # the public re-exports of celeriac/__init__.py
-    {"testing", "cli", "dashboard"},
+    {"dashboard"},
+    {"testing", "cli"},
     {"contrib"},  # integrations (the pytest plugin builds on testing)
     {"__main__"},
 ]

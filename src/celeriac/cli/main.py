@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from celeriac._version import __version__
 from celeriac.app.app import App
-from celeriac.cli import beat, call, events, purge, remote, report, result, shell, status, worker
+from celeriac.cli import beat, call, dashboard, events, purge, remote, report, result, shell, status, worker
 from celeriac.cli.loader import load_app
 from celeriac.errors import CeleriacError, ConfigurationError
 
@@ -30,6 +30,7 @@ VERBS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
     beat.add_parser,
     shell.add_parser,
     report.add_parser,
+    dashboard.add_parser,
 )
 
 
