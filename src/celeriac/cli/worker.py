@@ -56,6 +56,8 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
     parser.add_argument("--reload", action="store_true", help="restart when a source file of the app changes (dev)")
     parser.add_argument("--health-port", type=int, help="serve /healthz and /readyz on this port")
     parser.add_argument("--health-address", help="address of the health server (default 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port ([metrics] extra)")
+    parser.add_argument("--metrics-address", help="address of the metrics server (default 127.0.0.1)")
     # Children and time limits (Celery's flags): each sets its setting for this worker.
     parser.add_argument("--max-tasks-per-child", type=int, help="prefork: replace a child after this many tasks")
     parser.add_argument("--max-memory-per-child", type=int, help="prefork: replace a child above this RSS (KiB)")
@@ -215,6 +217,8 @@ async def _serve(app: App, args: argparse.Namespace, queues: list[str] | None, l
         autoscale=args.autoscale,
         health_port=args.health_port,
         health_address=args.health_address,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         reload=args.reload,
     )
     Console(stderr=True).print(banner(app, worker, loop))

@@ -46,6 +46,8 @@ class WorkerSettings(SettingsBase):
         None, OPT_NUM, "seconds a warm shutdown waits for running tasks before requeueing them; None: forever"
     )
     worker_health_port = Setting[int | None](None, (int, type(None)), "serve /healthz and /readyz on this port")
+    worker_metrics_port = Setting[int | None](None, (int, type(None)), "serve Prometheus /metrics on this port")
+    worker_metrics_address = Setting[str]("127.0.0.1", (str,), "address of the metrics server")
     worker_health_address = Setting[str](
         "127.0.0.1", (str,), "address of the health server (0.0.0.0 for a Kubernetes httpGet probe)"
     )

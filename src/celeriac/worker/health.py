@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac.errors import ConfigurationError
@@ -68,11 +69,7 @@ class HealthServer(Step["Worker"]):
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(worker, reader, writer)
 
-        try:
-            self._server = await asyncio.start_server(serve, worker.health_address, worker.health_port)
-        except OSError as exc:  # a port in use is a one-line start-up error, not a traceback
-            where = f"{worker.health_address}:{worker.health_port}"
-            raise ConfigurationError(f"--health-port: cannot listen on {where}: {_reason(exc)}") from None
+        self._server = await listen(serve, worker.health_address, worker.health_port, "--health-port")
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("Health checks on http://%s:%d/healthz and /readyz", worker.health_address, self.port)
 
@@ -84,27 +81,11 @@ class HealthServer(Step["Worker"]):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
 
     async def _serve(self, worker: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(READ_TIMEOUT):
-                method, path = await _read_request(reader)
-            try:
-                status, body = await self.answer(worker, method, path)
-            except Exception as exc:  # a bug here must not look like a dead worker, nor stay unseen
-                log.exception("Health check %s failed", path)
-                status, body = 500, {"error": type(exc).__name__}
-            payload = json.dumps(body).encode()
-            head = (
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + (payload if method != "HEAD" else b""))
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # a bad or slow client gets no answer; the server goes on
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        async def reply(method: str, path: str) -> tuple[int, str, bytes]:
+            status, body = await self.answer(worker, method, path)
+            return status, "application/json", json.dumps(body).encode()
+
+        await serve_http(reader, writer, reply)
 
     async def answer(self, worker: Worker, method: str, path: str) -> tuple[int, dict[str, Any]]:
         """The status and JSON body for one request."""
@@ -124,7 +105,47 @@ class HealthServer(Step["Worker"]):
         return 200, {"status": "ready", "uptime": int(time.monotonic() - worker.started_at)}
 
 
-def _reason(exc: OSError) -> str:
+Answer = Callable[[str, str], Awaitable[tuple[int, str, bytes]]]
+"""``(method, path) -> (status, content type, body)`` of a tiny HTTP server (`serve_http`)."""
+
+
+async def serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: Answer) -> None:
+    """Read one request, write ``answer``'s response, close: bounded reads, a bad or slow client gets nothing, an
+    error of ``answer`` is logged and a 500 (shared by the health and metrics servers)."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            method, path = await _read_request(reader)
+        try:
+            status, content_type, payload = await answer(method, path)
+        except Exception as exc:  # a bug here must not look like a dead worker, nor stay unseen
+            log.exception("HTTP %s %s failed", method, path)
+            status, content_type, payload = 500, "application/json", json.dumps({"error": type(exc).__name__}).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + (payload if method != "HEAD" else b""))
+        await writer.drain()
+    except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass  # a bad or slow client gets no answer; the server goes on
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def listen(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]], address: str, port: int, option: str
+) -> asyncio.Server:
+    """``asyncio.start_server``; a port in use is a one-line start-up error naming ``option``."""
+    try:
+        return await asyncio.start_server(serve, address, port)
+    except OSError as exc:
+        raise ConfigurationError(f"{option}: cannot listen on {address}:{port}: {reason(exc)}") from None
+
+
+def reason(exc: OSError) -> str:
+    """An OS error's message, lower case."""
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 

@@ -28,6 +28,7 @@ from celeriac.worker.django import setup_django
 from celeriac.worker.health import HealthServer
 from celeriac.worker.hooks import ReadySignal, WorkerSignals
 from celeriac.worker.listeners import TaskListener
+from celeriac.worker.metrics import MetricsServer
 from celeriac.worker.outcome import StoredHook
 from celeriac.worker.policy import warn_reject_without_acks_late
 from celeriac.worker.reload import Autoreloader
@@ -42,6 +43,7 @@ log = logging.getLogger("celeriac.worker")
 # the autoscaler and reloader come after the consumer, so they stop before it does.
 DEFAULT_STEPS: tuple[type[Step[Worker]], ...] = (
     HealthServer,
+    MetricsServer,
     WorkerSignals,
     TimerStep,
     PoolStep,
@@ -83,6 +85,8 @@ class Worker:
         statedb: file keeping revoked ids and the clock across restarts (``--statedb``, ``worker_state_db``).
         autoscale: ``"MAX,MIN"`` or ``(max, min)``: the pool follows the work (``--autoscale``, ``worker_autoscaler``).
         health_port: serve ``/healthz`` and ``/readyz`` on this port (``--health-port``, ``worker_health_port``).
+        metrics_port / metrics_address: serve Prometheus ``/metrics`` there (``--metrics-port``,
+            ``worker_metrics_port``; worker/metrics.py).
         health_address: the health server's address (``--health-address``, ``worker_health_address``: loopback).
         reload: restart the worker when a source file of the app changes (``--reload``; development only).
     """
@@ -105,6 +109,8 @@ class Worker:
         statedb: str | None = None,
         autoscale: str | tuple[int, int] | None = None,
         health_port: int | None = None,
+        metrics_port: int | None = None,
+        metrics_address: str | None = None,
         health_address: str | None = None,
         reload: bool = False,
     ) -> None:
@@ -148,6 +154,10 @@ class Worker:
         if self.health_port is not None and not 0 <= self.health_port <= 65535:
             raise ConfigurationError(f"--health-port must be a TCP port (0-65535), not {self.health_port}")
         self.health_address = health_address or conf.worker_health_address
+        self.metrics_port = conf.worker_metrics_port if metrics_port is None else metrics_port
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigurationError(f"--metrics-port must be a TCP port (0-65535), not {self.metrics_port}")
+        self.metrics_address = metrics_address or conf.worker_metrics_address
         self.reload = reload
         interval = conf.worker_heartbeat_interval if heartbeat_interval is None else heartbeat_interval
         if interval <= 0:
