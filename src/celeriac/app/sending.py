@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from celeriac import signals
+from celeriac import _otel, signals
 from celeriac.app.current import request_var
 from celeriac.app.options import SendOptions, check_send_options
 from celeriac.app.result import AsyncResult
@@ -62,6 +62,21 @@ class Sender:
         task = task or app.tasks.get(name)
         conf = app.conf
         message = self.build(name, args, kwargs, task, options)
+        span = None
+        if conf.tracing_enabled:  # a PRODUCER span, its context in the headers (the running task's as parent)
+            parent = getattr(request_var().get(), "otel_span", None)
+            headers = cast(dict[str, Any], message.extra_headers)  # build() makes it a dict of its own
+            span = _otel.send_span(name, message.id, parent, headers)
+        try:
+            return await self._publish(app, name, task, options, message)
+        finally:
+            if span is not None:
+                span.end()
+
+    async def _publish(
+        self, app: App, name: str, task: Task[Any, Any] | None, options: SendOptions, message: TaskMessage
+    ) -> AsyncResult[Any]:
+        conf = app.conf
         queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
         exchange, routing_key = options.get("exchange"), options.get("routing_key")
         named = exchange is None and routing_key is None

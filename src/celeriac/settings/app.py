@@ -16,3 +16,5 @@ class AppSettings(SettingsBase):
     include = Setting[Sequence[str]]((), (list, tuple))
     timezone = Setting[str]("UTC", (str,))
     enable_utc = Setting[bool](True, (bool,))
+    # OpenTelemetry spans for sends and runs (celeriac._otel; the [otel] extra).
+    tracing_enabled = Setting[bool](False, (bool,))

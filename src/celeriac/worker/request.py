@@ -42,6 +42,8 @@ class Request:
         self.worker_pid: int | None = None
         #: Ids of the tasks this run sent (``add_to_parent``), stored as the result's ``children``.
         self.children: list[str] = []
+        #: The OpenTelemetry span of this run (``tracing_enabled``; worker/tracing.py), parent of what it sends.
+        self.otel_span: Any = None
 
     @property
     def id(self) -> str:

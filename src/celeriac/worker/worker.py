@@ -36,6 +36,7 @@ from celeriac.worker.state import WorkerState
 from celeriac.worker.statedb import StateDB
 from celeriac.worker.steps import ConsumerStep, PoolStep, TimerStep
 from celeriac.worker.timer import Timer
+from celeriac.worker.tracing import TaskTracing
 
 log = logging.getLogger("celeriac.worker")
 
@@ -169,7 +170,7 @@ class Worker:
         self.statedb: str | None = statedb or conf.worker_state_db
         self.started_at = time.monotonic()
         self.state = WorkerState()
-        self.listeners: list[TaskListener] = []
+        self.listeners: list[TaskListener] = [TaskTracing()] if conf.tracing_enabled else []
         #: The tracer's ``on_stored`` hooks (worker/outcome.py): kept here so they outlive a reconnect.
         self.on_stored: list[StoredHook] = [CanvasHook(app)]  # canvas: callbacks, chain steps, chord joins
         register_builtins(app)  # celery.map / celery.starmap
