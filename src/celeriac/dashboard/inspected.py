@@ -19,6 +19,7 @@ class Inspected:
         self._at = 0.0
         self.stats: dict[str, Any] = {}
         self.queues: dict[str, list[str]] = {}
+        self.waiting: dict[str, dict[str, int]] = {}  # hostname -> {"reserved": n, "scheduled": n}
 
     async def refresh(self) -> None:
         """Ask again when the cache is older than ``max_age`` (errors leave it empty: pages still render)."""
@@ -27,6 +28,7 @@ class Inspected:
         self._at = time.monotonic()
         stats: dict[str, Any] = {}
         queues: dict[str, list[str]] = {}
+        waiting: dict[str, dict[str, int]] = {}
         try:
             for reply in await self.app.control.abroadcast("stats", reply=True, timeout=self.timeout):
                 stats.update({k: v for k, v in reply.items() if isinstance(v, dict)})
@@ -34,12 +36,18 @@ class Inspected:
                 for host, found in reply.items():
                     if isinstance(found, list):
                         queues[host] = [str(q.get("name")) for q in found if isinstance(q, dict)]
+            for command in ("reserved", "scheduled"):
+                for reply in await self.app.control.abroadcast(command, reply=True, timeout=self.timeout):
+                    for host, found in reply.items():
+                        if isinstance(found, list):
+                            waiting.setdefault(host, {})[command] = len(found)
         except Exception:  # a broker hiccup: keep what we had, try again next time
             return
-        self.stats, self.queues = stats, queues
+        self.stats, self.queues, self.waiting = stats, queues, waiting
 
     def worker(self, hostname: str) -> dict[str, Any]:
-        """Pool, concurrency, max RSS (KiB) and queues of one worker, as far as its replies said."""
+        """Pool, concurrency, max RSS (KiB), queues, reserved and scheduled (ETA) task counts of one worker, as
+        far as its replies said."""
         stats = self.stats.get(hostname, {})
         pool = stats.get("pool") if isinstance(stats.get("pool"), dict) else {}
         rusage = stats.get("rusage") if isinstance(stats.get("rusage"), dict) else {}
@@ -48,6 +56,8 @@ class Inspected:
             "concurrency": pool.get("max-concurrency", ""),
             "maxrss": rusage.get("maxrss", ""),
             "queues": ", ".join(self.queues.get(hostname, [])),
+            "reserved": self.waiting.get(hostname, {}).get("reserved", ""),
+            "scheduled": self.waiting.get(hostname, {}).get("scheduled", ""),
         }
 
     def consumers(self, queue: str) -> list[str]:

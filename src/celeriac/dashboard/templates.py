@@ -42,13 +42,15 @@ form.inline{display:inline}.flash{background:#ffd;padding:.5em;border:1px solid 
 
 WORKERS = """{% extends "base" %}{% block body %}<h1>Workers</h1><div id="live"><table>
 <tr><th>worker</th><th>status</th><th>software</th><th>pool</th><th>concurrency</th><th>active</th>
-<th>processed</th><th>load</th><th>max RSS (KiB)</th><th>queues</th><th>last heartbeat</th></tr>
+<th>reserved</th><th>scheduled</th><th>processed</th><th>load</th><th>max RSS (KiB)</th><th>queues</th>
+<th>last heartbeat</th></tr>
 {% for w in workers %}<tr><td><a href="/workers/{{ w.hostname }}">{{ w.hostname }}</a></td>
 <td class="{{ w.status }}">{{ w.status }}</td><td>{{ w.sw_ident or "" }} {{ w.sw_ver or "" }}</td>
 <td>{{ w.pool }}</td><td>{{ w.concurrency }}</td>
-<td>{{ w.active if w.active is not none else "" }}</td><td>{{ w.processed if w.processed is not none else "" }}</td>
+<td>{{ w.active if w.active is not none else "" }}</td><td>{{ w.reserved }}</td><td>{{ w.scheduled }}</td>
+<td>{{ w.processed if w.processed is not none else "" }}</td>
 <td>{{ w.load }}</td><td>{{ w.maxrss }}</td><td>{{ w.queues }}</td><td>{{ w.age }}</td></tr>{% else %}
-<tr><td colspan="11">no worker seen yet</td></tr>{% endfor %}
+<tr><td colspan="13">no worker seen yet</td></tr>{% endfor %}
 </table></div>{% endblock %}"""
 
 WORKER = """{% extends "base" %}{% block body %}<h1>{{ hostname }}</h1>
