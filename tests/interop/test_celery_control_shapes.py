@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+import redis_pair as pair
 from celery import Celery  # type: ignore[import-untyped]
 
 from celeriac import App
@@ -28,13 +29,7 @@ NODE = "shapes@itest"
 @pytest.fixture
 def app(redis_url: str, prefix: str, queue_name: str) -> App:
     """The celeriac side: a task that blocks until released, and a plain one."""
-    app = App(
-        "shapes",
-        broker=redis_url,
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
-        task_default_queue=queue_name,
-    )
+    app = pair.celeriac_app("shapes", redis_url, prefix, queue_name)
     release = asyncio.Event()
     app.release = release  # type: ignore[attr-defined]
 
@@ -51,15 +46,7 @@ def app(redis_url: str, prefix: str, queue_name: str) -> App:
 
 @pytest.fixture
 def celery_app(redis_url: str, prefix: str, queue_name: str) -> Iterator[Celery]:
-    app = Celery(
-        "shapes",
-        broker=redis_url,
-        backend=redis_url,
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
-        task_default_queue=queue_name,
-        set_as_current=False,
-    )
+    app = pair.celery_app("shapes", redis_url, prefix, queue_name)
     yield app
     app.close()
 

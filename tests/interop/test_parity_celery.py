@@ -29,18 +29,15 @@ from celeriac.worker.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from procs import LoggedProcess
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import redis_pair as pair
+
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 def app(redis_url: str, prefix: str, queue_name: str) -> App:
-    app = App(
-        "parity",
-        broker=redis_url,
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
-        task_default_queue=queue_name,
-    )
+    app = pair.celeriac_app("parity", redis_url, prefix, queue_name)
 
     @app.task(name="parity.add")
     def add(x: int, y: int) -> int:
@@ -51,15 +48,7 @@ def app(redis_url: str, prefix: str, queue_name: str) -> App:
 
 @pytest.fixture
 def celery_app(redis_url: str, prefix: str, queue_name: str) -> Iterator[Celery]:
-    app = Celery(
-        "parity",
-        broker=redis_url,
-        backend=redis_url,
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
-        task_default_queue=queue_name,
-        set_as_current=False,
-    )
+    app = pair.celery_app("parity", redis_url, prefix, queue_name)
 
     @app.task(name="parity.add", shared=False)
     def add(x: int, y: int) -> int:
