@@ -1,4 +1,5 @@
-"""Waking waiters when the database may have changed: ``PRAGMA data_version`` polled with a backoff."""
+"""Waking waiters when the database may have changed: ``PRAGMA data_version`` polled with a backoff, and polled at
+once when another process pokes this one after a commit (`celeriac._sqlite.wake`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 
 from celeriac._sqlite.connection import read_data_version
 from celeriac._sqlite.thread import SQLiteThread
+from celeriac._sqlite.wake import Wake
 from celeriac.errors import CeleriacError
 
 MIN_POLL = 0.001  # first pause of an idle poll
@@ -31,6 +33,8 @@ class ChangeWatcher:
         self._listeners: set[asyncio.Event] = set()
         self._waiters: dict[asyncio.Event, int] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._poked = asyncio.Event()
+        self._wake = Wake(thread.path, self._poked.set)
 
     def listen(self, event: asyncio.Event) -> None:
         """Have `notify` set ``event`` from now on."""
@@ -40,9 +44,11 @@ class ChangeWatcher:
         self._listeners.discard(event)
 
     def notify(self) -> None:
-        """Wake every listener: this connection just committed something they may want."""
+        """Wake every listener, and poke the other processes: this connection just committed something they
+        may want."""
         for event in self._listeners:
             event.set()
+        self._wake.poke_others()
 
     async def wait(self, event: asyncio.Event, baseline: int, timeout: float | None) -> None:
         """Wait until ``event`` is set (by `notify`, by a data_version other than ``baseline``, or by the
@@ -52,6 +58,7 @@ class ChangeWatcher:
             return
         self._waiters[event] = baseline
         if self._poller is None:
+            self._wake.listen(asyncio.get_running_loop())
             self._poller = asyncio.create_task(self._poll())
         try:
             async with asyncio.timeout(timeout):
@@ -63,7 +70,9 @@ class ChangeWatcher:
 
     async def close(self) -> None:
         """Stop polling and wake every listener and waiter."""
-        self.notify()
+        for event in self._listeners:
+            event.set()
+        self._wake.close()
         for event in self._waiters:
             event.set()
         if self._poller is not None:
@@ -81,7 +90,13 @@ class ChangeWatcher:
                         event.set()
                 interval = MIN_POLL if version != last else min(interval * POLL_GROWTH, self._max_interval)
                 last = version
-                await asyncio.sleep(interval)
+                if not self._poked.is_set():  # a poke that came during the read above: look again at once
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(interval):
+                            await self._poked.wait()  # another process committed: look now
+                if self._poked.is_set():
+                    self._poked.clear()
+                    interval = MIN_POLL
         except CeleriacError:
             for event in self._waiters:  # their own next call meets the error and reports it
                 event.set()
