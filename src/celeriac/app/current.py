@@ -8,6 +8,8 @@ task declarations are a process-wide list (as in Celery): every app registers th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
@@ -45,6 +47,19 @@ def set_current_app(app: App) -> None:
 def register_default(app: App) -> None:
     """Remember ``app`` as the fallback current app (called by App.__init__)."""
     _default[:] = [app]
+
+
+@contextlib.contextmanager
+def app_scope() -> Iterator[None]:
+    """Whatever apps are made or made current inside, the current and fallback apps are as before afterwards
+    (test fixtures: one test's app must not stay current for the next)."""
+    token = _app.set(_app.get())
+    fallback = list(_default)
+    try:
+        yield
+    finally:
+        _app.reset(token)
+        _default[:] = fallback
 
 
 def current_request() -> RequestContext | None:

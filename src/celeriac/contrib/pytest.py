@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from celeriac.app.app import App
+from celeriac.app.current import app_scope
 from celeriac.testing import start_worker
 from celeriac.worker import Worker
 
@@ -74,15 +75,16 @@ def celery_app(
     """A fresh app on a temporary SQLite file (broker and results), current for the test."""
     database = tmp_path / "celeriac-test.db"
     params = {"broker": f"sqlite:///{database}", **celery_parameters}
-    app = App(params.pop("main", "celeriac.test"), **params)
-    app.conf.update(dict(celery_config))
-    app.set_current()
-    for module in celery_includes:
-        importlib.import_module(module)
-    try:
-        yield app
-    finally:
-        app.close()
+    with app_scope():  # after the test, the apps current before it are current again
+        app = App(params.pop("main", "celeriac.test"), **params)
+        app.conf.update(dict(celery_config))
+        app.set_current()
+        for module in celery_includes:
+            importlib.import_module(module)
+        try:
+            yield app
+        finally:
+            app.close()
 
 
 @pytest.fixture
