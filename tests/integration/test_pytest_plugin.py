@@ -51,7 +51,14 @@ def test_a_users_suite_runs_its_tasks_for_real(pytester: pytest.Pytester) -> Non
         def test_no_worker_needed_for_eager(celery_app):
             celery_app.conf.task_always_eager = True
             assert add.delay(1, 1).get() == 2
+
+        def test_zz_the_fixture_app_is_not_current_after_its_test():
+            import celeriac
+            from celeriac import App
+
+            mine = App("mine")
+            assert celeriac.current_app is mine
         """,
     )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
