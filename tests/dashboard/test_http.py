@@ -338,3 +338,34 @@ def test_bulk_retry_by_filter(client: tuple[TestClient, Dashboard]) -> None:
     assert all(dashboard.store.related(f"b-{i}")["resent"] for i in range(3))
     assert dashboard.store.related("other")["resent"] == []
     assert "bulk-retry" in http.get("/audit").text
+
+
+def test_queue_page_on_rabbitmq_answers_from_the_history(amqp_url: str, db: str) -> None:
+    """RabbitMQ cannot be looked into without taking messages: the queue's next messages and the oldest one's
+    age come from the tasks sent to it that no worker received, the queue's depth most recent of them."""
+    app = App("dash-amqp", broker=amqp_url, set_as_current=False)
+    store = EventStore(db)
+    now = time.time()
+    # A task sent long ago that never arrived (purged): older than what the queue holds, so never shown.
+    store.ingest([{"type": "task-sent", "uuid": "gone", "name": "proj.add", "timestamp": now - 900, "queue": "celery"}])
+    try:
+        for n, uuid in enumerate(("first", "second")):
+            app.send_task("proj.add", (n, n), task_id=uuid)
+            store.ingest(
+                [{"type": "task-sent", "uuid": uuid, "name": "proj.add", "timestamp": now - 60 + n, "queue": "celery"}]
+            )
+        dashboard = Dashboard(app, store, listen=True)
+        with TestClient(dashboard.asgi) as http:
+            peek = http.get("/queues/celery").text
+            assert "as the history knows them" in peek
+            assert peek.index("first") < peek.index("second") and "gone" not in peek
+            age = float(re.search(r"the oldest has waited ([\d.]+)s", peek).group(1))  # type: ignore[union-attr]
+            assert 59 <= age < 120
+            families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+            ages = [s for s in families["celeriac_queue_oldest_age_seconds"].samples if s.labels == {"queue": "celery"}]
+            assert len(ages) == 1 and 59 <= ages[0].value < 120
+            assert http.portal is not None and dashboard.transport is not None
+            assert http.portal.call(dashboard.transport.size, "celery") == 2  # nothing was taken
+    finally:
+        app.close()
+        store.close()

@@ -51,6 +51,8 @@ def test_metrics_count_what_the_worker_does(redis_url: str, prefix: str) -> None
             assert app.send_task("taskapp.add", (2, 3)).get(timeout=20) == 5
             with pytest.raises(Exception, match="boom"):
                 app.send_task("taskapp.fail", ("boom",)).get(timeout=20)
+            # A countdown is not queueing: the wait counts from the ETA, so it lands far below the 2 s delay.
+            assert app.send_task("taskapp.aadd", (1, 1), countdown=2).get(timeout=20) == 2
         finally:
             app.close()
         deadline = time.monotonic() + 20
@@ -65,6 +67,8 @@ def test_metrics_count_what_the_worker_does(redis_url: str, prefix: str) -> None
         assert value(samples, "celeriac_tasks_total", name="taskapp.add", state="SUCCESS") == 1
         assert value(samples, "celeriac_task_runtime_seconds_count", name="taskapp.add") == 1
         assert value(samples, "celeriac_task_queue_wait_seconds_count", name="taskapp.fail") == 1
+        assert value(samples, "celeriac_task_queue_wait_seconds_count", name="taskapp.aadd") == 1
+        assert value(samples, "celeriac_task_queue_wait_seconds_bucket", name="taskapp.aadd", le="1.0") == 1
         assert value(samples, "celeriac_worker_up") == 1 and value(samples, "celeriac_worker_concurrency") == 8
         assert value(samples, "process_resident_memory_bytes") > 0
         with pytest.raises(urllib.error.HTTPError, match="404"):

@@ -37,6 +37,14 @@ def test_wrong_type_is_a_one_line_error_naming_the_setting() -> None:
         Settings({"task_acks_late": 1})  # an int is not a bool
 
 
+def test_a_priority_the_wire_cannot_carry_is_refused_when_set() -> None:
+    with pytest.raises(ConfigurationError, match="'task_default_priority' must be between 0 and 255, not 300"):
+        Settings({"task_default_priority": 300})
+    with pytest.raises(ConfigurationError, match="task_queue_max_priority"):
+        Settings({"task_queue_max_priority": 0})
+    assert Settings({"task_default_priority": 255}).task_default_priority == 255
+
+
 def test_update_is_all_or_nothing() -> None:
     conf = Settings()
     with pytest.raises(UnknownSetting):

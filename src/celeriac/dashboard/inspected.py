@@ -3,6 +3,7 @@ live page refreshes do not broadcast on every event."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -30,14 +31,22 @@ class Inspected:
         queues: dict[str, list[str]] = {}
         waiting: dict[str, dict[str, int]] = {}
         try:
-            for reply in await self.app.control.abroadcast("stats", reply=True, timeout=self.timeout):
+            # The four questions go out together: each waits its whole timeout for late replies, so one after
+            # another a page refresh took four timeouts.
+            asked = await asyncio.gather(
+                *(
+                    self.app.control.abroadcast(command, reply=True, timeout=self.timeout)
+                    for command in ("stats", "active_queues", "reserved", "scheduled")
+                )
+            )
+            for reply in asked[0]:
                 stats.update({k: v for k, v in reply.items() if isinstance(v, dict)})
-            for reply in await self.app.control.abroadcast("active_queues", reply=True, timeout=self.timeout):
+            for reply in asked[1]:
                 for host, found in reply.items():
                     if isinstance(found, list):
                         queues[host] = [str(q.get("name")) for q in found if isinstance(q, dict)]
-            for command in ("reserved", "scheduled"):
-                for reply in await self.app.control.abroadcast(command, reply=True, timeout=self.timeout):
+            for command, replies in zip(("reserved", "scheduled"), asked[2:], strict=True):
+                for reply in replies:
                     for host, found in reply.items():
                         if isinstance(found, list):
                             waiting.setdefault(host, {})[command] = len(found)

@@ -4,7 +4,9 @@ SQLite: a read-only connection of its own to the broker file (WAL readers never 
 leased, in delivery order; a message's age is measured from its ``visible_at``. Redis: LRANGE on the right end
 of each priority list (consumers take from the right), keys built by the transport so ``global_keyprefix`` is
 honoured; a message's age comes from its task's ``task-sent`` time in the history when known. AMQP has no way to
-look without taking a message (basic.get and a requeue would mark it redelivered), so it is not offered there.
+look without taking a message (basic.get and a requeue would mark it redelivered, and count a delivery on a
+quorum queue), so there the history answers instead: of the tasks sent to the queue (``task-sent`` events, Celery's
+``task_send_sent_event``) and never received, the ``depth`` most recent ones are taken as what the queue holds.
 """
 
 from __future__ import annotations
@@ -56,12 +58,51 @@ def _sqlite_peek(path: str, queue: str, limit: int) -> tuple[list[dict[str, Any]
     return messages, (now - oldest) if oldest is not None else None
 
 
-async def peek(
-    transport: Transport, queue: str, limit: int, sent_at: Callable[[str], float | None]
+Unreceived = Callable[[str, int, int], list[dict[str, Any]]]
+"""``(queue, depth, limit)`` -> the history's guess at the queue's next messages (`Store.unreceived`)."""
+
+
+async def _from_history(
+    transport: Transport, queue: str, limit: int, unreceived: Unreceived
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """The next ``limit`` messages of ``queue`` (oldest first) and the age of the oldest one (None: unknown)."""
+    depth = await transport.size(queue)
+    if not depth:
+        return [], None
+    rows = await asyncio.to_thread(unreceived, queue, depth, limit)
+    now = time.time()
+    messages = [
+        {
+            "id": row["uuid"],
+            "task": row["name"],
+            "retries": row["retries"],
+            "eta": None,
+            "root_id": row["root_id"],
+            "waiting": now - row["sent"],
+            "estimated": True,
+        }
+        for row in rows
+    ]
+    return messages, (messages[0]["waiting"] if messages else None)
+
+
+async def peek(
+    transport: Transport,
+    queue: str,
+    limit: int,
+    sent_at: Callable[[str], float | None],
+    unreceived: Unreceived | None = None,
+) -> tuple[list[dict[str, Any]], float | None]:
+    """The next ``limit`` messages of ``queue`` (oldest first) and the age of the oldest one (None: unknown).
+
+    On a broker that cannot be looked into (AMQP) the answer comes from ``unreceived`` (the history), each
+    message marked ``estimated``; without it, that is a `ValueError`.
+    """
     if not supported(transport):
-        raise ValueError(f"peeking is not offered on {type(transport).__name__} (it would mark messages redelivered)")
+        if unreceived is None:
+            raise ValueError(
+                f"peeking is not offered on {type(transport).__name__} (it would mark messages redelivered)"
+            )
+        return await _from_history(transport, queue, limit, unreceived)
     if type(transport).__module__.startswith("celeriac.transports.sqlite"):
         from celeriac.transports.sqlite.transport import SQLiteTransport
 

@@ -265,6 +265,18 @@ class EventStore:
             row = self._db.execute("SELECT * FROM tasks WHERE uuid = ?", (uuid,)).fetchone()
         return dict(row) if row else None
 
+    def unreceived(self, queue: str, depth: int, limit: int) -> list[dict[str, Any]]:
+        """A guess at the next ``limit`` messages of a FIFO queue holding ``depth``: of the ``depth`` tasks most
+        recently sent to ``queue`` that no worker has received yet, the oldest ``limit``, oldest first. (Older
+        never-received tasks were purged or lost: the queue no longer holds them.)"""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM (SELECT uuid, name, retries, root_id, sent FROM tasks WHERE queue = ? "
+                "AND state = 'PENDING' AND sent IS NOT NULL ORDER BY sent DESC LIMIT ?) ORDER BY sent LIMIT ?",
+                (queue, depth, limit),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
     def timeline(self, uuid: str) -> list[dict[str, Any]]:
         """Every event of one task, in arrival order."""
         with self._lock:

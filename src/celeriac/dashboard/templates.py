@@ -116,8 +116,10 @@ href="/queues/{{ q.name }}.dead">{{ q.dead }}</a>{% else %}{{ q.dead }}{% endif 
 value="{{ csrf }}"><input name="confirm" placeholder="type {{ q.name }} to purge" size="18"><button>purge</button>
 </form>{% endif %}</td></tr>{% endfor %}</table></div>{% endblock %}"""
 
-PEEK = """{% extends "base" %}{% block body %}<h1>{{ queue }}</h1><p>The next messages, read without
-consuming them{% if oldest is not none %}; the oldest has waited {{ "%.1f"|format(oldest) }}s{% endif %}.</p>
+PEEK = """{% extends "base" %}{% block body %}<h1>{{ queue }}</h1><p>The next messages, {% if messages and
+messages[0].estimated %}as the history knows them: tasks sent to this queue (task-sent events) that no worker has
+received yet (this broker cannot be looked into without taking messages){% else %}read without consuming
+them{% endif %}{% if oldest is not none %}; the oldest has waited {{ "%.1f"|format(oldest) }}s{% endif %}.</p>
 <div id="live"><table><tr><th>task id</th><th>task</th><th>retries</th><th>eta</th><th>waiting</th></tr>
 {% for m in messages %}<tr><td>{% if m.id %}<a href="/tasks/{{ m.id }}">{{ m.id }}</a>{% endif %}</td>
 <td>{{ m.task or "" }}</td><td>{{ m.retries if m.retries is not none else "" }}</td><td>{{ m.eta or "" }}</td>

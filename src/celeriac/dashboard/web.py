@@ -130,8 +130,8 @@ class Dashboard:
                 try:
                     depth = await transport.size(name)
                     dead = await transport.size(f"{name}.dead")
-                    if depth and queues.supported(transport):
-                        _, oldest = await queues.peek(transport, name, 1, self.sent_at)
+                    if depth:
+                        _, oldest = await queues.peek(transport, name, 1, self.sent_at, self.store.unreceived)
                 except Exception as exc:  # a broker error is shown, not raised: the page still renders
                     log.warning("queue size of %s: %s", name, exc)
             consumers = ", ".join(self.inspected.consumers(name))
@@ -336,7 +336,7 @@ class Dashboard:
         if self.transport is None:
             return PlainTextResponse("not connected to the broker", status_code=503)
         try:
-            messages, oldest = await queues.peek(self.transport, queue, 20, self.sent_at)
+            messages, oldest = await queues.peek(self.transport, queue, 20, self.sent_at, self.store.unreceived)
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         return self.render(request, user, role, "peek", title=queue, queue=queue, messages=messages, oldest=oldest)

@@ -27,6 +27,10 @@ from celeriac.settings.worker import WorkerSettings
 ENVIRONMENT = {"CELERIAC_BROKER_URL": "broker_url", "CELERIAC_RESULT_BACKEND": "result_backend"}
 
 
+# Numbers the wire or the broker limits: refused when set, not at every send that would carry them.
+BOUNDS: dict[str, tuple[int, int]] = {"task_default_priority": (0, 255), "task_queue_max_priority": (1, 255)}
+
+
 def _suggest(name: str) -> str | None:
     found = difflib.get_close_matches(name, OPTIONS, n=1)
     return found[0] if found else None
@@ -40,6 +44,9 @@ def check(name: str, value: Any) -> None:
     if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
         wanted = " or ".join(sorted(t.__name__ for t in option.types))
         raise ConfigurationError(f"setting {name!r} must be {wanted}, not {type(value).__name__} ({value!r})")
+    bounds = BOUNDS.get(name)
+    if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+        raise ConfigurationError(f"setting {name!r} must be between {bounds[0]} and {bounds[1]}, not {value}")
 
 
 class Settings(BrokerSettings, ResultSettings, TaskSettings, WorkerSettings, BeatSettings, AppSettings, AMQPSettings):

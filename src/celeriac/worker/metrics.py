@@ -7,8 +7,8 @@ one-line start-up error). Names match the dashboard's (`celeriac.dashboard.metri
 
 * ``celeriac_tasks_total{name, state}``: RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, REJECTED;
 * ``celeriac_task_runtime_seconds{name}``: body run time (succeeded and failed runs);
-* ``celeriac_task_queue_wait_seconds{name}``: from this worker's receipt of the message to the body's start
-  (ETA waits included; protocol 2 carries no send time);
+* ``celeriac_task_queue_wait_seconds{name}``: from this worker's receipt of the message (or, for a countdown/ETA
+  task, from its ETA when that is later) to the body's start; protocol 2 carries no send time;
 * ``celeriac_task_redeliveries_total{name}``: messages the broker delivered again;
 * ``celeriac_worker_active_tasks``, ``celeriac_worker_reserved_tasks``, ``celeriac_worker_concurrency``,
   ``celeriac_worker_up`` (1 while connected and consuming).
@@ -57,7 +57,7 @@ class TaskMetrics(TaskListener):
             "celeriac_task_runtime_seconds", "Body run time", ["name"], buckets=BUCKETS, registry=registry
         )
         self.wait = pc.Histogram(
-            "celeriac_task_queue_wait_seconds", "Receipt to start", ["name"], buckets=BUCKETS, registry=registry
+            "celeriac_task_queue_wait_seconds", "Receipt or ETA to start", ["name"], buckets=BUCKETS, registry=registry
         )
         self.redeliveries = pc.Counter(
             "celeriac_task_redeliveries", "Messages delivered again", ["name"], registry=registry
@@ -88,7 +88,12 @@ class TaskMetrics(TaskListener):
         name = request.message.task
         self.tasks.labels(name, "STARTED").inc()
         started = request.time_start or time.time()
-        self.wait.labels(name).observe(max(0.0, started - request.time_received))
+        # A countdown task waits for its ETA on purpose; only the time after the ETA is queueing.
+        ready = request.time_received
+        eta = request.message.eta
+        if eta is not None:
+            ready = max(ready, eta.timestamp())
+        self.wait.labels(name).observe(max(0.0, started - ready))
 
     def task_succeeded(self, request: Request, result: Any, runtime: float) -> None:
         name = request.message.task
