@@ -57,6 +57,9 @@ def test_each_control_form_reaches_the_worker(celery_app: App, celery_worker: Wo
     def noop() -> None:
         pass
 
+    assert "new rate limit set successfully" in post(http, "op", "rate_limit", task_name="forms.noop", rate_limit="5/s")
+    eventually(lambda: celery_app.tasks["forms.noop"].rate_limit == "5/s")
+    assert "unknown task" in post(http, "op", "rate_limit", task_name="forms.nope", rate_limit="5/s")
     assert "time limits set successfully" in post(http, "op", "time_limit", task_name="forms.noop", hard="9")
     eventually(lambda: celery_app.tasks["forms.noop"].time_limit == 9.0)
     assert "pool will grow" in post(http, "op", "pool_grow", n="1")
@@ -69,7 +72,7 @@ def test_each_control_form_reaches_the_worker(celery_app: App, celery_worker: Wo
     eventually(lambda: "extra" not in celery_worker.queues)
     assert "needs the admin role" in post(http, "op", "shutdown")
     audit = http.get("/audit", auth=("op", "pw")).text
-    for command in ("time_limit", "pool_grow", "pool_shrink", "add_consumer", "cancel_consumer"):
+    for command in ("rate_limit", "time_limit", "pool_grow", "pool_shrink", "add_consumer", "cancel_consumer"):
         assert command in audit
     assert "shutdown: []" in post(http, "root", "shutdown")  # a cast: workers never answer it
     eventually(lambda: celery_worker.shutting_down)
