@@ -366,6 +366,9 @@ def test_queue_page_on_rabbitmq_answers_from_the_history(amqp_url: str, db: str)
             assert len(ages) == 1 and 59 <= ages[0].value < 120
             assert http.portal is not None and dashboard.transport is not None
             assert http.portal.call(dashboard.transport.size, "celery") == 2  # nothing was taken
+            app.send_task("proj.add", (9, 9), queue="unseen")  # no task-sent event: the history cannot name it
+            unseen = http.get("/queues/unseen").text
+            assert "(1 messages not known from task-sent events)" in unseen and "has waited" not in unseen
     finally:
         app.close()
         store.close()

@@ -139,3 +139,53 @@ async def test_a_celery_clients_trace_continues_on_a_celeriac_worker(
     (run,) = spans(exporter, "run/traced.add")
     assert format(run.context.trace_id, "032x") == trace_id and format(run.parent.span_id, "016x") == span_id
     await app.aclose()
+
+
+CELERY_WORKER = """
+import os
+from celery import Celery
+from opentelemetry import trace
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+
+trace.set_tracer_provider(TracerProvider())
+url, prefix, queue = os.environ["T_URL"], os.environ["T_PREFIX"], os.environ["T_QUEUE"]
+app = Celery("tracedworker", broker=url, backend=url)
+app.conf.update(broker_transport_options={"global_keyprefix": prefix},
+                result_backend_transport_options={"global_keyprefix": prefix}, task_default_queue=queue,
+                broker_connection_retry_on_startup=True)
+CeleryInstrumentor().instrument()
+
+@app.task(name="traced.where")
+def where():
+    span = trace.get_current_span()  # the instrumentation's run span, active while the body runs
+    parent = getattr(span, "parent", None)
+    return [format(span.get_span_context().trace_id, "032x"), format(parent.span_id, "016x") if parent else None]
+"""
+
+
+async def test_a_celeriac_send_continues_on_an_instrumented_celery_worker(
+    exporter: InMemorySpanExporter, redis_url: str, prefix: str, queue_name: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.celery")
+    exporter.clear()
+    (tmp_path / "tracedworker.py").write_text(textwrap.dedent(CELERY_WORKER))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY")}
+    env.update(T_URL=redis_url, T_PREFIX=prefix, T_QUEUE=queue_name, PYTHONPATH=str(tmp_path))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tracedworker", "worker", "-P", "solo", "-l", "warning",
+         "--without-mingle", "--without-gossip", "-n", f"traced-{prefix}@itest"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    app = make_app(redis_url, prefix, queue_name)
+    app.conf.result_backend = redis_url
+    try:
+        result = await app.asend_task("traced.where")
+        trace_id, parent_span_id = await result.aget(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        await app.aclose()
+    (send,) = spans(exporter, "apply_async/traced.where")
+    assert trace_id == format(send.context.trace_id, "032x")
+    assert parent_span_id == format(send.context.span_id, "016x")

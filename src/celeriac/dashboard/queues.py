@@ -82,7 +82,12 @@ async def _from_history(
         }
         for row in rows
     ]
-    return messages, (messages[0]["waiting"] if messages else None)
+    if len(messages) < min(depth, limit):  # e.g. a dead-letter queue: its tasks were received, then failed
+        unknown = depth - len(messages)
+        messages.append(
+            {"id": None, "task": f"({unknown} messages not known from task-sent events)", "estimated": True}
+        )
+    return messages, (messages[0]["waiting"] if messages and messages[0].get("id") else None)
 
 
 async def peek(
