@@ -84,9 +84,8 @@ async def _from_history(
     ]
     if len(messages) < min(depth, limit):  # e.g. a dead-letter queue: its tasks were received, then failed
         unknown = depth - len(messages)
-        messages.append(
-            {"id": None, "task": f"({unknown} messages not known from task-sent events)", "estimated": True}
-        )
+        note = f"({unknown} messages not known from task-sent events)"
+        messages.append({"id": None, "task": note, "retries": None, "eta": None, "waiting": None, "estimated": True})
     return messages, (messages[0]["waiting"] if messages and messages[0].get("id") else None)
 
 
