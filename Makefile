@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-quick clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: lint typecheck $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) bench/throughput.py --broker sqlite --tasks 20000
 	$(PY) bench/latency.py --broker sqlite --count 1000
+
+# The hot path's regression guard (about a minute, needs Redis): ratio to Celery, cold start, def/async share.
+bench-quick: $(VENV)/.installed-dev
+	$(PY) bench/quick.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache celeriac.db celeriac.db-*

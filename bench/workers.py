@@ -2,7 +2,8 @@
 
 The command lines are the documented ones, nothing tuned:
 
-* celeriac: ``python -m celeriac -A benchapp worker -P <pool> -c <c> -l warning`` (this interpreter);
+* celeriac: ``python -m celeriac -A benchapp worker -P <pool> -c <c> -l warning`` from ``bench/.venv-user``
+  (installed as the README tells a user: `userenv`);
 * Celery: ``celery -A celeryapp worker -P <pool> -c <c> -l warning`` from ``bench/.venv-celery``;
 * Dramatiq (RabbitMQ only): ``dramatiq dramatiqapp --processes <cores> --threads <c>`` from ``bench/.venv-dramatiq``
   (its defaults: one process per core, 8 threads each).
@@ -11,12 +12,12 @@ The command lines are the documented ones, nothing tuned:
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import celeryenv
 import dramatiqenv
+import userenv
 from brokers import Place
 from procs import Managed
 
@@ -52,7 +53,7 @@ class WorkerSpec:
         """The worker's command line."""
         common = ["worker", "-P", self.pool, "-c", str(self.concurrency), "-l", "warning"]
         if self.impl == "celeriac":
-            return [sys.executable, "-m", "celeriac", "-A", "benchapp", *common]
+            return [str(userenv.python()), "-m", "celeriac", "-A", "benchapp", *common]
         if self.impl == "dramatiq":
             processes = str(os.cpu_count() or 2)
             threads = str(self.concurrency)
@@ -77,6 +78,8 @@ def start_worker(spec: WorkerSpec, place: Place) -> Managed:
         celeryenv.ensure()
         if place.kind == "sqlite":
             raise ValueError("the Celery worker runs on Redis or RabbitMQ only (Celery has no SQLite broker)")
+    if spec.impl == "celeriac":
+        userenv.ensure()
     if spec.impl == "dramatiq":
         dramatiqenv.ensure()
         if place.kind != "amqp":

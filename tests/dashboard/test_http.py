@@ -340,35 +340,51 @@ def test_bulk_retry_by_filter(client: tuple[TestClient, Dashboard]) -> None:
     assert "bulk-retry" in http.get("/audit").text
 
 
-def test_queue_page_on_rabbitmq_answers_from_the_history(amqp_url: str, db: str) -> None:
+def test_queue_page_on_rabbitmq_answers_from_the_history(amqp_url: str, db: str, queue_name: str) -> None:
     """RabbitMQ cannot be looked into without taking messages: the queue's next messages and the oldest one's
     age come from the tasks sent to it that no worker received, the queue's depth most recent of them."""
     app = App("dash-amqp", broker=amqp_url, set_as_current=False)
     store = EventStore(db)
     now = time.time()
     # A task sent long ago that never arrived (purged): older than what the queue holds, so never shown.
-    store.ingest([{"type": "task-sent", "uuid": "gone", "name": "proj.add", "timestamp": now - 900, "queue": "celery"}])
+    store.ingest(
+        [{"type": "task-sent", "uuid": "gone", "name": "proj.add", "timestamp": now - 900, "queue": queue_name}]
+    )
     try:
         for n, uuid in enumerate(("first", "second")):
-            app.send_task("proj.add", (n, n), task_id=uuid)
+            app.send_task("proj.add", (n, n), task_id=uuid, queue=queue_name)
             store.ingest(
-                [{"type": "task-sent", "uuid": uuid, "name": "proj.add", "timestamp": now - 60 + n, "queue": "celery"}]
+                [
+                    {
+                        "type": "task-sent",
+                        "uuid": uuid,
+                        "name": "proj.add",
+                        "timestamp": now - 60 + n,
+                        "queue": queue_name,
+                    }
+                ]
             )
         dashboard = Dashboard(app, store, listen=True)
         with TestClient(dashboard.asgi) as http:
-            peek = http.get("/queues/celery").text
-            assert "as the history knows them" in peek
-            assert peek.index("first") < peek.index("second") and "gone" not in peek
-            age = float(re.search(r"the oldest has waited ([\d.]+)s", peek).group(1))  # type: ignore[union-attr]
-            assert 59 <= age < 120
-            families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
-            ages = [s for s in families["celeriac_queue_oldest_age_seconds"].samples if s.labels == {"queue": "celery"}]
-            assert len(ages) == 1 and 59 <= ages[0].value < 120
             assert http.portal is not None and dashboard.transport is not None
-            assert http.portal.call(dashboard.transport.size, "celery") == 2  # nothing was taken
-            app.send_task("proj.add", (9, 9), queue="unseen")  # no task-sent event: the history cannot name it
-            unseen = http.get("/queues/unseen").text
-            assert "(1 messages not known from task-sent events)" in unseen and "has waited" not in unseen
+            try:
+                peek = http.get(f"/queues/{queue_name}").text
+                assert "as the history knows them" in peek
+                assert peek.index("first") < peek.index("second") and "gone" not in peek
+                age = float(re.search(r"the oldest has waited ([\d.]+)s", peek).group(1))  # type: ignore[union-attr]
+                assert 59 <= age < 120
+                families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+                ages = families["celeriac_queue_oldest_age_seconds"].samples
+                ages = [s for s in ages if s.labels == {"queue": queue_name}]
+                assert len(ages) == 1 and 59 <= ages[0].value < 120
+                assert http.portal.call(dashboard.transport.size, queue_name) == 2  # nothing was taken
+                unseen = f"{queue_name}-unseen"
+                app.send_task("proj.add", (9, 9), queue=unseen)  # no task-sent event: the history cannot name it
+                page = http.get(f"/queues/{unseen}").text
+                assert "(1 messages not known from task-sent events)" in page and "has waited" not in page
+            finally:  # the vhost is the whole run's: leave no message for a later test's worker
+                for queue in (queue_name, f"{queue_name}-unseen"):
+                    http.portal.call(dashboard.transport.purge, queue)
     finally:
         app.close()
         store.close()

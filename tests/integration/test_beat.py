@@ -108,7 +108,8 @@ def test_a_bad_schedule_is_one_line(tmp_path: Path) -> None:
 
 
 def test_beat_refuses_a_result_backend_that_cannot_hold_its_lease(tmp_path: Path, amqp_url: str) -> None:
-    """rpc:// keeps no records, so beat cannot lead: one line and exit 2, not a warning every half second."""
+    """rpc:// keeps no records, so beat cannot lead: one line and exit 2, not a warning every half second, and
+    ``worker -B`` says so before it starts consuming."""
     env = {**beat_env(amqp_url, "rpc://", tmp_path / "ledger"), "BEAT_LEDGER": str(tmp_path / "ledger")}
     for verb in (["beat"], ["worker", "-B", "-c", "1"]):
         done = run_once(HERE, env, "beatapp", *verb)
@@ -117,6 +118,7 @@ def test_beat_refuses_a_result_backend_that_cannot_hold_its_lease(tmp_path: Path
         assert errors == [
             "celeriac: error: beat needs a result backend that can hold its lease (redis:// or sqlite://), not rpc://"
         ], done.stderr
+        assert "transport" not in done.stderr  # refused before the worker starts: no banner, no message taken
 
 
 @pytest.mark.timeout(120)

@@ -99,7 +99,11 @@ class Beat:
 
     async def check(self) -> ResultBackend:
         """The result backend, once it is known to hold leases; `ConfigurationError` (one line) if it cannot."""
-        backend = await self.app.abackend()
+        return self.require_leases(await self.app.abackend())
+
+    @staticmethod
+    def require_leases(backend: ResultBackend) -> ResultBackend:
+        """``backend`` if it can hold beat's lease, else the one-line `ConfigurationError` (no I/O: a class fact)."""
         if not backend.holds_leases:
             raise ConfigurationError(
                 f"beat needs a result backend that can hold its lease (redis:// or sqlite://), not {backend.url}"

@@ -171,7 +171,11 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
     if app.backend_url:
         app.make_backend()
     if args.beat:
-        Beat(app)  # a bad beat_schedule is a one-line error before the worker starts
+        # A bad beat_schedule or a backend that cannot hold the lease is a one-line error before the worker
+        # starts (and before it takes any message from the broker).
+        Beat(app)
+        if app.backend_url:
+            Beat.require_leases(app.make_backend())
         app.steps["worker"].append(BeatStep)
     app.finalize()
     if args.purge:
