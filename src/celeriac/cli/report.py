@@ -5,7 +5,6 @@ defaults (secrets hidden)."""
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import platform
 import sys
@@ -29,6 +28,8 @@ def add_parser(verbs: Any) -> argparse.ArgumentParser:
 
 
 def _version(package: str) -> str:
+    import importlib.metadata  # only for this verb: it pulls email, zipfile and csv into every worker otherwise
+
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

@@ -8,7 +8,6 @@ name only), ``signature``, ``chain``, ``group``, ``chord``.
 from __future__ import annotations
 
 import argparse
-import code
 import importlib.util
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +57,8 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
 
             start_ipython(argv=[], user_ns=names, display_banner=False)
         else:
+            import code  # only for this verb
+
             code.interact(banner=banner, local=names, exitmsg="")
     finally:
         app.close()

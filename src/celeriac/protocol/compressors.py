@@ -6,9 +6,8 @@ expands to gigabytes costs at most ``max_bytes`` (plus one chunk) of memory befo
 
 from __future__ import annotations
 
-import bz2
 import difflib
-import lzma
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -33,11 +32,46 @@ def _zlib() -> _Decompressor:
     return zlib.decompressobj()
 
 
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """What a bad stream raises; lzma's own error only once lzma is in use (it is imported on first use)."""
+    lzma = sys.modules.get("lzma")
+    return (OSError, ValueError, EOFError, *((lzma.LZMAError,) if lzma is not None else ()))
+
+
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    return (zlib.error, *_stream_errors())
+
+
+# bz2 and lzma are imported when a message uses them: almost none do, and every worker would pay for them.
+def _bz2_compress(data: bytes) -> bytes:
+    import bz2
+
+    return bz2.compress(data)
+
+
+def _bz2() -> _Decompressor:
+    import bz2
+
+    return bz2.BZ2Decompressor()
+
+
+def _lzma_compress(data: bytes) -> bytes:
+    import lzma
+
+    return lzma.compress(data)
+
+
+def _lzma() -> _Decompressor:
+    import lzma
+
+    return lzma.LZMADecompressor()
+
+
 _COMPRESSORS: dict[str, tuple[Callable[[bytes], bytes], Callable[[], _Decompressor]]] = {
     # zlib streams travel as "application/x-gzip": a kombu naming quirk every Celery client shares.
     "application/x-gzip": (zlib.compress, _zlib),
-    "application/x-bz2": (bz2.compress, bz2.BZ2Decompressor),
-    "application/x-lzma": (lzma.compress, lzma.LZMADecompressor),
+    "application/x-bz2": (_bz2_compress, _bz2),
+    "application/x-lzma": (_lzma_compress, _lzma),
 }
 _COMPRESSION_NAMES = {
     "zlib": "application/x-gzip",
@@ -104,7 +138,7 @@ def _bounded(make: Callable[[], _Decompressor], body: bytes, max_bytes: int, com
         decompressor = make()
         try:
             _one_stream(decompressor, rest, out, max_bytes, compression)
-        except (OSError, ValueError, EOFError, lzma.LZMAError):
+        except _stream_errors():
             break  # trailing bytes that are not a stream: ignored, as bz2.decompress/lzma.decompress do
         rest = decompressor.unused_data
     return bytes(out)
@@ -121,7 +155,7 @@ def decompress(body: bytes, compression: Any, max_bytes: int = DEFAULT_MAX_MESSA
         raise DecodeError(f"unsupported compression {compression!r}")
     try:
         return _bounded(codec[1], body, max_bytes, compression)
-    except (zlib.error, OSError, ValueError, EOFError, lzma.LZMAError) as exc:
+    except _decompress_errors() as exc:
         raise DecodeError(f"cannot decompress {compression} body: {exc}") from exc
 
 

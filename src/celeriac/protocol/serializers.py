@@ -27,7 +27,6 @@ import decimal
 import difflib
 import functools
 import json
-import pickle
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -207,8 +206,17 @@ def _msgpack_loads(body: bytes) -> Any:
     return _msgpack().unpackb(body, raw=False)
 
 
+# pickle is imported only by an app that opted into it (JSON is the default; most workers never unpickle).
 def _pickle_dumps(obj: Any) -> bytes:
+    import pickle
+
     return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+
+
+def _pickle_loads(body: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(body)  # reached only when the app accepts pickle (accept_content)
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -232,7 +240,7 @@ _SERIALIZERS = {
     for s in (
         _Serializer("json", JSON_TYPE, "utf-8", _json_bytes, json_loads),
         _Serializer("msgpack", MSGPACK_TYPE, "binary", _msgpack_dumps, _msgpack_loads),
-        _Serializer("pickle", PICKLE_TYPE, "binary", _pickle_dumps, pickle.loads),
+        _Serializer("pickle", PICKLE_TYPE, "binary", _pickle_dumps, _pickle_loads),
     )
 }
 _BY_TYPE = {s.content_type: s for s in _SERIALIZERS.values()}
