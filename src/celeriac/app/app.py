@@ -36,6 +36,7 @@ from celeriac.backends import keeps_results
 from celeriac.backends.base import BackendOptions, ResultBackend, TaskMeta
 from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.canvas import Signature
+from celeriac.canvas import signature as canvas_signature
 from celeriac.control.builtin import with_builtins
 from celeriac.control.commands import CommandRegistry
 from celeriac.errors import ConfigurationError
@@ -333,6 +334,11 @@ class App:
         return located(redact_url(url)) if url else None
 
     # -- sending ---------------------------------------------------------------------------------
+    def signature(self, varies: Any, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's ``app.signature``: a signature of this app, by task name (it need not be registered here:
+        ``app.signature("other.task", (1,))`` sends by name) or from a signature dict."""
+        return canvas_signature(varies, *args, app=self, **kwargs)
+
     def send_task(
         self,
         name: str,

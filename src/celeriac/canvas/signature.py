@@ -167,6 +167,11 @@ class Signature(dict[str, Any]):
         """Send ``errback`` with this task's id when it fails; returns the errback."""
         return self._append("link_error", errback)
 
+    def on_error(self, errback: Mapping[str, Any]) -> Signature:
+        """Celery's chaining form of `link_error`: adds ``errback`` and returns this signature."""
+        self.link_error(errback)
+        return self
+
     def _append(self, key: str, sig: Mapping[str, Any]) -> Any:
         current = self.options.get(key)
         items = [] if current is None else list(current) if isinstance(current, list | tuple) else [current]

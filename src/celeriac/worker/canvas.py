@@ -8,6 +8,9 @@ After a final outcome is stored and before a late ack, `CanvasHook` reads the me
 * FAILURE: each errback (``link_error``) is sent with this task's id as its argument (Celery's new-style
   errbacks), except an old-style one registered here whose function takes more than one argument: it is called
   in-process with ``(request, exc, traceback)``, by Celery's rule (worker/canvas_errbacks.py);
+* a message naming a task this worker does not have (`CanvasHook.unknown`) fails like a task that raised
+  ``NotRegistered``: its errbacks run and, as a chord header task, it joins its chord as failed, so the chord's
+  body fails with `ChordError` instead of waiting forever for a member that never runs;
 * a chord header task (``group`` header and ``chord`` in the embed), whatever its outcome: its outcome joins
   the chord (`ResultBackend.chord_part`). The one caller that claims the complete join sends the body with the
   list of header results, or, when a header task failed or was revoked, stores FAILURE
@@ -26,6 +29,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from celeriac.app.context import RequestContext
 from celeriac.backends.base import ChordMember, ResultBackend
 from celeriac.canvas import ChordError, Signature
 from celeriac.canvas.errbacks import old_style
@@ -38,7 +42,10 @@ from celeriac.worker.meta import make_meta
 from celeriac.worker.outcome import Outcome
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from celeriac.app.app import App
+    from celeriac.protocol.message import TaskMessage
     from celeriac.worker.request import Request
 
 log = logging.getLogger("celeriac.worker")
@@ -59,38 +66,50 @@ class CanvasHook:
         self.claim_ttl = claim_ttl
 
     async def __call__(self, request: Request, outcome: Outcome) -> None:
-        embed: Any = request.message.embed
+        await self._settle(request.message, request.context, outcome)
+
+    async def unknown(self, message: TaskMessage, error: BaseException) -> None:
+        """Settle the canvas duties of a message naming a task this worker does not have, as a FAILURE with
+        ``error`` (its result is stored already): errbacks run, and a chord member joins its chord as failed."""
+        await self._settle(message, lambda: _context_of(message), Outcome(State.FAILURE, error, None))
+
+    async def _settle(self, m: TaskMessage, context: Callable[[], RequestContext], outcome: Outcome) -> None:
+        embed: Any = m.embed
         if not embed or not any(embed.get(k) for k in ("callbacks", "errbacks", "chain", "chord")):
             return  # nearly every message: nothing to do
         if outcome.state == State.SUCCESS:
-            await self._succeeded(request, outcome.value, embed)
+            await self._succeeded(m, outcome.value, embed)
         elif outcome.state == State.FAILURE:
             failure = (outcome.value, outcome.traceback)
-            await self._errbacks(request.id, request, embed.get("errbacks") or (), failure)
-        if embed.get("chord") and request.message.group:
-            await self._chord_part(request, outcome, embed["chord"])
+            await self._errbacks(m.id, m, context, embed.get("errbacks") or (), failure)
+        if embed.get("chord") and m.group:
+            await self._chord_part(m, context, outcome, embed["chord"])
 
-    def _lineage(self, request: Request) -> dict[str, Any]:
-        m = request.message
+    def _lineage(self, m: TaskMessage) -> dict[str, Any]:
         return {"parent_id": m.id, "root_id": m.root_id or m.id}
 
-    async def _succeeded(self, request: Request, value: Any, embed: Any) -> None:
+    async def _succeeded(self, m: TaskMessage, value: Any, embed: Any) -> None:
         for callback in embed.get("callbacks") or ():
-            await self._send_dict(callback, (value,), self._lineage(request))
+            await self._send_dict(callback, (value,), self._lineage(m))
         steps = list(embed.get("chain") or ())
         if steps:
-            await self._send_dict(steps.pop(), (value,), {**self._lineage(request), "chain": steps or None})
+            await self._send_dict(steps.pop(), (value,), {**self._lineage(m), "chain": steps or None})
 
     async def _errbacks(
-        self, task_id: str, request: Request, errbacks: Any, failure: tuple[Any, str | None] | None = None
+        self,
+        task_id: str,
+        m: TaskMessage,
+        context: Callable[[], RequestContext],
+        errbacks: Any,
+        failure: tuple[Any, str | None] | None = None,
     ) -> None:
         for errback in errbacks:
             name = errback.get("task") if isinstance(errback, dict) else None
             task = self.app.tasks.get(name) if isinstance(name, str) else None
             if failure is not None and task is not None and old_style(task):
-                await call_old_style(task, errback, request, *failure)
+                await call_old_style(task, errback, context(), *failure)
             else:
-                await self._send_dict(errback, (task_id,), self._lineage(request))
+                await self._send_dict(errback, (task_id,), self._lineage(m))
 
     async def _send_dict(self, d: Any, args: tuple[Any, ...], options: dict[str, Any]) -> None:
         try:
@@ -114,8 +133,9 @@ class CanvasHook:
             log.error("Canvas step %s cannot be sent (malformed signature): %s", sig.get("task"), exc)
 
     # -- chords ----------------------------------------------------------------------------------------
-    async def _chord_part(self, request: Request, outcome: Outcome, body: Any) -> None:
-        m = request.message
+    async def _chord_part(
+        self, m: TaskMessage, context: Callable[[], RequestContext], outcome: Outcome, body: Any
+    ) -> None:
         backend = await self._backend(m.group)
         if backend is None:
             return
@@ -131,7 +151,7 @@ class CanvasHook:
             if join.status in ("waiting", "done"):
                 return
             if join.status == "claimed":
-                await self._dispatch(request, body, join.members, backend)
+                await self._dispatch(m, context, body, join.members, backend)
                 if not await backend.chord_done(str(m.group), join.token):
                     log.warning("Chord %s: the claim lapsed before it was marked done (body sent)", m.group)
                 return
@@ -147,21 +167,45 @@ class CanvasHook:
         return await self.app.abackend()
 
     async def _dispatch(
-        self, request: Request, body: Any, members: tuple[ChordMember, ...], backend: ResultBackend
+        self,
+        m: TaskMessage,
+        context: Callable[[], RequestContext],
+        body: Any,
+        members: tuple[ChordMember, ...],
+        backend: ResultBackend,
     ) -> None:
         try:
             sig = Signature.from_dict(body, app=self.app)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.error("Chord %s: its body cannot be read (malformed signature): %s", request.message.group, exc)
+            log.error("Chord %s: its body cannot be read (malformed signature): %s", m.group, exc)
             return
         failure = next((mb for mb in members if mb.state in FAILED), None)
         if failure is None:
-            await self._send(sig, ([mb.result for mb in members],), self._lineage(request))
+            await self._send(sig, ([mb.result for mb in members],), self._lineage(m))
             return
         cause = exception_from_dict(failure.result) if isinstance(failure.result, dict) else failure.result
         error = ChordError(f"Dependency {failure.task_id} raised {cause!r}")
         body_id = sig.id
-        log.error("Chord %s failed: %s", request.message.group, error)
+        log.error("Chord %s failed: %s", m.group, error)
         if body_id:
             await backend.store(make_meta(body_id, State.FAILURE, exception_to_dict(error)))
-            await self._errbacks(body_id, request, sig.options.get("link_error") or ())
+            await self._errbacks(body_id, m, context, sig.options.get("link_error") or ())
+
+
+def _context_of(m: TaskMessage) -> RequestContext:
+    """The request an old-style errback of a never-run task sees: what its message says."""
+    return RequestContext(
+        id=m.id,
+        task=m.task,
+        args=m.args,
+        kwargs=m.kwargs,
+        retries=m.retries,
+        root_id=m.root_id,
+        parent_id=m.parent_id,
+        group=m.group,
+        group_index=m.group_index,
+        callbacks=m.embed.get("callbacks"),
+        errbacks=m.embed.get("errbacks"),
+        chain=m.embed.get("chain"),
+        chord=m.embed.get("chord"),
+    )

@@ -9,18 +9,22 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from celeriac.app.context import RequestContext
     from celeriac.app.task import Task
-    from celeriac.worker.request import Request
 
 log = logging.getLogger("celeriac.worker")
 
 
 async def call_old_style(
-    task: Task[Any, Any], errback: dict[str, Any], request: Request, exc: BaseException, traceback: str | None
+    task: Task[Any, Any],
+    errback: dict[str, Any],
+    request: RequestContext,
+    exc: BaseException,
+    traceback: str | None,
 ) -> None:
     """Call ``task`` here with ``(request, exc, traceback)`` before the signature's own args, as Celery does; an
     error of the errback is logged (the failed task's outcome is stored already and stays as it is)."""
-    args = (request.context(), exc, traceback, *(errback.get("args") or ()))
+    args = (request, exc, traceback, *(errback.get("args") or ()))
     kwargs = dict(errback.get("kwargs") or {})
     try:
         if task.is_async:
@@ -28,4 +32,4 @@ async def call_old_style(
         else:  # off the loop: an errback may block (it often writes to a database)
             await asyncio.to_thread(task, *args, **kwargs)
     except Exception:
-        log.exception("Errback %s of task %s[%s] raised", task.name, request.name, request.id)
+        log.exception("Errback %s of task %s[%s] raised", task.name, request.task, request.id)

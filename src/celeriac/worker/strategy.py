@@ -22,6 +22,7 @@ from celeriac.protocol.codec import decode_off_loop, decode_task
 from celeriac.protocol.failures import exception_to_dict
 from celeriac.protocol.states import State
 from celeriac.transports.base import Delivery
+from celeriac.worker.canvas import CanvasHook
 from celeriac.worker.meta import make_meta, reply_of
 from celeriac.worker.policy import PolicyCache
 from celeriac.worker.ratelimit import RateLimiter
@@ -30,6 +31,7 @@ from celeriac.worker.tracer import TraceJob, Tracer
 
 if TYPE_CHECKING:
     from celeriac.app.app import App
+    from celeriac.protocol.message import TaskMessage
     from celeriac.transports.base import QueueConsumer
     from celeriac.worker.timer import Timer
 
@@ -89,6 +91,7 @@ class Strategy:
                     await self.tracer.backend.store_task(meta, reply_of(message))
                 except Exception as exc:
                     log.error("Could not store failure of %s: %s", message.id, exc)
+            await self._settle_unknown(message, error)
             await _reject_quietly(delivery)
             return
         request = Request(message, delivery, task, self.hostname, self.policies.get(task))
@@ -105,6 +108,18 @@ class Strategy:
             self.hold(request)
         else:
             self.admit(request)
+
+    async def _settle_unknown(self, message: TaskMessage, error: UnknownTask) -> None:
+        """Run the canvas duties of a task that will never run here (errbacks; its chord fails instead of waiting
+        forever). A failure is logged: the message is rejected anyway, since no redelivery could do better."""
+        if not message.embed:
+            return
+        for hook in self.tracer.on_stored:
+            if isinstance(hook, CanvasHook):
+                try:
+                    await hook.unknown(message, error)
+                except Exception:
+                    log.exception("Canvas duties of unknown task %s[%s] failed", message.task, message.id)
 
     def admit(self, request: Request) -> None:
         """Reserve the request, or hold it while its task's rate limit is reached."""
