@@ -1,11 +1,15 @@
 """ThreadLanes: run sync bodies in threads, one body per thread, with a hard limit that starts when the body does.
 
-A lane is a thread with its own inbox. A body goes to an idle lane, or to a new one when none is idle, so a body
-never waits for a thread: the pool's runners already bound how many bodies run at once. A thread cannot be
-stopped, so a body that runs past its hard limit is written off: its caller gets `TimeLimitExceeded` at once,
-one warning names the task, and the lane is no longer counted (the next body gets another thread); when the
-body ends at last, the lane becomes idle again (or ends, when enough lanes are idle already).
-The limit is measured from the moment the lane starts the body, not from the submit.
+The lanes share one inbox. A body is put there and taken by a thread that is free; there are always at least as
+many (counted) threads as bodies queued or running, so a body never waits for a thread: the pool's runners already
+bound how many bodies run at once. A thread that ends a body takes the next one from the inbox without going to
+sleep, and finished bodies are handed back to the loop in batches (one wake-up of the loop for all that finished
+while it was busy), so under load a body costs no thread wake-up and a fraction of a loop wake-up. At most
+``keep()`` idle threads are kept; an idle thread beyond that ends.
+A thread cannot be stopped, so a body that runs past its hard limit is written off: its caller gets
+`TimeLimitExceeded` at once, one warning names the task, and the thread is no longer counted (the next body gets
+another thread); when the body ends at last, the thread counts again (or ends, when enough are idle already).
+The limit is measured from the moment a thread starts the body, not from the submit.
 Lanes are daemon threads: a written-off body does not keep the process alive after the worker stops.
 Limits reach into the thread as far as Python allows (`limits.interrupt`): at the soft limit the body gets
 `SoftTimeLimitExceeded` at its next bytecode, at the hard limit `TimeLimitExceeded` (it is written off all the
@@ -15,7 +19,6 @@ same), and a caller that is cancelled (``revoke --terminate``, cold shutdown) le
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
@@ -42,16 +45,18 @@ def lane_loop() -> asyncio.AbstractEventLoop:
 
 
 class _Work:
-    """One body handed to a lane, and what the lane tells the loop back."""
+    """One body handed to the lanes, and what the thread tells the loop back."""
 
-    __slots__ = ("fn", "future", "ident", "loop", "started")
+    __slots__ = ("abandoned", "fn", "future", "ident", "loop", "started", "written_off")
 
     def __init__(self, fn: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
         self.fn = fn
         self.future = future
         self.loop = loop
-        self.started: float | None = None  # time.monotonic() when the lane started the body
-        self.ident: int | None = None  # the lane thread while the body runs (under ThreadLanes._lock)
+        self.started: float | None = None  # time.monotonic() when a thread started the body
+        self.ident: int | None = None  # the thread while the body runs (under ThreadLanes._lock)
+        self.written_off = False  # the caller gave up on it at its hard limit (under ThreadLanes._lock)
+        self.abandoned = False  # the caller was cancelled: a body not started yet is not started at all
 
 
 def _settle(work: _Work, ok: bool, value: Any) -> None:
@@ -70,13 +75,20 @@ class ThreadLanes:
     def __init__(self, name: str, keep: Callable[[], int]) -> None:
         self._name = name
         self._keep = keep
-        self._idle: list[queue.SimpleQueue[_Work | None]] = []
-        self._count = 0
+        self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._started = 0  # threads ever started (for their names)
+        # Under _lock: threads counted (alive, not running a written-off body), bodies running in them, bodies
+        # put in the inbox and not taken yet.
+        self._threads = 0
+        self._busy = 0
+        self._queued = 0
         self._closed = False
         self.written_off = 0  # bodies that ran past their limit (for the log line and tests)
-        # Guards Work.ident: an interrupt is raised only in a thread still running that body, and a lane
-        # clears a late one under it before it takes the next body.
+        # Guards the counts and Work.ident: an interrupt is raised only in a thread still running that body,
+        # and a thread clears a late one under it before it takes the next body.
         self._lock = threading.Lock()
+        # Finished bodies waiting for their loop, by loop; a loop is in the dict once its wake-up is on its way.
+        self._done: dict[asyncio.AbstractEventLoop, list[tuple[_Work, bool, Any]]] = {}
 
     def _interrupt(self, work: _Work, exc: type[BaseException]) -> None:
         with self._lock:
@@ -103,12 +115,19 @@ class ThreadLanes:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         work = _Work(functools.partial(contextvars.copy_context().run, fn), future, loop)
-        inbox = self._idle.pop() if self._idle else self._start_lane()
-        inbox.put(work)
+        with self._lock:
+            self._queued += 1
+            short = self._queued + self._busy > self._threads
+            if short:
+                self._threads += 1
+        if short:
+            self._start_lane()
+        self._inbox.put(work)
         timer = None if soft is None else loop.call_later(soft, self._interrupt, work, SoftTimeLimitExceeded)
         try:
             return await self._wait(work, limit, label, grace)
         except asyncio.CancelledError:
+            work.abandoned = True
             self._interrupt(work, SystemExit)  # nobody waits for this body any more: stop it if Python can
             raise
         finally:
@@ -136,6 +155,11 @@ class ThreadLanes:
             remaining = limit + grace if started is None else started + limit + grace - time.monotonic()
             work.future = loop.create_future()  # the deadline cancelled the old one; the lane settles this one
         work.future.cancel()  # nobody reads the outcome of a written-off body
+        with self._lock:
+            if work.ident is not None:  # still running: its thread stops counting until the body ends
+                work.written_off = True
+                self._busy -= 1
+                self._threads -= 1
         self._interrupt(work, TimeLimitExceeded)  # a body running Python code stops here; one blocked in C cannot
         self.written_off += 1
         log.warning(
@@ -147,45 +171,81 @@ class ThreadLanes:
         )
         raise TimeLimitExceeded(f"Time limit ({limit:g}s) exceeded for {label}")
 
-    def _start_lane(self) -> queue.SimpleQueue[_Work | None]:
-        inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._count += 1
-        name = f"{self._name}-{self._count}"
-        threading.Thread(target=self._lane, args=(inbox,), name=name, daemon=True).start()
-        return inbox
+    def _start_lane(self) -> None:
+        self._started += 1
+        name = f"{self._name}-{self._started}"
+        threading.Thread(target=self._lane, name=name, daemon=True).start()
 
-    def _lane(self, inbox: queue.SimpleQueue[_Work | None]) -> None:
+    def _lane(self) -> None:
+        inbox = self._inbox
+        lock = self._lock
+        ident = threading.get_ident()
         try:
             while (work := inbox.get()) is not None:
                 work.started = time.monotonic()
-                ident = threading.get_ident()
                 try:
                     try:
-                        with self._lock:
+                        with lock:
+                            self._queued -= 1
+                            self._busy += 1
                             work.ident = ident
+                        if work.abandoned:
+                            raise asyncio.CancelledError  # cancelled before it started: never run it
                         value = work.fn()
                     finally:
-                        with self._lock:
+                        with lock:
                             work.ident = None
                             clear_interrupt(ident)  # a limit that fired as the body ended must not hit the lane
+                            if work.written_off:
+                                self._threads += 1  # counted again: it was written off, not ended
+                            else:
+                                self._busy -= 1
                     outcome: tuple[bool, Any] = (True, value)
                 except BaseException as exc:  # handed to the caller, like a thread pool's future does
                     outcome = (False, exc)
-                # The lane is idle again before the caller hears of it, so the caller's next body can reuse it.
-                if self._closed or len(self._idle) >= self._keep():
-                    inbox.put(None)  # end after telling the caller
-                else:
-                    self._idle.append(inbox)
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                    work.loop.call_soon_threadsafe(_settle, work, *outcome)
+                with lock:
+                    # Idle threads beyond keep() end, unless a body is waiting for one.
+                    ending = self._closed or (
+                        self._threads - self._busy > self._keep() and self._queued < self._threads - self._busy
+                    )
+                    if ending:
+                        self._threads -= 1
+                self._deliver(work, *outcome)
                 del work, outcome
+                if ending:
+                    return
+            with lock:
+                self._threads -= 1
         finally:
             loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
             if loop is not None:
                 loop.close()
 
+    def _deliver(self, work: _Work, ok: bool, value: Any) -> None:
+        """Hand an outcome to its loop: one wake-up of the loop carries every outcome that is ready by then."""
+        loop = work.loop
+        with self._lock:
+            waiting = self._done.get(loop)
+            if waiting is not None:
+                waiting.append((work, ok, value))
+                return
+            self._done[loop] = [(work, ok, value)]
+        try:
+            loop.call_soon_threadsafe(self._drain, loop)
+        except RuntimeError:  # a closed loop: nobody waits any more
+            with self._lock:
+                self._done.pop(loop, None)
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            done = self._done.pop(loop, ())
+        for work, ok, value in done:
+            _settle(work, ok, value)
+
     def close(self) -> None:
         """End the idle lanes; busy ones end when their body does."""
-        self._closed = True
-        while self._idle:
-            self._idle.pop().put(None)
+        with self._lock:
+            self._closed = True
+            idle = self._threads - self._busy
+        for _ in range(max(0, idle)):
+            self._inbox.put(None)
