@@ -16,6 +16,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 
 from celeriac._portal import portal
 from celeriac._sqlite.config import located
+from celeriac.app.bulk import send_many
 from celeriac.app.config import check_values, load_object, settings_from
 from celeriac.app.connection_options import backend_options, transport_options
 from celeriac.app.control import Control
@@ -360,6 +361,14 @@ class App:
     ) -> AsyncResult[Any]:
         """Async twin of `send_task`; ``task`` supplies per-task defaults (queue, priority, serializer...)."""
         return await self._sender.send(name, args, kwargs, task, options)
+
+    async def asend_tasks(self, signatures: Iterable[Signature], **options: Any) -> list[AsyncResult[Any]]:
+        """Send many task signatures at once (`celeriac.app.bulk`); returns once the broker holds them all."""
+        return await send_many(self._sender, signatures, options)
+
+    def send_tasks(self, signatures: Iterable[Signature], **options: Any) -> list[AsyncResult[Any]]:
+        """Blocking twin of `asend_tasks`."""
+        return portal.run(self.asend_tasks(signatures, **options))
 
     def build_message(
         self,

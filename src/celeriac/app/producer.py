@@ -33,6 +33,11 @@ class Producer:
             await self._ensure_declared(queue)
         await self.transport.publish(message, routing_key or queue, exchange, not_before=not_before)
 
+    async def declare(self, queue: str) -> None:
+        """Declare ``queue`` once per producer (when it declares queues at all)."""
+        if self._declare:
+            await self._ensure_declared(queue)
+
     async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         """Bind ``queue`` to ``exchange`` for ``routing_key`` once per producer (when it declares queues)."""
         key = f"{queue}\x00{exchange}\x00{routing_key}"

@@ -77,22 +77,7 @@ class Sender:
         self, app: App, name: str, task: Task[Any, Any] | None, options: SendOptions, message: TaskMessage
     ) -> AsyncResult[Any]:
         conf = app.conf
-        queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
-        exchange, routing_key = options.get("exchange"), options.get("routing_key")
-        named = exchange is None and routing_key is None
-        spec = self._declared(queue) if named else None
-        if spec is not None and spec.bound:
-            exchange, routing_key = spec.exchange_name, spec.key  # task_queues: through its exchange
-        elif (
-            named and queue == conf.task_default_queue and (conf.task_default_exchange or conf.task_default_routing_key)
-        ):
-            # Celery's default-queue topology: the default queue bound to task_default_exchange with
-            # task_default_routing_key (each defaulting to the queue's name); sent through that binding.
-            exchange = conf.task_default_exchange or queue
-            routing_key = conf.task_default_routing_key or queue
-        else:
-            named = False
-        routing_key = routing_key or queue
+        queue, exchange, routing_key, named = self._route(name, task, options)
         if signals.before_task_publish.has_receivers():
             await announce(message, exchange or "", routing_key)
         serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
@@ -116,6 +101,29 @@ class Sender:
         if options.get("add_to_parent", True):
             add_to_parent(message.id)
         return AsyncResult(message.id, app=app)
+
+    def _route(self, name: str, task: Task[Any, Any] | None, options: SendOptions) -> tuple[str, str | None, str, bool]:
+        """``(queue, exchange, routing_key, bound)`` of a send; ``bound``: the queue must be bound to the
+        exchange for that key first (task_queues, or Celery's default-queue topology)."""
+        app = self.app
+        conf = app.conf
+        queue = options.get("queue") or app.router.queue_for(name, task.queue if task else None)
+        exchange, routing_key = options.get("exchange"), options.get("routing_key")
+        named = exchange is None and routing_key is None
+        spec = self._declared(queue) if named else None
+        if spec is not None and spec.bound:
+            exchange, routing_key = spec.exchange_name, spec.key  # task_queues: through its exchange
+        elif (
+            named and queue == conf.task_default_queue and (conf.task_default_exchange or conf.task_default_routing_key)
+        ):
+            # Celery's default-queue topology: the default queue bound to task_default_exchange with
+            # task_default_routing_key (each defaulting to the queue's name); sent through that binding.
+            exchange = conf.task_default_exchange or queue
+            routing_key = conf.task_default_routing_key or queue
+        else:
+            named = False
+        routing_key = routing_key or queue
+        return queue, exchange, routing_key, named
 
     def _declared(self, queue: str) -> Queue | None:
         """The ``task_queues`` declaration of ``queue`` (read again only when the setting object changes)."""

@@ -254,6 +254,21 @@ class Transport(AsyncResource):
         invisible until then; the others deliver it at once and the worker waits.
         """
 
+    async def publish_many(self, items: Sequence[tuple[Message, str, str, float | None]]) -> None:
+        """`publish` each ``(message, routing_key, exchange, not_before)``; returns once the broker has them all.
+
+        The default publishes them concurrently (transports that batch concurrent publishes share round trips);
+        a transport may do better. A failure raises after the publishes that were under way ended: some of the
+        messages may have been stored, as when one `publish` fails.
+        """
+        results = await asyncio.gather(
+            *(self.publish(m, key, exchange, not_before=when) for m, key, exchange, when in items),
+            return_exceptions=True,
+        )
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
     @abc.abstractmethod
     def consume(self, queues: Sequence[str], prefetch: int) -> QueueConsumer:
         """A consumer of ``queues`` (earlier queues first when several have messages, on brokers that order

@@ -120,7 +120,15 @@ class RedisOps:
         Not a transaction, as kombu's own multi-queue publish is not: an error fails the whole batch, though
         some pushes may have been applied.
         """
-        commands = [("LPUSH", key, payload) for lists, payload in batch for key in lists]
+        # Consecutive pushes to one list go as one LPUSH of several values: Redis inserts them one after the other,
+        # exactly as the separate LPUSHes would, and answers once instead of once per message.
+        commands: list[list[str]] = []
+        for lists, payload in batch:
+            for key in lists:
+                if commands and commands[-1][1] == key:
+                    commands[-1].append(payload)
+                else:
+                    commands.append(["LPUSH", key, payload])
         with redis_errors(self.where):
             for reply in await self._push_lane.pipeline(commands):
                 if isinstance(reply, redis_exc.ResponseError):
