@@ -40,6 +40,7 @@ from celeriac.protocol.states import State
 from celeriac.worker.canvas_errbacks import call_old_style
 from celeriac.worker.meta import make_meta
 from celeriac.worker.outcome import Outcome
+from celeriac.worker.request import message_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,7 +72,7 @@ class CanvasHook:
     async def unknown(self, message: TaskMessage, error: BaseException) -> None:
         """Settle the canvas duties of a message naming a task this worker does not have, as a FAILURE with
         ``error`` (its result is stored already): errbacks run, and a chord member joins its chord as failed."""
-        await self._settle(message, lambda: _context_of(message), Outcome(State.FAILURE, error, None))
+        await self._settle(message, lambda: message_context(message), Outcome(State.FAILURE, error, None))
 
     async def _settle(self, m: TaskMessage, context: Callable[[], RequestContext], outcome: Outcome) -> None:
         embed: Any = m.embed
@@ -190,22 +191,3 @@ class CanvasHook:
         if body_id:
             await backend.store(make_meta(body_id, State.FAILURE, exception_to_dict(error)))
             await self._errbacks(body_id, m, context, sig.options.get("link_error") or ())
-
-
-def _context_of(m: TaskMessage) -> RequestContext:
-    """The request an old-style errback of a never-run task sees: what its message says."""
-    return RequestContext(
-        id=m.id,
-        task=m.task,
-        args=m.args,
-        kwargs=m.kwargs,
-        retries=m.retries,
-        root_id=m.root_id,
-        parent_id=m.parent_id,
-        group=m.group,
-        group_index=m.group_index,
-        callbacks=m.embed.get("callbacks"),
-        errbacks=m.embed.get("errbacks"),
-        chain=m.embed.get("chain"),
-        chord=m.embed.get("chord"),
-    )

@@ -88,37 +88,12 @@ class Request:
         return self._context
 
     def _make_context(self) -> RequestContext:
-        m = self.message
-        return RequestContext(
-            id=m.id,
-            task=m.task,
-            args=m.args,
-            kwargs=m.kwargs,
-            retries=m.retries,
-            eta=m.eta.isoformat() if m.eta else None,
-            expires=m.expires.isoformat() if m.expires else None,
+        return message_context(
+            self.message,
             hostname=self.hostname,
             delivery_info=self.delivery.delivery_info,
-            headers=m.extra_headers,
-            root_id=m.root_id,
-            parent_id=m.parent_id,
-            group=m.group,
-            group_index=m.group_index,
-            reply_to=m.reply_to,
-            correlation_id=m.correlation_id,
-            priority=m.priority,
-            timelimit=m.timelimit,
-            origin=m.origin,
             ignore_result=self.ignore_result,
-            callbacks=m.embed.get("callbacks"),
-            errbacks=m.embed.get("errbacks"),
-            chain=m.embed.get("chain"),
-            chord=m.embed.get("chord"),
-            shadow=m.shadow,
             properties=self.delivery.message.properties,
-            stamped_headers=m.stamped_headers,
-            stamps=m.stamps,
-            replaced_task_nesting=m.replaced_task_nesting,
         )
 
     async def ack(self) -> None:
@@ -180,3 +155,36 @@ class Request:
             "delivery_info": self.delivery.delivery_info,
             "worker_pid": self.worker_pid,
         }
+
+
+def message_context(m: TaskMessage, **delivery: Any) -> RequestContext:
+    """The ``self.request`` of a run of ``m``: the message's fields, plus what only its delivery knows
+    (``hostname``, ``delivery_info``, ``ignore_result``, ``properties``) when given."""
+    return RequestContext(
+        id=m.id,
+        task=m.task,
+        args=m.args,
+        kwargs=m.kwargs,
+        retries=m.retries,
+        eta=m.eta.isoformat() if m.eta else None,
+        expires=m.expires.isoformat() if m.expires else None,
+        headers=m.extra_headers,
+        root_id=m.root_id,
+        parent_id=m.parent_id,
+        group=m.group,
+        group_index=m.group_index,
+        reply_to=m.reply_to,
+        correlation_id=m.correlation_id,
+        priority=m.priority,
+        timelimit=m.timelimit,
+        origin=m.origin,
+        callbacks=m.embed.get("callbacks"),
+        errbacks=m.embed.get("errbacks"),
+        chain=m.embed.get("chain"),
+        chord=m.embed.get("chord"),
+        shadow=m.shadow,
+        stamped_headers=m.stamped_headers,
+        stamps=m.stamps,
+        replaced_task_nesting=m.replaced_task_nesting,
+        **delivery,
+    )

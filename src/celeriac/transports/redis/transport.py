@@ -191,27 +191,28 @@ class RedisTransport(Transport):
             ConnectionLost: the link broke (the message may or may not have been stored).
         """
         self.check_open()
-        payload = redis_envelope.encode(message, exchange, routing_key)
+        push = await self._push_of(message, routing_key, exchange)
+        if push is not None:
+            await self._pushes.submit(push)  # shares a round trip with concurrent publishes
+
+    async def _push_of(self, message: Message, key: str, exchange: str) -> tuple[list[str], str] | None:
+        """The lists ``message`` goes to and its envelope; None (and a warning) when no queue is bound."""
+        payload = redis_envelope.encode(message, exchange, key)
         # The anonymous exchange (every task send) routes to the queue named by the key: no lookup to await.
-        queues = await self.ops.route(exchange, routing_key) if exchange else [routing_key]
+        queues = await self.ops.route(exchange, key) if exchange else [key]
         if not queues:
-            log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, routing_key)
-            return
-        lists = [self.settings.keys.queue(queue, message.priority) for queue in queues]
-        await self._pushes.submit((lists, payload))  # shares a round trip with concurrent publishes
+            log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, key)
+            return None
+        return [self.settings.keys.queue(queue, message.priority) for queue in queues], payload
 
     async def publish_many(self, items: Sequence[tuple[Message, str, str, float | None]]) -> None:
         """`publish` each item, all in as few round trips as the batch size allows (one per 1,000 or so)."""
         self.check_open()
         futures = []
         for message, key, exchange, _ in items:
-            payload = redis_envelope.encode(message, exchange, key)
-            queues = await self.ops.route(exchange, key) if exchange else [key]
-            if not queues:
-                log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, key)
-                continue
-            lists = [self.settings.keys.queue(queue, message.priority) for queue in queues]
-            futures.append(self._pushes.enqueue((lists, payload)))
+            push = await self._push_of(message, key, exchange)
+            if push is not None:
+                futures.append(self._pushes.enqueue(push))
         if futures:
             # Shielded as in `publish`: a caller that stops waiting does not take its items out of a batch.
             await asyncio.shield(asyncio.gather(*futures))
