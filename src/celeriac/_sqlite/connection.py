@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
+
+#: How long `prepare` keeps retrying a database another connection is creating at the same moment.
+PREPARE_PATIENCE = 30.0
 
 
 def configure_connection(conn: sqlite3.Connection) -> None:
@@ -33,3 +37,24 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def read_data_version(conn: sqlite3.Connection) -> int:
     """The connection's ``PRAGMA data_version``: it changes when another connection commits."""
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def prepare(conn: sqlite3.Connection, schema: str, patience: float = PREPARE_PATIENCE) -> None:
+    """`configure_connection` and create ``schema`` (idempotent ``CREATE ... IF NOT EXISTS``), retried while the
+    file is locked: two processes opening a new file at once (a worker and a client started together) can be
+    refused at once with "database is locked" (SQLite answers a lock upgrade that could deadlock, or a change of
+    journal mode, without waiting for its busy timeout)."""
+    deadline = time.monotonic() + patience
+    pause = 0.01
+    while True:
+        try:
+            configure_connection(conn)
+            conn.executescript(schema)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)

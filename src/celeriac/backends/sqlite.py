@@ -31,7 +31,7 @@ from typing import Any
 from celeriac import errors
 from celeriac._sqlite.commit import GroupCommit
 from celeriac._sqlite.config import database_path, option_number
-from celeriac._sqlite.connection import configure_connection, read_data_version, write_transaction
+from celeriac._sqlite.connection import prepare, read_data_version, write_transaction
 from celeriac._sqlite.errors import ErrorMap
 from celeriac._sqlite.sql import load_queries
 from celeriac._sqlite.thread import SQLiteThread
@@ -54,8 +54,7 @@ _READY = json.dumps(sorted(READY_STATES))
 
 
 def _setup(conn: sqlite3.Connection) -> None:
-    configure_connection(conn)
-    conn.executescript(SQL["schema"])
+    prepare(conn, SQL["schema"])
 
 
 def _store_batch(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:

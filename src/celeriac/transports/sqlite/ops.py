@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from celeriac._sqlite.connection import configure_connection, read_data_version, write_transaction
+from celeriac._sqlite.connection import prepare, read_data_version, write_transaction
 from celeriac._sqlite.sql import load_queries
 from celeriac.transports.sqlite.owners import gone_owners
 
@@ -49,8 +49,7 @@ class Leased:
 
 
 def setup(conn: sqlite3.Connection) -> None:
-    configure_connection(conn)
-    conn.executescript(SQL["schema"])
+    prepare(conn, SQL["schema"])
 
 
 def _next_hold_end(conn: sqlite3.Connection) -> float | None:
