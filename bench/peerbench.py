@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +51,7 @@ PINNED = {
     "huey": "huey==3.5.4 redis",
     "taskiq": "taskiq==0.13.0 taskiq-redis==1.2.4",
     "saq": "saq[redis]==0.26.4 typing_extensions",  # saq 0.26.4 imports typing_extensions without requiring it
-    "streaq": "streaq==7.2.0",
+    "streaq": "streaq==7.2.0 redis",  # redis-py only for the sentinel's key (streaQ itself talks coredis)
 }
 WORKERS = {
     "celeriac": ["-m", "celeriac", "-A", "peer_celeriac", "worker", "-l", "warning"],
@@ -126,12 +127,12 @@ class Bench:
         log = self.workdir / f"{name}-worker.log"
         started = time.perf_counter()
         with Managed([str(python), *WORKERS[name]], env=env, cwd=APPS, log_path=log) as worker:
-            deadline = started + 600
+            deadline = started + 60 + tasks / 200  # 200 tasks/s at the very least, or something is wrong
             while self.redis.get(DONE_KEY) is None:
                 if not worker.alive():
                     raise RuntimeError(f"the {name} worker exited:\n{worker.log_tail()}")
                 if time.perf_counter() > deadline:
-                    raise RuntimeError(f"the {name} worker did not finish in 600 s:\n{worker.log_tail()}")
+                    raise RuntimeError(f"the {name} sentinel did not run in time:\n{worker.log_tail()}")
                 time.sleep(0.002)
             seconds = time.perf_counter() - started
             cpu, rss = tree_cpu(worker.pid), tree_peak_rss(worker.pid)
@@ -146,6 +147,7 @@ def main() -> int:
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(WORKERS)}")
     parser.add_argument("--redis-db", type=int, default=10, help="an empty Redis database to use (default 10)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/`timeout` stop the workers, as Ctrl-C does
     names = args.only.split(",") if args.only else list(WORKERS)
     unknown = [n for n in names if n not in WORKERS]
     if unknown:
@@ -157,15 +159,26 @@ def main() -> int:
         python_of(name)  # all environments exist before the first clock starts
     loads: dict[str, list[Run]] = {n: [] for n in names}
     colds: dict[str, list[float]] = {n: [] for n in names}
+    failed: dict[str, str] = {}
     for _ in range(args.runs):
         for name in names:
-            loads[name].append(bench.run(name, args.tasks))
-            colds[name].append(bench.run(name, 0).seconds)
+            if name in failed:
+                continue
+            try:
+                loads[name].append(bench.run(name, args.tasks))
+                colds[name].append(bench.run(name, 0).seconds)
+            except RuntimeError as exc:  # the other rows still run; the table says which one failed and why
+                failed[name] = str(exc).splitlines()[0]
+                bench.redis.flushdb()
+                print(f"peerbench.py: {exc}", file=sys.stderr)
     table = Table(title=f"{args.tasks:,} no-op tasks on Redis, from worker start (median of {args.runs})")
     for column in ("system", "tasks/s", "runs", "start -> first task", "enqueue/s", "CPU ms/task", "peak RSS"):
         table.add_column(column, justify="left" if column == "system" else "right")
     for name in names:
         runs = loads[name]
+        if name in failed or not runs:
+            table.add_row(name, f"failed: {failed.get(name, '?')}", "", "", "", "", "")
+            continue
         table.add_row(
             name,
             f"{statistics.median(r.rate for r in runs):,.0f}",
