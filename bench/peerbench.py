@@ -188,7 +188,7 @@ def main() -> int:
             f"{statistics.median(r.cpu_seconds / r.tasks for r in runs) * 1000:.3f}",
             f"{statistics.median(r.peak_rss for r in runs) / 2**20:.1f} MiB",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 150).print(table)
     return 0
 
 
