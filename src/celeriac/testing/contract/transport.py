@@ -349,6 +349,25 @@ async def check_delayed_delivery(make: TransportFactory, queue: str) -> None:
             await delivery.ack()
 
 
+async def check_publish_many(make: TransportFactory, queue: str) -> None:
+    """`Transport.publish_many` returns once the broker holds every message; each queue keeps their order."""
+    other = f"{queue}.many"
+    async with make() as transport:
+        for name in (queue, other):
+            await transport.declare(name)
+        items = [(message(f"m{i}".encode()), queue if i % 3 else other, "", None) for i in range(30)]
+        await transport.publish_many(items)
+        assert await transport.size(queue) == 20 and await transport.size(other) == 10
+        consumer = transport.consume([queue], prefetch=1)
+        bodies = []
+        for _ in range(20):
+            delivery = await next_delivery(consumer)
+            bodies.append(delivery.message.body)
+            await delivery.ack()
+        assert bodies == [f"m{i}".encode() for i in range(30) if i % 3], bodies
+        await transport.purge(other)
+
+
 async def _size_is(transport: Transport, queue: str, expected: int) -> bool:
     return await transport.size(queue) == expected
 
@@ -361,6 +380,7 @@ TRANSPORT_CHECKS: tuple[TransportCheck, ...] = (
     check_unacked_comes_back,
     check_prefetch_limit,
     check_order,
+    check_publish_many,
     check_priority,
     check_size_and_purge,
     check_broadcast,
