@@ -63,7 +63,7 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
         return list(await asyncio.gather(*sends))
     conf = app.conf
     items: list[tuple[Message, str, str, float | None]] = []
-    ids: list[tuple[str, bool]] = []  # (task id, add to parent)
+    ids: list[str] = []
     bindings: set[tuple[str, str, str]] = set()
     queues: set[str] = set()
     expect: list[str] = []
@@ -79,7 +79,7 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
         if not message.ignore_result and sender._subscribes_on_send():
             expect.append(message.id)
         items.append((wire, routing_key, exchange or "", message.eta.timestamp() if message.eta else None))
-        ids.append((message.id, options.get("add_to_parent", True)))
+        ids.append(message.id)
     producer = await app.aproducer()
     for queue in sorted(queues):
         await producer.declare(queue)
@@ -88,9 +88,6 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     if expect:
         await asyncio.gather(*(sender._expect_result(task_id) for task_id in expect))
     await producer.transport.publish_many(items)
-    results: list[AsyncResult[Any]] = []
-    for task_id, to_parent in ids:
-        if to_parent:
-            add_to_parent(task_id)
-        results.append(AsyncResult(task_id, app=app))
-    return results
+    for task_id in ids:  # add_to_parent=False is refused by send_options: every bulk-sent task is a child
+        add_to_parent(task_id)
+    return [AsyncResult(task_id, app=app) for task_id in ids]

@@ -168,14 +168,13 @@ def run(args: argparse.Namespace, app_for: Callable[[argparse.Namespace], App]) 
             raise ConfigurationError("-X/--exclude-queues leaves no queue to consume")
     loop = _loops.resolve(args.loop, "--loop") if args.loop else _loops.resolve(app.conf.worker_event_loop)
     app.make_transport()  # an unknown broker scheme is a one-line error before the banner
-    if app.backend_url:
-        app.make_backend()
+    backend = app.make_backend() if app.backend_url else None  # a bad backend URL: one line, before the banner
     if args.beat:
         # A bad beat_schedule or a backend that cannot hold the lease is a one-line error before the worker
         # starts (and before it takes any message from the broker).
         Beat(app)
-        if app.backend_url:
-            Beat.require_leases(app.make_backend())
+        if backend is not None:
+            Beat.require_leases(backend)
         app.steps["worker"].append(BeatStep)
     app.finalize()
     if args.purge:
