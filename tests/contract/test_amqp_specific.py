@@ -173,9 +173,9 @@ async def test_set_prefetch_widens_the_window_at_once(make: Make, queue_name: st
 async def test_heartbeat_is_broker_heartbeat(make: Make, amqp_url: str) -> None:
     async with make(broker_heartbeat=7) as transport:
         connection = await transport.link.connection()
-        assert connection.connection_tune.heartbeat == 7
+        assert connection.heartbeat == 7
     async with AMQPTransport(amqp_url + "?heartbeat=3") as transport:  # the URL's option wins
-        assert (await transport.link.connection()).connection_tune.heartbeat == 3
+        assert (await transport.link.connection()).heartbeat == 3
 
 
 async def test_a_header_amqp_cannot_encode_is_a_clear_error(make: Make, queue_name: str) -> None:

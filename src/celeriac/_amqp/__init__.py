@@ -1,1 +1,1 @@
-"""aiormq plumbing shared by the AMQP broker and anything else that talks to RabbitMQ: URLs, links, errors."""
+"""RabbitMQ plumbing shared by the AMQP broker and the rpc:// backend: the client (``wire``), URLs, links, errors."""

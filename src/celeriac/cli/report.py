@@ -16,7 +16,7 @@ from celeriac._redact import redact
 from celeriac._version import __version__
 from celeriac.app.app import App
 
-OPTIONAL = ("redis", "hiredis", "orjson", "uvloop", "aiormq", "msgpack", "croniter", "ephem", "watchfiles", "celery")
+OPTIONAL = ("redis", "hiredis", "orjson", "uvloop", "pamqp", "msgpack", "croniter", "ephem", "watchfiles", "celery")
 """Packages whose presence changes what celeriac can do or how fast (the extras)."""
 
 

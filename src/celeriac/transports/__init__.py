@@ -2,7 +2,7 @@
 
 ``from_url("sqlite://")`` works with no extras installed; ``redis://`` imports its client library only when
 such a URL is used, and a missing library is a one-line `ConfigurationError`; so do ``amqp://``, ``amqps://`` and
-``pyamqp://`` (RabbitMQ, on aiormq: the ``amqp`` extra).
+``pyamqp://`` (RabbitMQ: the ``amqp`` extra).
 """
 
 from __future__ import annotations

@@ -21,11 +21,10 @@ import logging
 import uuid
 from typing import NoReturn
 
-import aiormq.abc
-from pamqp.commands import Basic
-
 from celeriac._amqp.urls import SCHEMES as AMQP_SCHEMES
 from celeriac._amqp.urls import parse_url
+from celeriac._amqp.wire.channel import Delivered
+from celeriac._amqp.wire.codec import Properties
 from celeriac._redact import redact_url
 from celeriac.backends.base import BackendOptions, ReplyTo, ResultBackend, TaskMeta
 from celeriac.backends.rpc.inbox import Inbox
@@ -115,8 +114,8 @@ class RPCBackend(ResultBackend):
             self._inbox.expect(task_id)
         return self.oid
 
-    def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
-        properties = message.header.properties
+    def _on_reply(self, message: Delivered) -> None:
+        properties = message.properties
         try:
             meta = serializers.loads(message.body, properties.content_type, properties.content_encoding, self._accept)
         except CeleriacError as exc:
@@ -160,7 +159,7 @@ class RPCBackend(ResultBackend):
             )
             return
         content_type, encoding, body = self._dumps(meta)
-        properties = Basic.Properties(
+        properties = Properties(
             content_type=content_type,
             content_encoding=encoding,
             correlation_id=reply.correlation_id,

@@ -19,13 +19,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiormq
-import aiormq.abc
-from pamqp.commands import Basic
-
 from celeriac._amqp.errors import ChannelError, amqp_errors
 from celeriac._amqp.link import open_connection
 from celeriac._amqp.urls import AMQPAddress
+from celeriac._amqp.wire.channel import Channel, Delivered
+from celeriac._amqp.wire.codec import Properties
+from celeriac._amqp.wire.connection import Connection
 from celeriac.errors import BackendError, ConnectionLost, TransportError
 
 log = logging.getLogger("celeriac.backends.rpc")
@@ -41,7 +40,7 @@ def reply_queue_arguments(expires: float | None) -> dict[str, Any]:
     return {"x-expires": int(expires * 1000)} if expires else {}
 
 
-OnReply = Callable[[aiormq.abc.DeliveredMessage], None]
+OnReply = Callable[[Delivered], None]
 
 
 class ReplyLink:
@@ -70,10 +69,10 @@ class ReplyLink:
         self._on_reply = on_reply
         self._heartbeat = heartbeat
         self._timeout = timeout
-        self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._connection: Connection | None = None
+        self._channel: Channel | None = None
         self._listening = False  # whether the reply queue should be consumed (kept across reopens)
-        self._consumed_on: aiormq.abc.AbstractChannel | None = None  # the channel the consumer lives on
+        self._consumed_on: Channel | None = None  # the channel the consumer lives on
         self._lock = asyncio.Lock()  # one opening at a time
         self._watch: asyncio.Task[None] | None = None
         self._closed = False
@@ -98,13 +97,13 @@ class ReplyLink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5.0)
 
-    def _usable(self) -> aiormq.abc.AbstractChannel | None:
+    def _usable(self) -> Channel | None:
         channel = self._channel
         if channel is None or channel.is_closed or self._connection is None or self._connection.is_closed:
             return None
         return channel
 
-    async def _open_locked(self) -> aiormq.abc.AbstractChannel:
+    async def _open_locked(self) -> Channel:
         channel = self._usable()
         if channel is not None:
             return channel
@@ -164,20 +163,17 @@ class ReplyLink:
             if self._consumed_on is not channel:
                 await self._consume(channel)
 
-    async def _consume(self, channel: aiormq.abc.AbstractChannel) -> None:
+    async def _consume(self, channel: Channel) -> None:
         with amqp_errors(f"declaring rpc:// reply queue {self.queue!r}", self.address.url):
             await channel.queue_declare(
                 self.queue, durable=True, auto_delete=True, arguments=reply_queue_arguments(self.expires)
             )
         with amqp_errors(f"consuming rpc:// reply queue {self.queue!r}", self.address.url):
-            await channel.basic_consume(self.queue, self._deliver, no_ack=True)
+            await channel.basic_consume(self.queue, self._on_reply, no_ack=True)
         self._consumed_on = channel
 
-    async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
-        self._on_reply(message)
-
     # -- publishing -----------------------------------------------------------------------------------------
-    async def publish(self, body: bytes, routing_key: str, properties: Basic.Properties) -> None:
+    async def publish(self, body: bytes, routing_key: str, properties: Properties) -> None:
         """Publish ``body`` to the default exchange for queue ``routing_key``; returns once RabbitMQ confirmed.
 
         A message for a reply queue that no longer exists (its client is gone) is dropped by RabbitMQ and still
@@ -197,13 +193,13 @@ class ReplyLink:
                     async with self._lock:
                         channel = await self._open_locked()
                 with amqp_errors(where, self.address.url):
-                    confirm = await channel.basic_publish(body, routing_key=routing_key, properties=properties)
+                    confirm = channel.publish(body, "", routing_key, properties)
+                    if confirm is not None:  # always, on this confirm channel
+                        await confirm
             except ConnectionLost as exc:
                 last = exc
                 continue
-            except TransportError as exc:  # a channel error: RabbitMQ refused this publish
+            except TransportError as exc:  # a channel error, or a nack: RabbitMQ refused this publish
                 raise BackendError(str(exc)) from exc
-            if isinstance(confirm, Basic.Nack):
-                raise BackendError(f"{where}: RabbitMQ nacked it")
             return
         raise BackendError(f"{where}: RabbitMQ unreachable after {PUBLISH_TRIES} tries ({last})")

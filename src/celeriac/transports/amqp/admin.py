@@ -13,15 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import aiormq.abc
-
 from celeriac._amqp.errors import ChannelError, amqp_errors
+from celeriac._amqp.wire.channel import Channel
 from celeriac.transports.amqp.link import Link
 from celeriac.transports.amqp.topology import ExchangeSpec, QueueSpec
 
 log = logging.getLogger("celeriac.transports.amqp")
 T = TypeVar("T")
-Operation = Callable[[aiormq.abc.AbstractChannel], Awaitable[T]]
+Operation = Callable[[Channel], Awaitable[T]]
 
 
 class Admin:
@@ -29,7 +28,7 @@ class Admin:
 
     def __init__(self, link: Link) -> None:
         self._link = link
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: Channel | None = None
         self._lock = asyncio.Lock()
         self._done: set[Any] = set()
         self._generation = -1
@@ -51,9 +50,7 @@ class Admin:
                 self._channel = None  # RabbitMQ closed it; the next operation opens another
                 raise
 
-    async def once(
-        self, key: Any, where: str, operation: Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]]
-    ) -> None:
+    async def once(self, key: Any, where: str, operation: Callable[[Channel], Awaitable[Any]]) -> None:
         """`run` unless ``key`` was already done on this connection."""
         if key in self._done and self._generation == self._link.generation:
             return

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import aiormq.abc
-
 from celeriac._amqp.errors import amqp_errors, describe
+from celeriac._amqp.wire.channel import Channel, Delivered
 from celeriac.errors import ConnectionLost
 from celeriac.protocol.message import Message
 from celeriac.transports.amqp import convert
@@ -39,7 +38,7 @@ class AMQPSubscription(Subscription):
         prefix = transport.options.event_prefix
         self.queue = name or (f"{prefix}.{uuid.uuid4()}" if topics else f"{uuid.uuid4()}.{self._channels[0]}.bcast")
         self._inbox: asyncio.Queue[tuple[str, Message] | BaseException | None] = asyncio.Queue()
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: Channel | None = None
         self._closed = False
         self._fanouts = {split_channel(c)[0] for c in self._channels if split_channel(c)[1] is None}
 
@@ -70,12 +69,12 @@ class AMQPSubscription(Subscription):
         with amqp_errors(f"consuming queue {self.queue!r}", server):
             await link.basic_consume(self.queue, self._on_message, no_ack=True)
 
-    async def _on_message(self, message: aiormq.abc.DeliveredMessage) -> None:
-        exchange = message.exchange or ""
-        name = exchange if exchange in self._fanouts else f"{exchange}/{message.routing_key or ''}"
-        self._inbox.put_nowait((name, convert.from_delivery(message.body, message.header.properties)))
+    def _on_message(self, message: Delivered) -> None:
+        exchange = message.exchange
+        name = exchange if exchange in self._fanouts else f"{exchange}/{message.routing_key}"
+        self._inbox.put_nowait((name, convert.from_delivery(message.body, message.properties)))
 
-    def _channel_closed(self, channel: aiormq.abc.AbstractChannel) -> None:
+    def _channel_closed(self, channel: Channel) -> None:
         if self._closed:
             return
         reason = channel.closing.exception() if not channel.closing.cancelled() else None

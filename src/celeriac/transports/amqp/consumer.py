@@ -15,13 +15,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
-
-import aiormq
-import aiormq.abc
-from pamqp.commands import Basic
+from typing import TYPE_CHECKING
 
 from celeriac._amqp.errors import ChannelError, amqp_errors, describe
+from celeriac._amqp.wire.channel import Channel, Delivered
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.transports.amqp import convert
 from celeriac.transports.amqp.acks import AckBatch
@@ -41,19 +38,19 @@ class AMQPDelivery(Delivery):
     def __init__(
         self,
         consumer: AMQPConsumer,
-        channel: aiormq.abc.AbstractChannel,
-        message: aiormq.abc.DeliveredMessage,
+        channel: Channel,
+        message: Delivered,
         queue: str,
     ) -> None:
         self._consumer = consumer
         self._channel = channel
-        self._tag = int(message.delivery_tag or 0)
+        self._tag = message.delivery_tag
         self._settled = False
-        self.message = convert.from_delivery(message.body, message.header.properties)
+        self.message = convert.from_delivery(message.body, message.properties)
         self.queue = queue
-        self.exchange = message.exchange or ""
-        self.routing_key = message.routing_key or ""
-        self.redelivered = bool(message.redelivered)
+        self.exchange = message.exchange
+        self.routing_key = message.routing_key
+        self.redelivered = message.redelivered
         self.delivery_tag = str(self._tag)
 
     async def ack(self) -> None:
@@ -69,19 +66,11 @@ class AMQPDelivery(Delivery):
         if self._settled:
             return
         self._settled = True
-        await self._settle("reject", lambda: self._channel.basic_reject(self._tag, requeue=requeue))
-
-    async def _settle(self, what: str, send: object) -> None:
         if self._channel.is_closed:
-            log.info("%s of delivery %s from %r skipped: its channel closed, RabbitMQ delivers it again", what,
+            log.info("reject of delivery %s from %r skipped: its channel closed, RabbitMQ delivers it again",
                      self._tag, self.queue)  # fmt: skip
             return
-        try:
-            with amqp_errors(f"{what} of a delivery from queue {self.queue!r}", self._consumer.server):
-                await send()  # type: ignore[operator]
-        except (ConnectionLost, ChannelError) as exc:
-            log.info("%s of delivery %s from %r lost with its channel (%s); RabbitMQ delivers it again", what,
-                     self._tag, self.queue, exc)  # fmt: skip
+        self._channel.reject(self._tag, requeue=requeue)
 
 
 class AMQPConsumer(QueueConsumer):
@@ -94,7 +83,7 @@ class AMQPConsumer(QueueConsumer):
         self._applied_prefetch = prefetch
         self._buffers: dict[str, deque[AMQPDelivery]] = {q: deque() for q in self._queues}
         self._tags: dict[str, str] = {}  # queue -> consumer tag
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: Channel | None = None
         self._start: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._error: BaseException | None = None
@@ -104,11 +93,11 @@ class AMQPConsumer(QueueConsumer):
         self._acks: AckBatch | None = None
         self.server = transport.link.address.url
 
-    def ack_batch(self, channel: aiormq.abc.AbstractChannel) -> AckBatch:
+    def ack_batch(self, channel: Channel) -> AckBatch:
         """The ack batch of ``channel`` (a new one when the consumer moved to another channel)."""
         batch = self._acks
         if batch is None or batch.channel is not channel:
-            batch = self._acks = AckBatch(cast(aiormq.Channel, channel))
+            batch = self._acks = AckBatch(channel)
         return batch
 
     @property
@@ -171,14 +160,14 @@ class AMQPConsumer(QueueConsumer):
         if channel is None:
             return
 
-        async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+        def on_message(message: Delivered) -> None:
             self._buffers.setdefault(queue, deque()).append(AMQPDelivery(self, channel, message, queue))
             self._wake.set()
 
         with amqp_errors(f"consuming queue {queue!r}", self.server):
-            ok = await channel.basic_consume(queue, on_message, no_ack=False)
+            tag = await channel.basic_consume(queue, on_message, no_ack=False)
         old = self._tags.get(queue)
-        self._tags[queue] = str(ok.consumer_tag)
+        self._tags[queue] = tag
         if old is not None:
             with amqp_errors(f"cancelling the old consumer of queue {queue!r}", self.server):
                 await channel.basic_cancel(old)
@@ -187,7 +176,7 @@ class AMQPConsumer(QueueConsumer):
         if queue in self._queues:
             self._queues.remove(queue)
 
-    def _channel_closed(self, channel: aiormq.abc.AbstractChannel) -> None:
+    def _channel_closed(self, channel: Channel) -> None:
         if channel is not self._channel or self._closing or self._cancelled:
             return
         for buffer in self._buffers.values():
@@ -200,8 +189,7 @@ class AMQPConsumer(QueueConsumer):
         self._error = ConnectionLost(text)
         self._wake.set()
 
-    def _cancelled_by_broker(self, frame: Basic.Cancel) -> None:
-        tag = str(frame.consumer_tag)
+    def _cancelled_by_broker(self, tag: str) -> None:
         for queue, known in list(self._tags.items()):
             if known == tag:
                 log.error("RabbitMQ cancelled the consumer of queue %r (deleted?); it is no longer consumed", queue)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from pamqp.commands import Basic
-
+from celeriac._amqp.wire.codec import Properties
 from celeriac.errors import TransportError
 from celeriac.protocol.message import Message
 
@@ -19,11 +17,12 @@ PROPERTIES = frozenset(
 _ENVELOPE = frozenset({"delivery_info", "delivery_tag", "body_encoding"})
 
 
-def to_properties(message: Message, delivery_mode: int | None = None) -> Basic.Properties:
+def to_properties(message: Message, delivery_mode: int | None = None) -> Properties:
     """The AMQP properties of ``message``; ``delivery_mode`` overrides the message's (events: 1).
 
     Raises:
-        TransportError: a property AMQP has no field for, or a header AMQP cannot encode (one line naming it).
+        TransportError: a property AMQP has no field for (one line naming it). A header AMQP cannot encode is
+            refused when the message is written (`celeriac._amqp.wire.encode`).
     """
     given = {k: v for k, v in message.properties.items() if k not in _ENVELOPE and v is not None}
     unknown = sorted(set(given) - PROPERTIES)
@@ -37,33 +36,15 @@ def to_properties(message: Message, delivery_mode: int | None = None) -> Basic.P
         given["delivery_mode"] = delivery_mode
     if "type" in given:
         given["message_type"] = given.pop("type")
-    return Basic.Properties(
+    return Properties(
         content_type=message.content_type,
         content_encoding=message.content_encoding,
-        headers=_table(message.headers),
+        headers=dict(message.headers),
         **given,
     )
 
 
-def _table(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers as an AMQP field table: tuples become lists (the table has arrays, not tuples). Only containers
-    are looked into: most values are plain strings and numbers."""
-    table = dict(headers)
-    for key, value in table.items():
-        if isinstance(value, tuple | list | Mapping):
-            table[key] = _field(value)
-    return table
-
-
-def _field(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_field(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(k): _field(v) for k, v in value.items()}
-    return value
-
-
-def from_delivery(body: bytes, properties: Basic.Properties) -> Message:
+def from_delivery(body: bytes, properties: Properties) -> Message:
     """The `Message` a delivery carries."""
     props: dict[str, Any] = {}
     for name in PROPERTIES:

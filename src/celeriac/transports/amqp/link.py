@@ -14,12 +14,11 @@ import contextlib
 import logging
 import re
 
-import aiormq
-import aiormq.abc
-
 from celeriac._amqp.errors import amqp_errors
 from celeriac._amqp.link import open_connection
 from celeriac._amqp.urls import AMQPAddress
+from celeriac._amqp.wire.channel import Channel
+from celeriac._amqp.wire.connection import Connection
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.transports.amqp.options import AMQPOptions
 
@@ -35,7 +34,7 @@ class Link:
         self.name = name
         self.generation = 0
         self.server_version: tuple[int, ...] = (0,)
-        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._connection: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -54,7 +53,7 @@ class Link:
         connection = self._connection
         return connection is not None and not connection.is_closed
 
-    async def connection(self, *, retry: bool = True) -> aiormq.abc.AbstractConnection:
+    async def connection(self, *, retry: bool = True) -> Connection:
         """The open connection; a broken one is replaced when ``retry`` (else `ConnectionLost`)."""
         self.check_open()
         connection = self._connection
@@ -69,7 +68,7 @@ class Link:
                 return connection
             return await self._reconnect(self.options.retry_intervals if retry else (0.0,))
 
-    async def _reconnect(self, pauses: tuple[float, ...]) -> aiormq.abc.AbstractConnection:
+    async def _reconnect(self, pauses: tuple[float, ...]) -> Connection:
         error: ConnectionLost | None = None
         for attempt, pause in enumerate(pauses):
             if pause:
@@ -106,11 +105,11 @@ class Link:
         given = self.address.query.get("connect_timeout")
         return float(given) if given else self.options.connect_timeout
 
-    async def channel(self, *, retry: bool = True, confirms: bool = False) -> aiormq.abc.AbstractChannel:
+    async def channel(self, *, retry: bool = True, confirms: bool = False) -> Channel:
         """A new channel on the open connection (publisher confirms on when ``confirms``)."""
         connection = await self.connection(retry=retry)
         with amqp_errors("opening a channel", self.address.url):
-            return await connection.channel(publisher_confirms=confirms, on_return_raises=True)
+            return await connection.channel(publisher_confirms=confirms)
 
     def mark_closed(self) -> None:
         """Refuse every use from now on (`close` then releases the connection)."""
@@ -125,7 +124,7 @@ class Link:
                 await asyncio.wait_for(connection.close(), 5.0)
 
 
-def _version(connection: aiormq.abc.AbstractConnection) -> tuple[int, ...]:
+def _version(connection: Connection) -> tuple[int, ...]:
     raw = connection.server_properties.get("version", "0") if connection.server_properties else "0"
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3]) or (0,)

@@ -1,5 +1,5 @@
 """Publishing with publisher confirms on every message; concurrent publishes pipeline on one confirm channel
-(the publishes of one loop turn in one write: `PublishBatch`).
+(the connection writes the publishes of one loop turn together).
 
 `publish` returns once RabbitMQ confirmed the message; a nack, or a mandatory message RabbitMQ returned as
 unroutable, is a `TransportError` saying so. A channel RabbitMQ closed (a missing exchange: 404 NOT_FOUND) is
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
-
-import aiormq
-import aiormq.abc
-from pamqp.commands import Basic
 
 from celeriac._amqp.errors import ChannelError, amqp_errors
+from celeriac._amqp.wire.channel import Channel
+from celeriac._amqp.wire.codec import Properties
 from celeriac.errors import ConnectionLost, TransportError
-from celeriac.transports.amqp.batch import PublishBatch
 from celeriac.transports.amqp.link import Link
 
 
@@ -29,11 +25,10 @@ class Publisher:
 
     def __init__(self, link: Link) -> None:
         self._link = link
-        self._channel: aiormq.abc.AbstractChannel | None = None
-        self._opening: asyncio.Future[aiormq.abc.AbstractChannel] | None = None
-        self._batches: PublishBatch | None = None
+        self._channel: Channel | None = None
+        self._opening: asyncio.Future[Channel] | None = None
 
-    async def _current(self) -> aiormq.abc.AbstractChannel:
+    async def _current(self) -> Channel:
         channel = self._channel
         if channel is not None and not channel.is_closed:
             return channel
@@ -43,19 +38,13 @@ class Publisher:
             self._opening = asyncio.ensure_future(self._open())
         return await asyncio.shield(self._opening)
 
-    async def _open(self) -> aiormq.abc.AbstractChannel:
+    async def _open(self) -> Channel:
         channel = await self._link.channel(confirms=True)
         self._channel = channel
         return channel
 
-    def _batch(self, channel: aiormq.abc.AbstractChannel) -> PublishBatch:
-        batch = self._batches
-        if batch is None or batch.channel is not channel:
-            batch = self._batches = PublishBatch(cast(aiormq.Channel, channel))
-        return batch
-
     async def publish(
-        self, body: bytes, exchange: str, routing_key: str, properties: Basic.Properties, *, mandatory: bool
+        self, body: bytes, exchange: str, routing_key: str, properties: Properties, *, mandatory: bool
     ) -> None:
         """Publish and wait for the confirm (see the module docstring for what is retried)."""
         where = f"publishing to exchange {exchange!r} with routing key {routing_key!r}"
@@ -63,9 +52,11 @@ class Publisher:
             channel = await self._current()
             try:
                 with amqp_errors(where, self._link.address.url):
-                    await self._batch(channel).publish(body, exchange, routing_key, properties, mandatory)
+                    confirm = channel.publish(body, exchange, routing_key, properties, mandatory=mandatory)
+                    if confirm is not None:  # always, on this confirm channel
+                        await confirm
                 return
-            except (TypeError, ValueError) as exc:  # pamqp could not encode a header or property
+            except (TypeError, ValueError) as exc:  # a header or property AMQP cannot carry
                 raise TransportError(f"{where}: the message cannot be put in AMQP frames ({exc})") from exc
             except ConnectionLost:
                 if attempt == 2 or self._link.closed:

@@ -1,5 +1,6 @@
-"""RabbitMQ (AMQP 0-9-1) on aiormq: the Transport contract with Celery 5.7's topology, publisher confirms on
-every publish, manual acks and QoS, quorum queues with a delivery limit, and native delayed delivery.
+"""RabbitMQ (AMQP 0-9-1) on our own client (`celeriac._amqp.wire`): the Transport contract with Celery 5.7's
+topology, publisher confirms on every publish, manual acks and QoS, quorum queues with a delivery limit, and
+native delayed delivery.
 
 Parts: `Link` (the connection and its recovery), `Admin` (declarations on a channel of their own, cached per
 connection), `Publisher` (the confirm channel), `AMQPConsumer` (task queues), `AMQPSubscription` (broadcast),
