@@ -128,3 +128,26 @@ async def test_a_link_gone_silent_is_dead_after_two_heartbeats(amqp_vhost: str) 
         for task in tasks:
             task.cancel()
         server.close()
+
+
+async def test_acks_in_one_batch_never_ack_a_delivery_still_held(amqp_vhost: str) -> None:
+    """Acks of one loop turn go as one ``multiple`` ack up to the lowest unsettled delivery, the rest one by one."""
+    queue = f"held-{uuid.uuid4().hex}"
+    async with opened(amqp_vhost) as connection:
+        publishing = await connection.channel(publisher_confirms=True)
+        await publishing.queue_declare(queue)
+        await asyncio.gather(*[publishing.publish(b"%d" % i, "", queue, Properties()) for i in range(20)])  # type: ignore[misc]
+        consuming = await connection.channel()
+        await consuming.basic_qos(20)
+        got: list[Delivered] = []
+        all_in = asyncio.Event()
+        await consuming.basic_consume(queue, lambda m: (got.append(m), len(got) == 20 and all_in.set()))
+        await asyncio.wait_for(all_in.wait(), 10)
+        held = got[4]  # the 5th stays unsettled; 1-4 can be one multiple ack, 6-20 cannot
+        consuming.reject(got[9].delivery_tag, requeue=True)  # a reject below the others settles too
+        consuming.ack([m.delivery_tag for m in got if m is not held and m is not got[9]])
+        await consuming.basic_qos(20)  # a round trip: RabbitMQ has processed the acks
+        await consuming.close()  # the unsettled one goes back to the queue
+        ok = await publishing.queue_declare(queue, passive=True)
+        assert ok.message_count == 2  # the held one and the requeued one, nothing else
+        await publishing.queue_delete(queue)

@@ -71,6 +71,7 @@ class Channel:
         self._parts: list[bytes] = []
         self._got = 0
         self._undecodable: str | None = None  # why the current message's properties did not decode
+        self._unsettled: set[int] = set()  # delivered to an acking consumer, neither acked nor rejected yet
         self._published = 0
         self._confirms: dict[int, asyncio.Future[None]] = {}
         self._by_message_id: dict[str, int] = {}
@@ -125,6 +126,8 @@ class Channel:
             return
         consumer = self._consumers.get(method.consumer_tag)
         if consumer is not None:
+            if not consumer[1]:
+                self._unsettled.add(method.delivery_tag)
             try:
                 consumer[0](message)
             except Exception:  # a consumer's bug must not break the connection's reading
@@ -240,15 +243,30 @@ class Channel:
 
     # -- asynchronous methods -------------------------------------------------------------------------------
     def ack(self, tags: list[int]) -> None:
-        """Ack deliveries (each on its own, in this loop turn's write)."""
+        """Ack deliveries, in this loop turn's write.
+
+        The tags below every delivery still unsettled on this channel go as one ``multiple`` ack (RabbitMQ does
+        one ack's work instead of one per tag); the rest one by one. A multiple ack acks every unacked tag up to
+        it, so it is only used up to the lowest delivery that is neither acked nor rejected.
+        """
         if self.is_closed:
             raise self._why()
+        unsettled = self._unsettled
+        unsettled.difference_update(tags)
+        if len(tags) > 1:
+            floor = min(unsettled) if unsettled else 1 << 64
+            below = [tag for tag in tags if tag < floor]
+            if len(below) > 1:
+                rest = [tag for tag in tags if tag >= floor]
+                self.connection.send(encode.ack_frames(self.number, rest, multiple=max(below)))
+                return
         self.connection.send(encode.ack_frames(self.number, tags))
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Reject a delivery (back to its queue when ``requeue``, else dropped or dead-lettered)."""
         if self.is_closed:
             raise self._why()
+        self._unsettled.discard(delivery_tag)
         method = commands.Basic.Reject(delivery_tag=delivery_tag, requeue=requeue)
         self.connection.send(encode.method(self.number, method))
 

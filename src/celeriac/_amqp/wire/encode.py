@@ -44,10 +44,11 @@ def frame(kind: int, channel: int, payload: bytes) -> bytes:
     return _frame_head.pack(kind, channel, len(payload)) + payload + b"\xce"
 
 
-def ack_frames(channel: int, tags: list[int]) -> bytes:
-    """``basic.ack`` frames for ``tags`` (not multiple), written as one buffer."""
+def ack_frames(channel: int, tags: list[int], multiple: int | None = None) -> bytes:
+    """``basic.ack`` frames for ``tags``, and first one ``multiple`` ack up to that tag when given, as one buffer."""
     pack = _ack.pack
-    return b"".join(pack(FRAME_METHOD, channel, 13, 60, 80, tag, 0, FRAME_END) for tag in tags)
+    first = [pack(FRAME_METHOD, channel, 13, 60, 80, multiple, 1, FRAME_END)] if multiple is not None else []
+    return b"".join(first + [pack(FRAME_METHOD, channel, 13, 60, 80, tag, 0, FRAME_END) for tag in tags])
 
 
 def method(channel: int, command: Any) -> bytes:
