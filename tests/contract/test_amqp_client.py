@@ -151,3 +151,16 @@ async def test_acks_in_one_batch_never_ack_a_delivery_still_held(amqp_vhost: str
         ok = await publishing.queue_declare(queue, passive=True)
         assert ok.message_count == 2  # the held one and the requeued one, nothing else
         await publishing.queue_delete(queue)
+
+
+async def test_a_publish_that_cannot_be_framed_is_refused_and_the_link_lives(amqp_vhost: str) -> None:
+    queue = f"huge-{uuid.uuid4().hex}"
+    async with opened(amqp_vhost) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.queue_declare(queue, auto_delete=True)
+        with pytest.raises(ValueError, match="over one frame"):
+            channel.publish(b"{}", "", queue, Properties(headers={"h": "x" * 200_000}))
+        confirm = channel.publish(b"{}", "", queue, Properties(headers={"h": "small"}))
+        assert confirm is not None
+        await asyncio.wait_for(confirm, 10)  # numbering stayed in step with RabbitMQ's
+        assert (await channel.queue_declare(queue, passive=True)).message_count == 1

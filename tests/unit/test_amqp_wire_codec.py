@@ -145,15 +145,15 @@ def test_deliver_return_and_confirm_methods() -> None:
 def test_our_encodings_are_what_pamqp_reads() -> None:
     properties = codec.Properties(content_type="application/json", headers=dict(CELERY_HEADERS), priority=9,
                                   correlation_id="c", delivery_mode=2, message_type="t", app_id="a")  # fmt: skip
-    body = b"x" * 300
-    frames = _frames(encode.publish(3, "celery", "celery.rk", True, body, properties, frame_max=136))
+    body = b"x" * 2500
+    frames = _frames(encode.publish(3, "celery", "celery.rk", True, body, properties, frame_max=1024))
     assert [kind for kind, _, _ in frames] == [codec.FRAME_METHOD, codec.FRAME_HEADER, 3, 3, 3]
     method = codec.decode_method(frames[0][2])
     assert (frames[0][1], type(method), method.exchange, method.routing_key, method.mandatory) == (
         3, Basic.Publish, "celery", "celery.rk", True,
     )  # fmt: skip
     _, _, header = pframe.unmarshal(encode.frame(*frames[1]))
-    assert isinstance(header, ContentHeader) and header.body_size == 300
+    assert isinstance(header, ContentHeader) and header.body_size == 2500
     for name in COMPARED:
         assert getattr(header.properties, name) == getattr(properties, name), name
     assert b"".join(p for _, _, p in frames[2:]) == body
@@ -272,3 +272,9 @@ async def test_a_delivery_whose_properties_do_not_decode_is_rejected_and_the_nex
     method = codec.decode_method(reject)
     assert (type(method), method.delivery_tag, method.requeue) == (Basic.Reject, 7, False)
     assert not connection.is_closed
+
+
+def test_headers_over_one_frame_are_refused_before_anything_is_sent() -> None:
+    headers = {"argsrepr": "x" * 140_000}  # Celery's argsrepr of a big argument, say
+    with pytest.raises(ValueError, match="over one frame"):
+        encode.publish(1, "", "q", False, b"{}", codec.Properties(headers=headers), frame_max=131072)

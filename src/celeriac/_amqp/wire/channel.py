@@ -32,6 +32,7 @@ _CHANNEL_CLOSE = (20 << 16) | 40
 _CHANNEL_CLOSE_OK = (20 << 16) | 41
 _CHANNEL_FLOW = (20 << 16) | 20
 _BASIC_CANCEL = (60 << 16) | 30
+GONE_KEPT = 64
 
 
 class Delivered:
@@ -62,7 +63,9 @@ class Channel:
         self.confirming = False
         self.on_consumer_cancel_callbacks: set[Callable[[str], None]] = set()
         self._consumers: dict[str, tuple[OnMessage, bool]] = {}  # tag -> (callback, no_ack)
-        self._gone: dict[str, bool] = {}  # cancelled consumers' tags -> no_ack (their late deliveries go back)
+        # Cancelled consumers' tags -> no_ack, so their late deliveries go back; the latest GONE_KEPT only (late
+        # deliveries come right after a cancel, and per-consumer QoS changes re-create consumers all day).
+        self._gone: dict[str, bool] = {}
         self._lock = asyncio.Lock()
         self._waiter: asyncio.Future[Any] | None = None
         self._content: tuple[codec.Deliver, bool] | None = None  # (method, is a return) awaiting header/body
@@ -156,7 +159,7 @@ class Channel:
             tag = str(method.consumer_tag)
             entry = self._consumers.pop(tag, None)
             if entry is not None:
-                self._gone[tag] = entry[1]
+                self._forget_consumer(tag, entry[1])
             if not method.nowait:
                 self.connection.send(encode.method(self.number, commands.Basic.CancelOk(tag)))
             for callback in list(self.on_consumer_cancel_callbacks):
@@ -167,6 +170,11 @@ class Channel:
             self._waiter.set_result(method)
         else:
             log.warning("unexpected %s on channel %d: ignored", type(method).__name__, self.number)
+
+    def _forget_consumer(self, tag: str, no_ack: bool) -> None:
+        self._gone[tag] = no_ack
+        if len(self._gone) > GONE_KEPT:
+            del self._gone[next(iter(self._gone))]
 
     # -- synchronous methods --------------------------------------------------------------------------------
     async def rpc(self, method: Any) -> Any:
@@ -209,7 +217,7 @@ class Channel:
         """Stop a consumer; its deliveries still in flight go back to the queue."""
         entry = self._consumers.pop(consumer_tag, None)
         if entry is not None:
-            self._gone[consumer_tag] = entry[1]
+            self._forget_consumer(consumer_tag, entry[1])
         await self.rpc(commands.Basic.Cancel(consumer_tag=consumer_tag))
 
     async def queue_declare(self, queue: str, *, passive: bool = False, durable: bool = False,

@@ -64,9 +64,12 @@ def publish(channel: int, exchange: str, routing_key: str, mandatory: bool, body
         ValueError, TypeError: a name, property or header AMQP cannot carry (the message says which).
     """
     head = b"\x00\x3c\x00\x28\x00\x00" + _shortstr(exchange, "exchange") + _shortstr(routing_key, "routing key")
+    header = _content_head.pack(60, 0, len(body)) + encode_properties(properties)
+    if len(header) + FRAME_OVERHEAD > frame_max:  # RabbitMQ would close the whole connection (FRAME_ERROR)
+        raise ValueError(f"the headers and properties take {len(header)} bytes, over one frame ({frame_max} bytes)")
     parts = [
         frame(FRAME_METHOD, channel, head + (b"\x01" if mandatory else b"\x00")),
-        frame(FRAME_HEADER, channel, _content_head.pack(60, 0, len(body)) + encode_properties(properties)),
+        frame(FRAME_HEADER, channel, header),
     ]
     step = frame_max - FRAME_OVERHEAD
     for start in range(0, len(body), step):
