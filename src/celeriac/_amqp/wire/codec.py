@@ -40,7 +40,6 @@ _deliver_tail = struct.Struct(">QB")  # delivery tag, redelivered
 
 BASIC_DELIVER = (60 << 16) | 60
 BASIC_RETURN = (60 << 16) | 50
-BASIC_GET_OK = (60 << 16) | 71
 BASIC_ACK = (60 << 16) | 80
 BASIC_NACK = (60 << 16) | 120
 

@@ -161,7 +161,7 @@ class Connection(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.abort()
             return
-        self.send(b"\x08\x00\x00\x00\x00\x00\x00\xce")
+        self.send(encode.frame(codec.FRAME_HEARTBEAT, 0, b""))
         self._beat = self.loop.call_later(self.heartbeat / 2, self._on_beat)
 
     # -- writing --------------------------------------------------------------------------------------------
