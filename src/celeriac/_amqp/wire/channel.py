@@ -75,6 +75,7 @@ class Channel:
         self._got = 0
         self._undecodable: str | None = None  # why the current message's properties did not decode
         self._unsettled: set[int] = set()  # delivered to an acking consumer, neither acked nor rejected yet
+        self._acks: list[int] = []  # acked in this loop turn, not yet handed to the connection
         self._published = 0
         self._confirms: dict[int, asyncio.Future[None]] = {}
         self._by_message_id: dict[str, int] = {}
@@ -151,7 +152,7 @@ class Channel:
     def _on_method(self, key: int, payload: bytes) -> None:
         method = codec.decode_method(payload)
         if key == _CHANNEL_CLOSE:
-            self.connection.send(encode.method(self.number, commands.Channel.CloseOk()))
+            self._send(encode.method(self.number, commands.Channel.CloseOk()))
             self.teardown(ChannelClosed(int(method.reply_code or 0), str(method.reply_text or "")))
         elif key == _CHANNEL_CLOSE_OK:
             self.teardown(None)
@@ -161,11 +162,11 @@ class Channel:
             if entry is not None:
                 self._forget_consumer(tag, entry[1])
             if not method.nowait:
-                self.connection.send(encode.method(self.number, commands.Basic.CancelOk(tag)))
+                self._send(encode.method(self.number, commands.Basic.CancelOk(tag)))
             for callback in list(self.on_consumer_cancel_callbacks):
                 callback(tag)
         elif key == _CHANNEL_FLOW:
-            self.connection.send(encode.method(self.number, commands.Channel.FlowOk(method.active)))
+            self._send(encode.method(self.number, commands.Channel.FlowOk(method.active)))
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(method)
         else:
@@ -184,7 +185,7 @@ class Channel:
                 raise self._why()
             waiter: asyncio.Future[Any] = self.connection.loop.create_future()
             self._waiter = waiter
-            self.connection.send(encode.method(self.number, method))
+            self._send(encode.method(self.number, method))
             try:
                 return await waiter
             finally:
@@ -251,14 +252,22 @@ class Channel:
 
     # -- asynchronous methods -------------------------------------------------------------------------------
     def ack(self, tags: list[int]) -> None:
-        """Ack deliveries, in this loop turn's write.
-
-        The tags below every delivery still unsettled on this channel go as one ``multiple`` ack (RabbitMQ does
-        one ack's work instead of one per tag); the rest one by one. A multiple ack acks every unacked tag up to
-        it, so it is only used up to the lowest delivery that is neither acked nor rejected.
-        """
+        """Ack deliveries. They go out with this loop turn's write, together with every other ack of the turn:
+        the tags below every delivery still unsettled on this channel as one ``multiple`` ack (RabbitMQ does one
+        ack's work instead of one per tag), the rest one by one. A multiple ack acks every unacked tag up to it, so
+        it is only used up to the lowest delivery that is neither acked nor rejected."""
         if self.is_closed:
             raise self._why()
+        if not self._acks:
+            self.connection.acks_pending(self)
+        self._acks.extend(tags)
+
+    def write_acks(self) -> None:
+        """Hand the acks collected so far to the connection (at its flush, and before any other frame of this
+        channel, so frames keep the order they were asked in)."""
+        tags, self._acks = self._acks, []
+        if not tags or self.is_closed:
+            return
         unsettled = self._unsettled
         unsettled.difference_update(tags)
         if len(tags) > 1:
@@ -270,13 +279,18 @@ class Channel:
                 return
         self.connection.send(encode.ack_frames(self.number, tags))
 
+    def _send(self, data: bytes) -> None:
+        if self._acks:
+            self.write_acks()
+        self.connection.send(data)
+
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         """Reject a delivery (back to its queue when ``requeue``, else dropped or dead-lettered)."""
         if self.is_closed:
             raise self._why()
         self._unsettled.discard(delivery_tag)
         method = commands.Basic.Reject(delivery_tag=delivery_tag, requeue=requeue)
-        self.connection.send(encode.method(self.number, method))
+        self._send(encode.method(self.number, method))
 
     def publish(self, body: bytes, exchange: str, routing_key: str, properties: codec.Properties, *,
                 mandatory: bool = False) -> asyncio.Future[None] | None:  # fmt: skip
@@ -292,7 +306,7 @@ class Channel:
         if mandatory and self.confirming and not properties.message_id:
             # a returned message is matched to its publish by message id (RabbitMQ returns it before the confirm)
             properties.message_id = uuid.uuid4().hex
-        connection.send(
+        self._send(
             encode.publish(self.number, exchange, routing_key, mandatory, body, properties, connection.frame_max)
         )
         if not self.confirming:
@@ -335,7 +349,7 @@ class Channel:
         """Close the channel (``channel.close``, wait for the ``close-ok``); idempotent."""
         if self.is_closed:
             return
-        self.connection.send(encode.method(self.number, commands.Channel.Close(200, "", 0, 0)))
+        self._send(encode.method(self.number, commands.Channel.Close(200, "", 0, 0)))
         with contextlib.suppress(Exception):  # timed out, or the connection went: the channel is over either way
             await asyncio.wait_for(asyncio.shield(self.closing), timeout)
         self.teardown(None)
@@ -358,5 +372,8 @@ class Channel:
                 confirm.exception()
         self._confirms.clear()
         self._consumers.clear()
+        if self._acks:
+            log.info("%d acks skipped: their channel closed, RabbitMQ delivers those messages again", len(self._acks))
+            self._acks.clear()
         if self.connection.channels.get(self.number) is self:
             del self.connection.channels[self.number]

@@ -52,6 +52,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._out: list[bytes] = []
+        self._acking: list[Channel] = []  # channels with acks to write in this turn
         self._flush_handle: asyncio.Handle | None = None
         self._opening: asyncio.Queue[Any] | None = asyncio.Queue()  # channel-0 methods until the link is open
         self._last_read = self.loop.time()
@@ -171,8 +172,17 @@ class Connection(asyncio.Protocol):
         if self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
 
+    def acks_pending(self, channel: Channel) -> None:
+        """``channel`` has acks to write with this loop turn's write (`Channel.write_acks`)."""
+        self._acking.append(channel)
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         self._flush_handle = None
+        acking, self._acking = self._acking, []
+        for channel in acking:
+            channel.write_acks()
         out, self._out = self._out, []
         transport = self._transport
         if out and transport is not None and not transport.is_closing():

@@ -21,7 +21,6 @@ from celeriac._amqp.errors import ChannelError, amqp_errors, describe
 from celeriac._amqp.wire.channel import Channel, Delivered
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.transports.amqp import convert
-from celeriac.transports.amqp.acks import AckBatch
 from celeriac.transports.base import Delivery, QueueConsumer, settled_future
 
 if TYPE_CHECKING:
@@ -60,7 +59,12 @@ class AMQPDelivery(Delivery):
         if self._settled:
             return settled_future()
         self._settled = True
-        return self._consumer.ack_batch(self._channel).ack(self._tag)
+        if self._channel.is_closed:
+            log.info("ack of delivery %s from %r skipped: its channel closed, RabbitMQ delivers it again",
+                     self._tag, self.queue)  # fmt: skip
+        else:
+            self._channel.ack([self._tag])  # written with this loop turn's other acks (one multiple ack)
+        return settled_future()
 
     async def reject(self, requeue: bool = False) -> None:
         if self._settled:
@@ -90,15 +94,7 @@ class AMQPConsumer(QueueConsumer):
         self._cancelled = False
         self._closing = False
         self._qos_task: asyncio.Task[None] | None = None
-        self._acks: AckBatch | None = None
         self.server = transport.link.address.url
-
-    def ack_batch(self, channel: Channel) -> AckBatch:
-        """The ack batch of ``channel`` (a new one when the consumer moved to another channel)."""
-        batch = self._acks
-        if batch is None or batch.channel is not channel:
-            batch = self._acks = AckBatch(channel)
-        return batch
 
     @property
     def queues(self) -> tuple[str, ...]:
