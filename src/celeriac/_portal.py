@@ -100,6 +100,13 @@ class Portal:
                 self._loop, self._thread = loop, thread
             return self._loop
 
+    def running_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The portal's loop if it runs and the caller is not its own thread, else None (starts nothing)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or thread is threading.current_thread() or not thread.is_alive():
+            return None
+        return loop
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the portal loop and block until it finishes; return its value or raise its error.
 

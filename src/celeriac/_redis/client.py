@@ -101,30 +101,10 @@ def make_client(
         ConfigurationError: not a Redis URL, an unknown or malformed URL option (`celeriac._redis.urls`), an
             option above with an unusable value, or a parameter redis-py refuses.
     """
-    target = redis_py_url(url)  # checks the URL
-    check_options(options, "Redis option")
-    scheme = urlsplit(url).scheme
-    kwargs: dict[str, Any] = {
-        "client_name": client_name(options),
-        "socket_connect_timeout": options.get("socket_connect_timeout", 10.0),
-        "socket_timeout": socket_timeout if socket_timeout is not None else options.get("socket_timeout", 30.0),
-        "socket_keepalive": options.get("socket_keepalive", True),
-        "retry": Retry(NoBackoff(), retries, supported_errors=(redis_exc.ConnectionError,)),
-        "health_check_interval": options.get("health_check_interval", 0),
-        "protocol": compat.RESP_PROTOCOL,
-    }
-    if kwargs["socket_keepalive"] and scheme in ("redis", "rediss"):
-        kwargs["socket_keepalive_options"] = keepalive_options()
+    target, kwargs = connection_kwargs(url, options, socket_timeout)
+    kwargs["retry"] = Retry(NoBackoff(), retries, supported_errors=(redis_exc.ConnectionError,))
     if options.get("max_connections"):
         kwargs["max_connections"] = int(options["max_connections"])
-    tls_keys = sorted(k for k in options if k == "ssl" or k.startswith("ssl_"))
-    if tls_keys and scheme != "rediss":
-        # TLS settings on a plain-TCP URL would be dropped: the connection would silently run unencrypted.
-        raise ConfigurationError(f"Redis option {tls_keys[0]!r} needs a rediss:// URL, not {redact(url)!r}")
-    if scheme == "rediss":
-        ssl = options.get("ssl")
-        tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
-        kwargs.update({k: v for k, v in tls.items() if k.startswith("ssl_")})
     try:
         client = Client.from_url(target, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -134,6 +114,39 @@ def make_client(
     pool.connection_class = compat.connection_class(pool.connection_class)  # the class redis-py chose for the URL
     client.pubsub_ping_interval = float(options.get("pubsub_ping_interval", heartbeat.DEFAULT_INTERVAL))
     return client
+
+
+def connection_kwargs(
+    url: str, options: dict[str, Any], socket_timeout: float | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``(redis-py URL, connection keyword arguments)`` for ``url`` and the transport ``options`` (see
+    `make_client`; without the retry policy and pool size, which differ between users). No I/O.
+
+    Raises:
+        ConfigurationError: as `make_client`.
+    """
+    target = redis_py_url(url)  # checks the URL
+    check_options(options, "Redis option")
+    scheme = urlsplit(url).scheme
+    kwargs: dict[str, Any] = {
+        "client_name": client_name(options),
+        "socket_connect_timeout": options.get("socket_connect_timeout", 10.0),
+        "socket_timeout": socket_timeout if socket_timeout is not None else options.get("socket_timeout", 30.0),
+        "socket_keepalive": options.get("socket_keepalive", True),
+        "health_check_interval": options.get("health_check_interval", 0),
+        "protocol": compat.RESP_PROTOCOL,
+    }
+    if kwargs["socket_keepalive"] and scheme in ("redis", "rediss"):
+        kwargs["socket_keepalive_options"] = keepalive_options()
+    tls_keys = sorted(k for k in options if k == "ssl" or k.startswith("ssl_"))
+    if tls_keys and scheme != "rediss":
+        # TLS settings on a plain-TCP URL would be dropped: the connection would silently run unencrypted.
+        raise ConfigurationError(f"Redis option {tls_keys[0]!r} needs a rediss:// URL, not {redact(url)!r}")
+    if scheme == "rediss":
+        ssl = options.get("ssl")
+        tls = {**options, **(ssl if isinstance(ssl, dict) else {})}
+        kwargs.update({k: v for k, v in tls.items() if k.startswith("ssl_")})
+    return target, kwargs
 
 
 def database(client: aioredis.Redis) -> int:

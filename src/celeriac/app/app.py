@@ -21,6 +21,7 @@ from celeriac.app.config import check_values, load_object, settings_from
 from celeriac.app.connection_options import backend_options, transport_options
 from celeriac.app.control import Control
 from celeriac.app.current import register_default, set_current_app, shared_declarations
+from celeriac.app.direct import DirectSends
 from celeriac.app.discovery import Packages, annotate, discover
 from celeriac.app.eager_canvas import apply_canvas
 from celeriac.app.options import SendOptions, TaskOptions, check_task_options
@@ -102,6 +103,7 @@ class App:
         self._resources = Resources(self.make_transport, self.make_backend, self._declares_queues)
         self._said_default = False  # the default-broker warning is logged once per app
         self._sender = Sender(self)
+        self._direct = DirectSends(self._sender)
         self._router: Router | None = None
         self._control: Control | None = None
         self._control_commands: CommandRegistry | None = None
@@ -348,7 +350,7 @@ class App:
         **options: Unpack[SendOptions],
     ) -> AsyncResult[Any]:
         """Send a task by name (it need not be registered here); blocks until the broker has it."""
-        return portal.run(self.asend_task(name, args, kwargs, **options))
+        return self._direct.send_blocking(name, args, kwargs, None, options)
 
     async def asend_task(
         self,

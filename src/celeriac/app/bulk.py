@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from celeriac import signals
 from celeriac.app.options import SendOptions
 from celeriac.app.result import AsyncResult
 from celeriac.app.sending import add_to_parent
@@ -24,7 +23,6 @@ from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import Message
 
 if TYPE_CHECKING:
-    from celeriac.app.app import App
     from celeriac.app.sending import Sender
 
 
@@ -40,17 +38,6 @@ def _calls(signatures: Iterable[Any], common: Mapping[str, Any]) -> list[tuple[s
     return calls
 
 
-def _per_message_steps(sender: Sender, app: App) -> bool:
-    conf = app.conf
-    return bool(
-        conf.tracing_enabled
-        or conf.task_send_sent_event
-        or signals.before_task_publish.has_receivers()
-        or signals.after_task_publish.has_receivers()
-        or sender._replies_by_message()
-    )
-
-
 async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[str, Any]) -> list[AsyncResult[Any]]:
     """Send every signature of ``signatures`` (``common`` options under each one's own); see `App.asend_tasks`."""
     app = sender.app
@@ -58,7 +45,7 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     if app.always_eager:  # task_always_eager: each runs here, as its apply_async would
         return [await sig.clone(**{**common, **sig.options}).aapply_async() for sig in signatures]
     calls = _calls(signatures, common)
-    if _per_message_steps(sender, app):
+    if sender.has_per_message_steps():
         sends = (sender.send(name, args, kwargs, app.tasks.get(name), options) for name, args, kwargs, options in calls)
         return list(await asyncio.gather(*sends))
     conf = app.conf

@@ -29,9 +29,17 @@ class Producer:
         not_before: float | None = None,
     ) -> None:
         """Declare ``queue`` on first use, then publish; returns once the broker has the message."""
-        if self._declare:
+        if not self.declared(queue):  # the check alone once declared: no shield, no extra future per publish
             await self._ensure_declared(queue)
         await self.transport.publish(message, routing_key or queue, exchange, not_before=not_before)
+
+    def declared(self, queue: str) -> bool:
+        """Whether a publish to ``queue`` needs no declaration first (it was declared, or this producer declares
+        nothing). No I/O, callable from any thread."""
+        if not self._declare:
+            return True
+        declared = self._declared.get(queue)
+        return declared is not None and declared.done() and not declared.cancelled() and declared.exception() is None
 
     async def declare(self, queue: str) -> None:
         """Declare ``queue`` once per producer (when it declares queues at all)."""

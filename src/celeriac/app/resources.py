@@ -99,6 +99,12 @@ class Resources:
             backend = await _shared(self._backends, self._make_backend)
         return backend
 
+    def connected_producer(self, loop: asyncio.AbstractEventLoop) -> Producer | None:
+        """``loop``'s producer if its transport is connected, else None; no I/O, callable from any thread."""
+        transport = _ready(self._transports, loop)
+        producer = self._producers.get(loop)
+        return producer if producer is not None and producer.transport is transport else None
+
     def connected_backend(self, loop: asyncio.AbstractEventLoop) -> ResultBackend | None:
         """``loop``'s result backend if it is connected, else None; no I/O, callable from any thread."""
         backend: ResultBackend | None = _ready(self._backends, loop)

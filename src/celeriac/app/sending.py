@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +25,7 @@ from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.backends.replies import RepliesByMessage
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
+from celeriac.protocol.ids import new_id
 from celeriac.protocol.message import Embed, TaskMessage
 from celeriac.queues import Queue, queue_table
 
@@ -134,6 +134,18 @@ class Sender:
             self._queues_of, self._queues = queues, queue_table(queues)
         return self._queues.get(queue)
 
+    def has_per_message_steps(self) -> bool:
+        """Whether a send needs steps of its own around the publish, on the loop (publish signals with receivers,
+        tracing, task-sent events, ``rpc://`` reply queues): the bulk and direct paths leave such sends to `send`."""
+        conf = self.app.conf
+        return bool(
+            conf.tracing_enabled
+            or conf.task_send_sent_event
+            or signals.before_task_publish.has_receivers()
+            or signals.after_task_publish.has_receivers()
+            or self._replies_by_message()
+        )
+
     def _subscribes_on_send(self) -> bool:
         """Whether sends tell the result backend first: ``result_subscribe_on_send``, and a backend that
         subscribes ahead (a backend without that capability is not even opened for it)."""
@@ -192,10 +204,11 @@ class Sender:
             raise TypeError(f"task args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise TypeError(f"task kwargs must be a mapping, not {type(kwargs).__name__}")
-        now = dt.datetime.now(dt.UTC)
-        task_id = options.get("task_id") or str(uuid.uuid4())
+        now = dt.datetime.now(dt.UTC) if options else None  # read only for a countdown or expiry in seconds
+        task_id = options.get("task_id") or new_id()
         eta = options.get("eta")
         if eta is None and options.get("countdown") is not None:
+            assert now is not None
             eta = now + dt.timedelta(seconds=float(options["countdown"]))
         if eta is not None and eta.tzinfo is None:
             eta = eta.replace(tzinfo=dt.UTC)
@@ -204,6 +217,7 @@ class Sender:
         if isinstance(expires_opt, dt.datetime):
             expires = expires_opt if expires_opt.tzinfo else expires_opt.replace(tzinfo=dt.UTC)
         elif expires_opt is not None:
+            assert now is not None
             expires = now + dt.timedelta(seconds=float(expires_opt))
         else:
             expires = None

@@ -142,8 +142,7 @@ class Task(Generic[P, R]):
             self.check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs)
-        # Straight to the app (not through aapply_async): one coroutine less per send.
-        result: AsyncResult[R] = portal.run(self.app.asend_task(self.name, args, kwargs, task=self))
+        result: AsyncResult[R] = self.app._direct.send_blocking(self.name, args, kwargs, self, {})
         return result
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -217,11 +216,12 @@ class Task(Generic[P, R]):
         **options: Unpack[SendOptions],
     ) -> AsyncResult[R]:
         """Send the task with options (``countdown``, ``eta``, ``expires``, ``queue``, ``priority``, ...)."""
+        if self.typing:
+            self.check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:
-            if self.typing:
-                self.check_arguments(args, kwargs)
             return self.apply(args, kwargs, **options)
-        return portal.run(self.aapply_async(args, kwargs, **options))
+        result: AsyncResult[R] = self.app._direct.send_blocking(self.name, args, kwargs, self, options)
+        return result
 
     async def aapply_async(
         self,

@@ -49,6 +49,14 @@ def encode_body(args: Sequence[Any], kwargs: Mapping[str, Any], embed: Mapping[s
     return [list(args), dict(kwargs), full_embed(embed)]
 
 
+def _args_repr(args: Sequence[Any]) -> str:
+    return "()" if not args else safe_repr(tuple(args))
+
+
+def _kwargs_repr(kwargs: Mapping[str, Any]) -> str:
+    return "{}" if not kwargs else safe_repr(dict(kwargs))
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -89,8 +97,8 @@ def encode_task(
         "timelimit": [hard, soft],
         "root_id": task.root_id or task.id,
         "parent_id": task.parent_id,
-        "argsrepr": task.argsrepr if task.argsrepr is not None else safe_repr(tuple(task.args)),
-        "kwargsrepr": task.kwargsrepr if task.kwargsrepr is not None else safe_repr(dict(task.kwargs)),
+        "argsrepr": task.argsrepr if task.argsrepr is not None else _args_repr(task.args),
+        "kwargsrepr": task.kwargsrepr if task.kwargsrepr is not None else _kwargs_repr(task.kwargs),
         "origin": task.origin,
         "ignore_result": task.ignore_result,  # null: "use the task's own setting", as Celery reads it
         "replaced_task_nesting": task.replaced_task_nesting,
@@ -98,7 +106,8 @@ def encode_task(
         "stamps": dict(task.stamps),
     }
     # Extra headers may not overwrite a typed field (or fake a compression header): the fields are the truth.
-    headers.update({k: v for k, v in task.extra_headers.items() if k not in NOT_EXTRA})
+    if task.extra_headers:
+        headers.update({k: v for k, v in task.extra_headers.items() if k not in NOT_EXTRA})
 
     content_type, content_encoding, body = dumps(encode_body(task.args, task.kwargs, task.embed), serializer)
     if compression is not None:

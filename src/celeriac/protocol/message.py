@@ -45,7 +45,7 @@ class Message:
         return int(value) if isinstance(value, int | float) else 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskMessage:
     """A Celery protocol-2 task: the headers of celery-wire.md §1.1 as fields, and the decoded body.
 

@@ -162,6 +162,20 @@ class Subscription(abc.ABC):
         """Stop listening; a pending ``__anext__`` ends with StopAsyncIteration."""
 
 
+class BlockingPublisher(abc.ABC):
+    """Publishes from one thread, blocking it, to a queue by name (the default exchange); see
+    `Transport.blocking_publisher`. Its promise is `Transport.publish`'s: it returns once the broker has the
+    message, and raises `ConnectionLost` (the message may or may not have been stored) or `TransportClosed`."""
+
+    @abc.abstractmethod
+    def publish(self, message: Message, queue: str) -> None:
+        """Put ``message`` on ``queue``; returns once the broker has it."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection; later publishes raise `TransportClosed`. Idempotent, from any thread."""
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     """Where a transport's broker is, as ``inspect stats`` reports it (kombu's connection info); no password."""
@@ -268,6 +282,14 @@ class Transport(AsyncResource):
         for outcome in results:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    def blocking_publisher(self) -> BlockingPublisher | None:
+        """A publisher for the calling thread only, which blocks that thread on a connection of its own (the
+        sync facades' direct path, `celeriac.app.direct`); None when this transport has none (the default).
+
+        Made from this transport's settings; `close` closes every publisher it made. No I/O.
+        """
+        return None
 
     @abc.abstractmethod
     def consume(self, queues: Sequence[str], prefetch: int) -> QueueConsumer:

@@ -16,12 +16,12 @@ import base64
 import binascii
 import json
 import math
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from celeriac.errors import DecodeError
+from celeriac.protocol.ids import new_id
 from celeriac.protocol.message import Message
 from celeriac.protocol.serializers import json_dumps, json_loads
 
@@ -29,6 +29,7 @@ from celeriac.protocol.serializers import json_dumps, json_loads
 _TRANSPORT_PROPERTIES = frozenset({"delivery_info", "body_encoding", "delivery_tag"})
 # kombu writes these after the caller's own properties, in this order (captured from kombu 5.7).
 _TRAILING = ("delivery_mode", "expiration")
+_OWN_OR_TRAILING = _TRANSPORT_PROPERTIES | {*_TRAILING, "priority"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Envelope:
 
 def new_tag() -> str:
     """A fresh delivery tag: a UUID4 string, as kombu makes one per publish."""
-    return str(uuid.uuid4())
+    return new_id()
 
 
 def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str | None = None) -> str:
@@ -65,23 +66,21 @@ def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str 
         ValueError: a header or property holds text that is not valid Unicode (a lone surrogate): Redis's Lua
             JSON reader could not parse the envelope, so the message could never be delivered.
     """
-    properties: dict[str, Any] = {
-        k: v
-        for k, v in message.properties.items()
-        if k not in _TRANSPORT_PROPERTIES and k not in _TRAILING and k != "priority"
-    }
-    properties["delivery_mode"] = message.properties.get("delivery_mode", 2)
-    if message.properties.get("expiration") is not None:
-        properties["expiration"] = message.properties["expiration"]
+    source = message.properties
+    properties: dict[str, Any] = {k: v for k, v in source.items() if k not in _OWN_OR_TRAILING}
+    properties["delivery_mode"] = source.get("delivery_mode", 2)
+    expiration = source.get("expiration")
+    if expiration is not None:
+        properties["expiration"] = expiration
     properties["delivery_info"] = {"exchange": exchange, "routing_key": routing_key}
-    properties["priority"] = message.properties.get("priority", 0)
+    properties["priority"] = source.get("priority", 0)
     properties["body_encoding"] = "base64"
-    properties["delivery_tag"] = delivery_tag or new_tag()
+    properties["delivery_tag"] = delivery_tag or new_id()
     fields = {
         "body": base64.b64encode(message.body).decode("ascii"),
         "content-encoding": message.content_encoding,
         "content-type": message.content_type,
-        "headers": dict(message.headers),
+        "headers": message.headers if type(message.headers) is dict else dict(message.headers),
         "properties": properties,
     }
     text = json_dumps(fields)

@@ -33,7 +33,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from celeriac._redis.client import database, make_client, raw_connection
 from celeriac._redis.urls import redact
@@ -48,6 +50,9 @@ from celeriac.transports.redis.options import check_names, settings_from
 from celeriac.transports.redis.pubsub import RedisSubscription
 from celeriac.transports.redis.recover import recover_later, requeue_owned
 from celeriac.transports.redis.restore import Restorer
+
+if TYPE_CHECKING:
+    from celeriac.transports.redis.direct import RedisBlockingPublisher
 
 log = logging.getLogger("celeriac.transports.redis")
 
@@ -96,6 +101,8 @@ class RedisTransport(Transport):
         self._subscriptions: set[RedisSubscription] = set()
         self._bindings: dict[str, set[tuple[str, str, str]]] = {}  # queue -> what we bound it to, for `delete`
         self._closed = False
+        self._link_of = (url, extra)  # what a blocking publisher's link is made from (`blocking_publisher`)
+        self._publishers: weakref.WeakSet[RedisBlockingPublisher] = weakref.WeakSet()
 
     def check_open(self) -> None:
         """Raise `TransportClosed` once `close` was called."""
@@ -115,6 +122,8 @@ class RedisTransport(Transport):
         if self._closed:
             return
         self._closed = True
+        for publisher in list(self._publishers):
+            publisher.close()
         try:
             await self._pushes.close()
             await self.acks.close()
@@ -216,6 +225,20 @@ class RedisTransport(Transport):
         if futures:
             # Shielded as in `publish`: a caller that stops waiting does not take its items out of a batch.
             await asyncio.shield(asyncio.gather(*futures))
+
+    def blocking_publisher(self) -> RedisBlockingPublisher | None:
+        """A publisher for the calling thread, on a blocking connection of its own (`celeriac._redis.blocking`);
+        None without hiredis, which reads its replies (sync sends then go through the portal loop)."""
+        self.check_open()
+        try:
+            from celeriac._redis.blocking import BlockingLink
+            from celeriac.transports.redis.direct import RedisBlockingPublisher
+        except ImportError:  # pragma: no cover - hiredis comes with celeriac[redis]
+            return None
+        url, extra = self._link_of
+        publisher = RedisBlockingPublisher(BlockingLink(url, extra, self.url), self.settings.keys)
+        self._publishers.add(publisher)
+        return publisher
 
     def consume(self, queues: Sequence[str], prefetch: int) -> RedisConsumer:
         """A consumer of ``queues``; see `consumer` for how it behaves.

@@ -1,0 +1,155 @@
+"""Sync sends from the caller's own thread (`celeriac.app.direct`) on a real Redis: what they send, which sends
+take that path, and what happens when the link breaks or Redis goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from celeriac import App, signals
+from celeriac._portal import portal
+from celeriac.errors import ConnectionLost
+from celeriac.protocol.codec import decode_task
+from celeriac.transports.base import BlockingPublisher
+from celeriac.transports.redis import envelope
+from celeriac.transports.redis.transport import RedisTransport
+from tcp_proxy import TcpProxy
+
+JSON_ONLY = frozenset({"application/json"})
+
+
+def make_app(url: str, prefix: str, client_name: str) -> App:
+    return App(
+        "direct",
+        broker=url,
+        backend=url,
+        broker_transport_options={"global_keyprefix": prefix, "client_name": client_name},
+        result_backend_transport_options={"global_keyprefix": prefix},
+    )
+
+
+def queued(url: str, prefix: str, queue: str = "celery") -> list[Any]:
+    """The task messages waiting in ``queue``, oldest first."""
+    client = redis.Redis.from_url(url)
+    try:
+        raw = client.lrange(prefix + queue, 0, -1)
+    finally:
+        client.close()
+    return [decode_task(envelope.decode(item).message, JSON_ONLY) for item in reversed(raw)]
+
+
+def publishers(app: App) -> list[BlockingPublisher]:
+    """The blocking publishers the portal loop's transport made (one per thread that sent directly)."""
+    producer = app._resources.connected_producer(portal.loop())
+    assert producer is not None
+    transport = producer.transport
+    assert isinstance(transport, RedisTransport)
+    return list(transport._publishers)
+
+
+@pytest.fixture
+def app(redis_url: str, prefix: str, client_name: str) -> Iterator[App]:
+    made = make_app(redis_url, prefix, client_name)
+    yield made
+    made.close()
+
+
+def test_sync_sends_go_out_from_each_callers_thread_and_arrive_whole(app: App, redis_url: str, prefix: str) -> None:
+    @app.task(name="d.add")
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    first = add.delay(0)  # through the portal loop: it connects and declares the queue
+    assert publishers(app) == []
+    sent: dict[str, tuple[int, int]] = {first.id: (0, 0)}
+    lock = threading.Lock()
+    done = threading.Barrier(4, timeout=60)
+    leave = threading.Event()
+
+    def send(base: int) -> None:
+        for n in range(100):
+            result = add.apply_async((base + n,), {"y": n}, priority=3) if n % 2 else add.delay(base + n, y=n)
+            with lock:
+                sent[result.id] = (base + n, n)
+        done.wait()
+        leave.wait(60)  # a thread's publisher lives as long as the thread
+
+    threads = [threading.Thread(target=send, args=(base,)) for base in (1000, 2000, 3000)]
+    for thread in threads:
+        thread.start()
+    done.wait()
+    assert len(publishers(app)) == 3  # one blocking publisher per sending thread
+    leave.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    messages = queued(redis_url, prefix) + queued(redis_url, prefix, "celery\x06\x163")
+    assert {m.id: (m.args[0], m.kwargs.get("y", 0)) for m in messages} == sent
+    assert {m.priority for m in messages} == {0, 3}
+    assert all(m.task == "d.add" and m.root_id == m.id and m.origin == app.origin for m in messages)
+
+
+def test_a_killed_link_is_replaced_and_the_send_made_again(
+    app: App, redis_url: str, prefix: str, client_name: str
+) -> None:
+    task = app.task(name="d.noop", ignore_result=True)(lambda: None)
+    task.delay()
+    task.delay()  # the direct path's link is open now
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.client_kill_filter(skipme=True, _type="normal") >= 1  # every link, ours among them
+    finally:
+        client.close()
+    task.delay()
+    (publisher,) = publishers(app)
+    assert publisher._link.retries == 1  # type: ignore[attr-defined]
+    assert len(queued(redis_url, prefix)) == 3
+
+
+def test_redis_gone_is_a_connection_error_and_its_return_is_used(redis_url: str, prefix: str, client_name: str) -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = TcpProxy("127.0.0.1", int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(10)
+    database = redis_url.rsplit("/", 1)[1]
+    app = make_app(f"redis://127.0.0.1:{proxy.port}/{database}", prefix, client_name)
+    try:
+        task = app.task(name="d.noop", ignore_result=True)(lambda: None)
+        task.delay()
+        task.delay()
+        asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(10)
+        with pytest.raises(ConnectionLost):
+            task.delay()
+        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(10)  # the same port again
+        task.delay()
+        assert len(queued(redis_url, prefix)) == 3
+    finally:
+        app.close()
+        asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_sends_that_need_the_loop_still_take_it(app: App, redis_url: str, prefix: str) -> None:
+    seen: list[str] = []
+
+    def announced(sender: Any = None, headers: Any = None, **_: Any) -> None:
+        seen.append(headers["id"])
+
+    task = app.task(name="d.noop", ignore_result=True)(lambda: None)
+    task.delay()
+    signals.before_task_publish.connect(announced)
+    try:
+        ids = [task.delay().id for _ in range(3)]
+    finally:
+        signals.before_task_publish.disconnect(announced)
+    assert seen == ids  # the signal's receiver ran for each: the loop's path
+    assert publishers(app) == []
+    task.apply_async(queue="elsewhere")  # a queue not declared yet: through the loop, which declares it
+    assert publishers(app) == []
+    assert len(queued(redis_url, prefix)) == 4 and len(queued(redis_url, prefix, "elsewhere")) == 1
