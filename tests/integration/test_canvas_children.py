@@ -32,6 +32,14 @@ def make_app(broker: Broker) -> App:
     def fan_sync() -> list[str]:
         return [add.delay(5, 6).id, add.apply_async((7, 8)).id]
 
+    @app.task(name="c.lineage", bind=True)
+    def lineage(self: Any) -> list[str | None]:
+        return [self.request.parent_id, self.request.root_id]
+
+    @app.task(name="c.send_lineage")
+    async def send_lineage() -> str:
+        return (await lineage.adelay()).id
+
     @app.task(name="c.no_trail", trail=False)
     async def no_trail() -> str:
         return (await add.adelay(1, 1)).id
@@ -48,6 +56,9 @@ async def test_tasks_sent_from_a_body_are_its_children(broker: Broker, pool: str
             sent: list[str] = await parent.aget(timeout=TIMEOUT)
             assert [child.id for child in parent.children] == sent
             assert [await child.aget(timeout=TIMEOUT) for child in parent.children] in ([3, 7], [11, 15])
+        parent = await app.tasks["c.send_lineage"].adelay()
+        child = app.AsyncResult(await parent.aget(timeout=TIMEOUT))
+        assert await child.aget(timeout=TIMEOUT) == [parent.id, parent.id]  # Celery's parent_id and root_id
         quiet = await app.tasks["c.no_trail"].adelay()
         await quiet.aget(timeout=TIMEOUT)
         assert quiet.children == []

@@ -233,6 +233,11 @@ class Sender:
             isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255
         ):
             raise ValueError(f"priority must be an integer from 0 to 255, not {priority!r}")
+        # Sent from a running task: that task is the parent, its root the root (as Celery's send_task does).
+        source = request_var().get()
+        parent = source.context() if source is not None else None
+        if parent is not None and (parent.called_directly or not parent.id):
+            parent = None
         return TaskMessage(
             id=task_id,
             task=name,
@@ -246,8 +251,8 @@ class Sender:
             expires=expires,
             retries=int(options.get("retries", 0)),
             timelimit=(time_limit, soft_limit),
-            root_id=options.get("root_id") or task_id,
-            parent_id=options.get("parent_id"),
+            root_id=options.get("root_id") or (parent.root_id or parent.id if parent else None) or task_id,
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
             origin=self.app.origin,
             ignore_result=ignore,
             extra_headers=dict(options.get("headers") or {}),
