@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 
 from celeriac import App, signals
 from celeriac._portal import portal
+from celeriac._redis.blocking import BlockingLink
 from celeriac.errors import ConnectionLost
 from celeriac.protocol.codec import decode_task
 from celeriac.transports.base import BlockingPublisher
@@ -153,3 +156,17 @@ def test_sends_that_need_the_loop_still_take_it(app: App, redis_url: str, prefix
     task.apply_async(queue="elsewhere")  # a queue not declared yet: through the loop, which declares it
     assert publishers(app) == []
     assert len(queued(redis_url, prefix)) == 4 and len(queued(redis_url, prefix, "elsewhere")) == 1
+
+
+def test_a_reply_that_never_comes_times_out(redis_url: str, prefix: str) -> None:
+    link = BlockingLink(redis_url, {"socket_timeout": 0.3}, "redis")
+    try:
+        assert link.round_trip(hiredis.pack_command(("PING",))) == [b"PONG"]
+        started = time.monotonic()
+        with pytest.raises(ConnectionLost):  # BLPOP of an empty list with no timeout: Redis never answers
+            link.round_trip(hiredis.pack_command(("BLPOP", f"{prefix}never", "0")))
+        assert time.monotonic() - started < 10
+        assert link.retries == 1  # sent again once on a fresh connection, which timed out too
+        assert link.round_trip(hiredis.pack_command(("PING",))) == [b"PONG"]  # a fresh connection serves again
+    finally:
+        link.close()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
+import struct
 from typing import Any
 
 import hiredis
@@ -30,6 +32,23 @@ from celeriac._redis.errors import redis_errors
 from celeriac.errors import ConfigurationError, ConnectionLost, TransportClosed, TransportError
 
 _READ_SIZE = 65536
+
+
+def _kernel_timeouts(sock: socket.socket) -> None:
+    """Move a plain socket's timeout into the kernel (``SO_RCVTIMEO``/``SO_SNDTIMEO``), where Python would ``poll``
+    before every send and receive (two system calls more per round trip, ~3 us on the benchmark VM). A call that
+    times out then fails with ``EAGAIN``, an `OSError` like any broken link. TLS sockets keep Python's timeout."""
+    timeout = sock.gettimeout()
+    if isinstance(sock, ssl.SSLSocket) or not timeout or not hasattr(socket, "SO_RCVTIMEO"):
+        return
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    except OSError:
+        return  # not on this platform: Python's own timeout stays
+    sock.settimeout(None)
 
 
 class BlockingLink:
@@ -117,6 +136,7 @@ class BlockingLink:
         if not isinstance(sock, socket.socket):
             connection.disconnect()
             raise ConnectionLost(f"redis at {self._where}: redis-py opened no socket to write to")
+        _kernel_timeouts(sock)
         self._connection, self._socket, self._reader = connection, sock, hiredis.Reader()
         return sock
 
