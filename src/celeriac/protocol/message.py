@@ -52,6 +52,10 @@ class TaskMessage:
     ``eta`` and ``expires`` are timezone-aware datetimes (naive wire values are read as UTC unless the codec
     was given another zone). ``extra_headers`` keeps any header this class has no field for, so a message that
     is re-sent (retry) carries them along unchanged.
+
+    Treat it as a value: change a copy (``dataclasses.replace``), never the instance. It is not a frozen dataclass
+    only because a frozen one's ``__init__`` sets each of the 28 fields through ``object.__setattr__``: 5.3 us
+    against 1.5 us per message built, on every send (bench/README.md, "Producer").
     """
 
     id: str
