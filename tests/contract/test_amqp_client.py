@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -164,3 +165,15 @@ async def test_a_publish_that_cannot_be_framed_is_refused_and_the_link_lives(amq
         assert confirm is not None
         await asyncio.wait_for(confirm, 10)  # numbering stayed in step with RabbitMQ's
         assert (await channel.queue_declare(queue, passive=True)).message_count == 1
+
+
+async def test_the_link_keeps_alive_with_short_intervals_even_without_heartbeats(amqp_vhost: str) -> None:
+    """With ``heartbeat=0`` nothing else would notice a peer gone silent (no FIN, no RST): TCP keepalive does."""
+    async with opened(amqp_vhost, heartbeat=0) as connection:
+        assert connection._transport is not None
+        sock = connection._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+        if hasattr(socket, "TCP_KEEPCNT"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3

@@ -4,6 +4,7 @@ take that path, and what happens when the link breaks or Redis goes away."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -162,6 +163,8 @@ def test_a_reply_that_never_comes_times_out(redis_url: str, prefix: str) -> None
     link = BlockingLink(redis_url, {"socket_timeout": 0.3}, "redis")
     try:
         assert link.round_trip(hiredis.pack_command(("PING",))) == [b"PONG"]
+        sock = link._socket
+        assert sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         started = time.monotonic()
         with pytest.raises(ConnectionLost):  # BLPOP of an empty list with no timeout: Redis never answers
             link.round_trip(hiredis.pack_command(("BLPOP", f"{prefix}never", "0")))

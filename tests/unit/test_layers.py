@@ -22,7 +22,7 @@ ROOT = SRC / "celeriac"
 # higher rank. `celeriac` itself (the public re-exports) sits above the worker: only the faces import it.
 LAYERS: list[set[str]] = [
     {"errors", "_version", "_redact"},
-    {"_loops", "_resource", "_schemes", "settings", "schedules", "exceptions", "queues", "_otel"},
+    {"_loops", "_resource", "_schemes", "_sockets", "settings", "schedules", "exceptions", "queues", "_otel"},
     {"_portal"},
     {"protocol", "signals"},
     {"_sqlite", "_redis", "_amqp"},

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 
 from celeriac._redis import compat, heartbeat
 from celeriac._redis.urls import redact, redis_py_url
+from celeriac._sockets import keepalive_options
 from celeriac.errors import ConfigurationError
 
 CLIENT_OPTIONS = frozenset(
@@ -38,20 +39,6 @@ CLIENT_OPTIONS = frozenset(
 """The options `make_client` reads (and any ``ssl_*`` key): every user of it accepts these names."""
 
 _NUMBERS = ("socket_connect_timeout", "socket_timeout", "health_check_interval", "pubsub_ping_interval")
-
-KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPALIVE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
-"""TCP keepalive of every TCP connection: the first probe after 10 s idle, then every 5 s, dead after 3 unanswered
-(25 s). The probes also keep a NAT or firewall entry alive. ``TCP_KEEPALIVE`` is macOS's name of the idle time."""
-
-
-def keepalive_options() -> dict[int, int]:
-    """`KEEPALIVE` for the socket options this platform has (redis-py's ``socket_keepalive_options``)."""
-    options: dict[int, int] = {}
-    for name, value in KEEPALIVE.items():
-        number = getattr(socket, name, None)
-        if isinstance(number, int) and not (name == "TCP_KEEPALIVE" and hasattr(socket, "TCP_KEEPIDLE")):
-            options[number] = value
-    return options
 
 
 class Client(aioredis.Redis):

@@ -21,6 +21,7 @@ from pamqp import commands
 from celeriac._amqp.wire import codec, encode
 from celeriac._amqp.wire.channel import Channel
 from celeriac._amqp.wire.errors import AMQPError, LinkError, LoginRefused, VhostRefused
+from celeriac._sockets import enable_keepalive
 
 log = logging.getLogger("celeriac.amqp")
 
@@ -62,6 +63,9 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
+        sock = transport.get_extra_info("socket")  # uvloop's is a pseudo-socket, with setsockopt
+        if sock is not None:  # with heartbeats off, keepalive is what finds a silently dead link
+            enable_keepalive(sock)
         self._transport.write(codec.PROTOCOL_HEADER)
 
     def data_received(self, data: bytes) -> None:
