@@ -173,3 +173,13 @@ def test_a_reply_that_never_comes_times_out(redis_url: str, prefix: str) -> None
         assert link.round_trip(hiredis.pack_command(("PING",))) == [b"PONG"]  # a fresh connection serves again
     finally:
         link.close()
+
+
+async def test_aclose_also_closes_what_sync_calls_opened(redis_url: str, prefix: str, client_name: str) -> None:
+    app = make_app(redis_url, prefix, client_name)
+    task = app.task(name="d.noop", ignore_result=True)(lambda: None)
+    await asyncio.to_thread(task.delay)  # a sync call: the portal loop connects for this app
+    assert app._resources.opened_on(portal.loop())
+    await app.aclose()
+    assert not app._resources.opened_on(portal.loop())
+    assert len(queued(redis_url, prefix)) == 1

@@ -292,8 +292,8 @@ class App:
         return await self._resources.backend()
 
     async def aclose(self) -> None:
-        """Close this loop's shared transport and backend (they reopen on next use)."""
-        await self._resources.close()
+        """Close this loop's shared transport and backend, and those sync calls opened (they reopen on next use)."""
+        await self._resources.close(also=portal.running_loop())  # None on the portal's own thread (`close`)
 
     def close(self) -> None:
         """Close the connections the sync facades opened."""

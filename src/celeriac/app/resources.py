@@ -110,9 +110,16 @@ class Resources:
         backend: ResultBackend | None = _ready(self._backends, loop)
         return backend
 
-    async def close(self) -> None:
-        """Close this loop's transport and backend (they reopen on next use)."""
+    def opened_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` has a transport or backend of these resources (connected or connecting)."""
+        return loop in self._transports or loop in self._backends
+
+    async def close(self, also: asyncio.AbstractEventLoop | None = None) -> None:
+        """Close this loop's transport and backend (they reopen on next use), then ``also``'s (another loop's,
+        on that loop: the portal's, which the sync facades use), if it opened any."""
         loop = asyncio.get_running_loop()
+        if also is not None and also is not loop and self.opened_on(also):
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.close(), also))
         for cache in (self._transports, self._backends):
             future = cache.pop(loop, None)
             if future is not None and future.done() and not future.exception():
