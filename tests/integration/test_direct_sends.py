@@ -17,7 +17,7 @@ import redis
 from celeriac import App, signals
 from celeriac._portal import portal
 from celeriac._redis.blocking import BlockingLink
-from celeriac.errors import ConnectionLost
+from celeriac.errors import BackendError, ConnectionLost
 from celeriac.protocol.codec import decode_task
 from celeriac.transports.base import BlockingPublisher
 from celeriac.transports.redis import envelope
@@ -183,3 +183,13 @@ async def test_aclose_also_closes_what_sync_calls_opened(redis_url: str, prefix:
     await app.aclose()
     assert not app._resources.opened_on(portal.loop())
     assert len(queued(redis_url, prefix)) == 1
+
+
+async def test_aclose_while_connecting_closes_what_then_connects(redis_url: str, prefix: str, client_name: str) -> None:
+    app = make_app(redis_url, prefix, client_name)
+    connecting = asyncio.ensure_future(app.abackend())
+    await asyncio.sleep(0)  # its connection is being opened
+    await app.aclose()
+    backend = await connecting
+    with pytest.raises(BackendError, match="is closed"):
+        await backend.get_meta("any")

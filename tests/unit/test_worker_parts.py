@@ -325,3 +325,26 @@ def test_reject_on_worker_lost_without_acks_late_is_named_once(caplog: pytest.Lo
     app.conf.task_acks_late = True
     assert warn_reject_without_acks_late(app) == []
     assert PolicyCache().get(app.tasks["t.both"]).reject_on_worker_lost
+
+
+async def test_a_lane_ending_cancels_what_async_bodies_left_on_its_loop() -> None:
+    import threading
+
+    from celeriac.pools.lanes import ThreadLanes, lane_loop
+
+    lanes = ThreadLanes("t-lane", lambda: 1)
+    ended = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.set()  # runs on the lane's loop while it is closed, not later in the garbage collector
+
+    async def body() -> None:
+        asyncio.get_running_loop().create_task(forever())  # left behind, as a backend's reader would be
+        await asyncio.sleep(0)
+
+    await lanes.run(lambda: lane_loop().run_until_complete(body()), 5, "t.leaves")
+    lanes.close()
+    assert await asyncio.to_thread(ended.wait, 10)

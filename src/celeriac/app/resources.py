@@ -122,5 +122,7 @@ class Resources:
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.close(), also))
         for cache in (self._transports, self._backends):
             future = cache.pop(loop, None)
-            if future is not None and future.done() and not future.exception():
+            if future is not None and not future.done():  # still connecting: close it once it is connected
+                await asyncio.wait([future])
+            if future is not None and not future.cancelled() and not future.exception():
                 await future.result().close()
