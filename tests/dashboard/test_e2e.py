@@ -32,7 +32,7 @@ from celeriac.dashboard.web import Dashboard  # noqa: E402
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CELERIAC = [sys.executable, "-m", "celeriac", "-A", "dash_celeriac_app", "worker"]
-CELERY = [sys.executable, "-m", "celery", "-A", "dash_celery_app", "worker", "-E", "-P", "solo"]
+CELERY = [sys.executable, "-m", "celery", "-A", "dash_celery_app", "worker", "-E", "-P", "solo", "-l", "info"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -111,6 +111,15 @@ def cluster(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[dict[str, A
                 proc.wait(timeout=10)
 
 
+def worker_logs(folder: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of each worker's log."""
+    tails = []
+    for name in ("celeriac-worker.log", "celery-worker.log"):
+        text = (folder / name).read_text(errors="replace") if (folder / name).exists() else "(no log)"
+        tails.append(f"--- {name} ---\n" + "\n".join(text.splitlines()[-lines:]))
+    return "\n".join(tails)
+
+
 def dashboard_for(cluster: dict[str, Any], db: Path, access: Access | None = None) -> Dashboard:
     app = App("dash-e2e", broker=cluster["redis_url"], set_as_current=False)
     app.conf.broker_transport_options = {"global_keyprefix": cluster["prefix"]}
@@ -182,6 +191,8 @@ def test_both_workers_failure_retry_and_live_update(cluster: dict[str, Any], tmp
             lambda: (dashboard.store.task(resent[0]["uuid"]) or {}).get("state") == "FAILURE",
             what="the new attempt ran",
         )
+    except AssertionError as exc:  # a wait that timed out: what the two workers said is the first thing to read
+        raise AssertionError(f"{exc}\n{worker_logs(cluster['logs'])}") from None
     finally:
         op.close()
         served.stop()
