@@ -1,7 +1,7 @@
 """Bulk sending (`App.send_tasks`): many task messages built first, then published together.
 
 Each message is what ``apply_async`` would send for that signature, built and encoded by the same code
-(`Sender.build`, `Sender._route`, `encode_task`); what differs is the publishing: the queues are declared once,
+(`Sender.build`, `Sender._route`, `Sender.encode`); what differs is the publishing: the queues are declared once,
 every message is handed to the transport in one `Transport.publish_many`, and the call returns once the broker
 holds them all (Redis: a few pipelined round trips per thousand messages instead of one per message). A send
 that needs a step per message the bulk path does not take (publish signals with receivers, tracing, task-sent
@@ -19,7 +19,6 @@ from celeriac.app.result import AsyncResult
 from celeriac.app.sending import add_to_parent
 from celeriac.canvas import Signature
 from celeriac.canvas.options import send_options
-from celeriac.protocol.codec import encode_task
 from celeriac.protocol.message import Message
 
 if TYPE_CHECKING:
@@ -48,7 +47,6 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     if sender.has_per_message_steps():
         sends = (sender.send(name, args, kwargs, app.tasks.get(name), options) for name, args, kwargs, options in calls)
         return list(await asyncio.gather(*sends))
-    conf = app.conf
     items: list[tuple[Message, str, str, float | None]] = []
     ids: list[str] = []
     bindings: set[tuple[str, str, str]] = set()
@@ -58,8 +56,7 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
         task = app.tasks.get(name)
         message = sender.build(name, args, kwargs, task, options)
         queue, exchange, routing_key, bound = sender._route(name, task, options)
-        serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
-        wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
+        wire = sender.encode(message, task, options)
         queues.add(queue)
         if bound:
             bindings.add((queue, exchange or "", routing_key))

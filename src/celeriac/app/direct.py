@@ -9,7 +9,7 @@ a loop of ``delay()`` calls went from ~4,100 to ~10,000 sends/s (bench/README.md
 "Needs nothing from the loop" means: the portal loop's transport is connected and the queue already declared
 (the first send to a queue goes through the loop and does both), the default exchange routes the message, and
 no step of its own surrounds the publish (`Sender.has_per_message_steps`). Everything else is the same code as
-the loop's path (`Sender.build`, `Sender._route`, `encode_task`), with the same result. The result backend is
+the loop's path (`Sender.build`, `Sender._route`, `Sender.encode`), with the same result. The result backend is
 told about the task (`Sender._expect_result`) on the portal loop without waiting for it, which is all the loop's
 path does too: it never waits for the backend's answer.
 """
@@ -26,7 +26,6 @@ from celeriac.app.options import SendOptions
 from celeriac.app.result import AsyncResult
 from celeriac.app.sending import add_to_parent
 from celeriac.errors import TransportClosed
-from celeriac.protocol.codec import encode_task
 from celeriac.transports.base import BlockingPublisher, Transport
 
 if TYPE_CHECKING:
@@ -84,9 +83,7 @@ class DirectSends:
         if publisher is None:
             return None
         message = sender.build(name, args, kwargs, task, options)
-        conf = app.conf
-        serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
-        wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
+        wire = sender.encode(message, task, options)
         if not message.ignore_result and sender._subscribes_on_send():
             loop.call_soon_threadsafe(self._expect, message.id)
         try:

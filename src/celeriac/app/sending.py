@@ -26,7 +26,7 @@ from celeriac.backends.replies import RepliesByMessage
 from celeriac.errors import CeleriacError, ConfigurationError
 from celeriac.protocol.codec import encode_task
 from celeriac.protocol.ids import new_id
-from celeriac.protocol.message import Embed, TaskMessage
+from celeriac.protocol.message import Embed, Message, TaskMessage
 from celeriac.queues import Queue, queue_table
 
 if TYPE_CHECKING:
@@ -80,12 +80,11 @@ class Sender:
         queue, exchange, routing_key, named = self._route(name, task, options)
         if signals.before_task_publish.has_receivers():
             await announce(message, exchange or "", routing_key)
-        serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
         if self._replies_by_message():
             backend = cast(RepliesByMessage, await app.abackend())
             reply_to = await backend.reply_to(None if message.ignore_result else message.id)
             message = dataclasses.replace(message, reply_to=reply_to)
-        wire = encode_task(message, serializer, options.get("compression") or conf.task_compression)
+        wire = self.encode(message, task, options)
         producer = await app.aproducer()
         if not message.ignore_result and self._subscribes_on_send():
             await self._expect_result(message.id)
@@ -101,6 +100,13 @@ class Sender:
         if options.get("add_to_parent", True):
             add_to_parent(message.id)
         return AsyncResult(message.id, app=app)
+
+    def encode(self, message: TaskMessage, task: Task[Any, Any] | None, options: SendOptions) -> Message:
+        """``message`` as the broker carries it, in the serializer and compression of ``options`` over ``task``'s
+        over ``app.conf``."""
+        conf = self.app.conf
+        serializer = options.get("serializer") or (task.serializer if task else None) or conf.task_serializer
+        return encode_task(message, serializer, options.get("compression") or conf.task_compression)
 
     def _route(self, name: str, task: Task[Any, Any] | None, options: SendOptions) -> tuple[str, str | None, str, bool]:
         """``(queue, exchange, routing_key, bound)`` of a send; ``bound``: the queue must be bound to the
