@@ -388,3 +388,31 @@ def test_queue_page_on_rabbitmq_answers_from_the_history(amqp_url: str, db: str,
     finally:
         app.close()
         store.close()
+
+
+def test_a_late_sent_event_does_not_undo_a_finished_task(db: str) -> None:
+    """The producer's clock stamps task-sent after the publish returns; a fast worker may have finished by then."""
+    store = EventStore(db)
+    t0 = time.time()
+    store.ingest(
+        [
+            {"type": "task-received", "uuid": "fast", "name": "proj.add", "timestamp": t0, "hostname": "w"},
+            {"type": "task-succeeded", "uuid": "fast", "timestamp": t0 + 0.0001, "hostname": "w", "runtime": 0.0001},
+        ]
+    )
+    store.ingest([{"type": "task-sent", "uuid": "fast", "name": "proj.add", "timestamp": t0 + 0.001, "queue": "q"}])
+    row = store.task("fast")
+    assert row is not None and row["state"] == "SUCCESS" and row["sent"] == t0 + 0.001 and row["queue"] == "q"
+    # Within one batch too, and a retry's re-send keeps RETRY until the new attempt is received.
+    store.ingest(
+        [
+            {"type": "task-retried", "uuid": "again", "name": "proj.add", "timestamp": t0, "hostname": "w"},
+            {"type": "task-sent", "uuid": "again", "name": "proj.add", "timestamp": t0 + 0.01, "queue": "q"},
+        ]
+    )
+    assert (store.task("again") or {})["state"] == "RETRY"
+    store.ingest([{"type": "task-received", "uuid": "again", "timestamp": t0 + 0.02, "hostname": "w"}])
+    assert (store.task("again") or {})["state"] == "RECEIVED"
+    store.ingest([{"type": "task-sent", "uuid": "new", "name": "proj.add", "timestamp": t0, "queue": "q"}])
+    assert (store.task("new") or {})["state"] == "PENDING"
+    store.close()

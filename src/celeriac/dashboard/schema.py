@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+# A task-sent event never moves a task back to PENDING: the producer stamps it on its own clock, often after
+# a fast worker's task-succeeded (a Celery solo worker answers in 0.1 ms), and a retry's re-send follows its
+# task-retried. Every other state follows the latest timestamp, which is how a retry's new attempt shows.
 UPSERT = """
 INSERT INTO tasks (uuid, name, state, state_ts, hostname, queue, args, kwargs, sent, received, started, finished,
     runtime, exception, traceback, result, retries, redelivered, root_id, parent_id, updated)
@@ -66,8 +69,10 @@ VALUES (:uuid, :name, :state, :ts, :hostname, :queue, :args, :kwargs, :sent, :re
     :runtime, :exception, :traceback, :result, :retries, :redelivered, :root_id, :parent_id, :ts)
 ON CONFLICT(uuid) DO UPDATE SET
     name = coalesce(excluded.name, name),
-    state = CASE WHEN excluded.state_ts >= state_ts THEN excluded.state ELSE state END,
-    state_ts = max(state_ts, excluded.state_ts),
+    state = CASE WHEN excluded.state = 'PENDING' AND state <> 'PENDING' THEN state
+        WHEN excluded.state_ts >= state_ts THEN excluded.state ELSE state END,
+    state_ts = CASE WHEN excluded.state = 'PENDING' AND state <> 'PENDING' THEN state_ts
+        ELSE max(state_ts, excluded.state_ts) END,
     hostname = coalesce(excluded.hostname, hostname), queue = coalesce(excluded.queue, queue),
     args = coalesce(excluded.args, args), kwargs = coalesce(excluded.kwargs, kwargs),
     sent = coalesce(excluded.sent, sent), received = coalesce(excluded.received, received),
