@@ -1,8 +1,8 @@
-"""Producer rate: how fast one process enqueues no-op tasks on Redis, each call returning once Redis has the message.
+"""Producer rate: how fast one process enqueues no-op tasks, each call returning once the broker has the message.
 
 Each mode runs in a fresh process of its own (celeriac from ``bench/.venv-user``, as a user installs it; Celery
-from ``bench/.venv-celery``) on an isolated key prefix, with no worker running, and reports sends per second over
-``--tasks`` sends after a 200-send warm-up:
+from ``bench/.venv-celery``) on an isolated key prefix (``--broker sqlite``: a new database file), with no worker
+running, and reports sends per second over ``--tasks`` sends after a 200-send warm-up:
 
 * ``sync``: ``task.delay()`` in a plain loop on one thread (celeriac and Celery);
 * ``async``: ``await task.adelay()`` in a loop in one asyncio task;
@@ -11,6 +11,7 @@ from ``bench/.venv-celery``) on an isolated key prefix, with no worker running, 
   1,000.
 
     .venv/bin/python bench/producer.py --tasks 20000 --runs 3
+    .venv/bin/python bench/producer.py --tasks 20000 --runs 3 --broker sqlite   # celeriac only
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ async def _async_child(bench: object, mode: str, tasks: int) -> float:
     return elapsed
 
 
-def measure(impl: str, mode: str, tasks: int) -> float:
-    """One run of ``impl``'s ``mode`` in a fresh process on a fresh key prefix."""
-    with isolated(DEFAULT_REDIS) as place:
+def measure(impl: str, mode: str, tasks: int, broker: str = DEFAULT_REDIS) -> float:
+    """One run of ``impl``'s ``mode`` in a fresh process on a fresh key prefix (or database file)."""
+    with isolated(broker) as place:
         env = clean_env(place)
         if impl == "celeriac":
             argv = [str(userenv.ensure()), str(HERE / "producer.py"), "--child", mode, "--tasks", str(tasks)]
@@ -111,17 +112,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--broker", choices=("redis", "sqlite"), default="redis")
     parser.add_argument("--child", choices=CELERIAC_MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.tasks)
         return 0
-    rows = [("celeriac", mode) for mode in CELERIAC_MODES] + [("celery", "sync")]
+    broker = DEFAULT_REDIS if args.broker == "redis" else "sqlite"
+    rows = [("celeriac", mode) for mode in CELERIAC_MODES] + ([("celery", "sync")] if args.broker == "redis" else [])
     rates: dict[tuple[str, str], list[float]] = {row: [] for row in rows}
     for _ in range(args.runs):  # round-robin: machine drift spreads over every row
         for row in rows:
-            rates[row].append(measure(*row, args.tasks))
-    table = Table(title=f"producer: {args.tasks:,} no-op sends on Redis, one process (median of {args.runs})")
+            rates[row].append(measure(*row, args.tasks, broker))
+    where = "Redis" if args.broker == "redis" else "SQLite"
+    table = Table(title=f"producer: {args.tasks:,} no-op sends on {where}, one process (median of {args.runs})")
     for column in ("implementation", "mode", "sends/s", "runs"):
         table.add_column(column, justify="right" if column != "implementation" else "left")
     for (impl, mode), values in rates.items():

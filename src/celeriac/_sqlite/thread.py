@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from celeriac._sqlite.connection import connect
 from celeriac._sqlite.errors import ErrorMap
 from celeriac._sqlite.identity import FileIdentity
 
@@ -100,9 +101,7 @@ class SQLiteThread:
 
     def _main(self, opened: asyncio.Future[None], setup: Callable[[sqlite3.Connection], None]) -> None:
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=self.errors.busy_timeout, isolation_level=None, cached_statements=64
-            )
+            conn = connect(self.path, self.errors.busy_timeout)
             setup(conn)
             if self._check_every is not None:
                 self._identity = FileIdentity(self.path)

@@ -1,5 +1,5 @@
-"""Waking waiters when the database may have changed: ``PRAGMA data_version`` polled with a backoff, and polled at
-once when another process pokes this one after a commit (`celeriac._sqlite.wake`)."""
+"""Waking waiters when the database may have changed: when another process pokes this one after a commit
+(`celeriac._sqlite.wake`), and ``PRAGMA data_version`` polled with a backoff underneath."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class ChangeWatcher:
         self._waiters: dict[asyncio.Event, int] = {}
         self._poller: asyncio.Task[None] | None = None
         self._poked = asyncio.Event()
-        self._wake = Wake(thread.path, self._poked.set)
+        self._wake = Wake(thread.path, self._on_poke)
 
     def listen(self, event: asyncio.Event) -> None:
         """Have `notify` set ``event`` from now on."""
@@ -80,6 +80,13 @@ class ChangeWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
 
+    def _on_poke(self) -> None:
+        """Another process committed: wake every waiter now, without a ``data_version`` read first (any commit
+        changes it, so the read would wake them all anyway, ~0.1 ms later, on the thread their reads need)."""
+        for event in self._waiters:
+            event.set()
+        self._poked.set()
+
     async def _poll(self) -> None:
         interval, last = MIN_POLL, None
         try:
@@ -90,11 +97,15 @@ class ChangeWatcher:
                         event.set()
                 interval = MIN_POLL if version != last else min(interval * POLL_GROWTH, self._max_interval)
                 last = version
-                if not self._poked.is_set():  # a poke that came during the read above: look again at once
+                self._poked.clear()  # a poke during the read above has woken the waiters already
+                while True:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(interval):
-                            await self._poked.wait()  # another process committed: look now
-                if self._poked.is_set():
+                            await self._poked.wait()  # another process committed; its poke woke the waiters
+                    if not self._poked.is_set():
+                        break
+                    # Read again MIN_POLL after the last poke: a waiter that registered after it, with an older
+                    # baseline, is woken by that read (or by the next poke, if they keep coming).
                     self._poked.clear()
                     interval = MIN_POLL
         except CeleriacError:

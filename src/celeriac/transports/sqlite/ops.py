@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 from celeriac._sqlite.connection import prepare, read_data_version, write_transaction
 from celeriac._sqlite.sql import load_queries
+from celeriac.protocol.message import Message
+from celeriac.protocol.serializers import json_dumps
 from celeriac.transports.sqlite.owners import gone_owners
 
 Row = tuple[Any, ...]
@@ -188,6 +190,26 @@ def renew(conn: sqlite3.Connection, leases: list[tuple[str, list[int]]], until: 
 def _insert(conn: sqlite3.Connection, sql: str, rows: list[Row]) -> None:
     with write_transaction(conn):
         conn.executemany(sql, rows)
+
+
+def message_row(message: Message, queue: str, exchange: str, routing_key: str, not_before: float | None) -> Row:
+    """The ``publish`` row of ``message`` for ``queue``, invisible until ``not_before`` when that is later."""
+    now = time.time()
+    delayed = not_before is not None and not_before > now
+    visible_at = not_before if delayed and not_before is not None else now
+    return (
+        queue,
+        message.priority,
+        bytes(message.body),
+        message.content_type,
+        message.content_encoding,
+        json_dumps(dict(message.headers)),
+        json_dumps(dict(message.properties)),
+        exchange,
+        routing_key,
+        visible_at,
+        visible_at if delayed else None,
+    )
 
 
 def publish_batch(conn: sqlite3.Connection, rows: list[Row]) -> None:

@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 
 from celeriac._sqlite.commit import GroupCommit
@@ -59,6 +60,7 @@ from celeriac.transports.base import Transport, TransportOptions
 from celeriac.transports.sqlite import ops
 from celeriac.transports.sqlite.broadcast import SQLiteSubscription
 from celeriac.transports.sqlite.consumer import SQLiteConsumer, SQLiteDelivery
+from celeriac.transports.sqlite.direct import SQLiteBlockingPublisher
 
 log = logging.getLogger("celeriac.transports.sqlite")
 
@@ -99,6 +101,7 @@ class SQLiteTransport(Transport):
         self._acker = GroupCommit(self.thread, ops.ack_batch)
         self._broadcaster = GroupCommit(self.thread, ops.fanout_batch)
         self._consumers: set[SQLiteConsumer] = set()
+        self._publishers: weakref.WeakSet[SQLiteBlockingPublisher] = weakref.WeakSet()
         self._subscriptions: set[SQLiteSubscription] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._opened = False
@@ -130,6 +133,8 @@ class SQLiteTransport(Transport):
         if self._closed:
             return
         self._closed = True
+        for publisher in list(self._publishers):
+            publisher.close()
         listeners = [s.listener for s in self._subscriptions if s.listener is not None]
         for subscription in list(self._subscriptions):
             subscription.end()
@@ -198,24 +203,16 @@ class SQLiteTransport(Transport):
     async def _insert_message(
         self, message: Message, queue_name: str, exchange: str, routing_key: str, not_before: float | None
     ) -> None:
-        now = time.time()
-        delayed = not_before is not None and not_before > now
-        visible_at = not_before if delayed and not_before is not None else now
-        row = (
-            queue_name,
-            message.priority,
-            bytes(message.body),
-            message.content_type,
-            message.content_encoding,
-            json_dumps(dict(message.headers)),
-            json_dumps(dict(message.properties)),
-            exchange,
-            routing_key,
-            visible_at,
-            visible_at if delayed else None,
-        )
+        row = ops.message_row(message, queue_name, exchange, routing_key, not_before)
         await self._publisher.submit(row)
         self.watcher.notify()
+
+    def blocking_publisher(self) -> SQLiteBlockingPublisher:
+        """A publisher for the calling thread, on a connection of its own (`celeriac.transports.sqlite.direct`)."""
+        self._check_open()
+        publisher = SQLiteBlockingPublisher(self.path, self.thread.errors, FILE_CHECK_EVERY)
+        self._publishers.add(publisher)
+        return publisher
 
     def consume(self, queues: Sequence[str], prefetch: int) -> SQLiteConsumer:
         self._check_open()
