@@ -2,9 +2,10 @@
 
 The sync facades run their coroutines on the portal loop (`celeriac._portal`), and a send used to as well: two
 thread wake-ups per call (~76 us on the 2-core benchmark VM) around the async publish. When the broker's
-transport offers a blocking publisher (Redis), a send that needs nothing from the loop is built, encoded and
-published in the calling thread instead, on a connection that thread owns (`Transport.blocking_publisher`);
-a loop of ``delay()`` calls went from ~4,100 to ~9,600 sends/s (bench/README.md, "Producer").
+transport offers a blocking publisher (Redis, SQLite), a send that needs nothing from the loop is built, encoded
+and published in the calling thread instead, on a connection that thread owns (`Transport.blocking_publisher`);
+a loop of ``delay()`` calls went from ~4,100 to ~9,600 sends/s on Redis, from ~4,800 to ~16,000 on SQLite
+(bench/README.md, "Producer").
 
 "Needs nothing from the loop" means: the portal loop's transport is connected and the queue already declared
 (the first send to a queue goes through the loop and does both), the default exchange routes the message, and

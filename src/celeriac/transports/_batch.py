@@ -69,8 +69,10 @@ class Batcher(Generic[T]):
             TransportClosed: after `close`, or when the transport closed before the item could be sent.
         """
         if self._contended or self._closed or not self._idle():
-            # Shielded: a caller that stops waiting does not take its item out of a batch already on the wire.
-            await asyncio.shield(self.enqueue(item))
+            # A caller that stops waiting cancels only its own future: the flusher sends the item all the same
+            # (it never looks at a future before it settles it), so no shield is needed (one less future and
+            # two callbacks per send).
+            await self.enqueue(item)
             return
         # No task hop when idle: a new flusher task would send the lone item one event-loop iteration later
         # (sequential adelay() against Redis on the 2-core VM: the LPUSH went out ~25 us later, p50).

@@ -17,9 +17,10 @@ Several worker and producer processes on one machine share the file (WAL mode). 
 * Routing: the default exchange ``""`` sends to the queue named by the routing key; a named exchange to the
   queues of its ``bindings`` rows with that routing key (``declare`` binds a queue to its own name's exchange),
   and nowhere when there are none (as kombu's direct exchanges).
-* Waiting costs no CPU worth the name: ``PRAGMA data_version``, polled with a backoff from 1 ms up to
-  ``polling_interval`` while someone waits, tells when another connection committed; a commit made through
-  this transport wakes its own consumers at once.
+* Waiting costs no CPU worth the name: a process that commits pokes the waiting ones (`celeriac._sqlite.wake`),
+  and ``PRAGMA data_version``, polled with a backoff from 1 ms up to ``polling_interval`` while someone waits,
+  catches a commit no poke announced; a commit made through this transport wakes its own consumers at once.
+* ``blocking_publisher`` inserts from the calling thread on a connection of its own (`direct`).
 * Broadcast: rows of ``broadcasts`` read by id > the last one seen (subscribed names with ``*``/``#`` match
   as GLOB patterns); rows older than ``broadcast_ttl`` go.
 * ``close`` gives the leases of un-acked deliveries back at once (as AMQP does when a channel closes).
