@@ -23,6 +23,7 @@ from celeriac.transports.base import BlockingPublisher
 from celeriac.transports.redis import envelope
 from celeriac.transports.redis.transport import RedisTransport
 from tcp_proxy import TcpProxy
+from threaded_sends import send_from_threads
 
 JSON_ONLY = frozenset({"application/json"})
 
@@ -70,27 +71,8 @@ def test_sync_sends_go_out_from_each_callers_thread_and_arrive_whole(app: App, r
 
     first = add.delay(0)  # through the portal loop: it connects and declares the queue
     assert publishers(app) == []
-    sent: dict[str, tuple[int, int]] = {first.id: (0, 0)}
-    lock = threading.Lock()
-    done = threading.Barrier(4, timeout=60)
-    leave = threading.Event()
-
-    def send(base: int) -> None:
-        for n in range(100):
-            result = add.apply_async((base + n,), {"y": n}, priority=3) if n % 2 else add.delay(base + n, y=n)
-            with lock:
-                sent[result.id] = (base + n, n)
-        done.wait()
-        leave.wait(60)  # a thread's publisher lives as long as the thread
-
-    threads = [threading.Thread(target=send, args=(base,)) for base in (1000, 2000, 3000)]
-    for thread in threads:
-        thread.start()
-    done.wait()
-    assert len(publishers(app)) == 3  # one blocking publisher per sending thread
-    leave.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    sent, count = send_from_threads(add, lambda: publishers(app), (first.id, (0, 0)))
+    assert count == 3  # one blocking publisher per sending thread
     messages = queued(redis_url, prefix) + queued(redis_url, prefix, "celery\x06\x163")
     assert {m.id: (m.args[0], m.kwargs.get("y", 0)) for m in messages} == sent
     assert {m.priority for m in messages} == {0, 3}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from celeriac.protocol.message import Message
 from celeriac.transports.base import BlockingPublisher, TransportOptions
 from celeriac.transports.sqlite.rows import row_message
 from celeriac.transports.sqlite.transport import SQLiteTransport
+from threaded_sends import send_from_threads
 
 JSON_ONLY = frozenset({"application/json"})
 
@@ -63,27 +63,8 @@ def test_sync_sends_insert_from_each_callers_thread(app: App, sqlite_url: str) -
 
     first = add.delay(0)  # through the portal loop: it connects and declares the queue
     assert publishers(app) == []
-    sent: dict[str, tuple[int, int]] = {first.id: (0, 0)}
-    lock = threading.Lock()
-    done = threading.Barrier(4, timeout=60)
-    leave = threading.Event()
-
-    def send(base: int) -> None:
-        for n in range(100):
-            result = add.apply_async((base + n,), {"y": n}, priority=3) if n % 2 else add.delay(base + n, y=n)
-            with lock:
-                sent[result.id] = (base + n, n)
-        done.wait()
-        leave.wait(60)
-
-    threads = [threading.Thread(target=send, args=(base,)) for base in (1000, 2000, 3000)]
-    for thread in threads:
-        thread.start()
-    done.wait()
-    assert len(publishers(app)) == 3  # one connection per sending thread
-    leave.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    sent, count = send_from_threads(add, lambda: publishers(app), (first.id, (0, 0)))
+    assert count == 3  # one connection per sending thread
     messages = queued(sqlite_url)
     assert {m.id: (m.args[0], m.kwargs.get("y", 0)) for m in messages} == sent
     assert {m.priority for m in messages} == {0, 3}
