@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 
-def send_from_threads(
-    add: Any, publishers: Callable[[], list[Any]], first: tuple[str, tuple[int, int]]
-) -> tuple[dict[str, tuple[int, int]], int]:
-    """Three threads each send 100 calls of ``add(x, y=n)`` (every other one with priority 3); returns what was
-    sent (id -> (x, y), ``first`` included) and how many publishers there were while all three threads lived
-    (a thread's publisher lives as long as the thread)."""
-    sent: dict[str, tuple[int, int]] = dict([first])
+def portal_publishers(app: Any) -> list[Any]:
+    """The blocking publishers the portal loop's transport made (one per thread that sent directly)."""
+    from celeriac._portal import portal
+
+    producer = app._resources.connected_producer(portal.loop())
+    assert producer is not None
+    return list(producer.transport._publishers)
+
+
+def send_from_threads(app: Any) -> tuple[Any, dict[str, tuple[int, int]], int]:
+    """Register ``d.add`` on ``app`` and send it once through the portal loop (which connects and declares the
+    queue), then from three threads 100 times each (every other call with priority 3). Returns the task, what was
+    sent (id -> (x, y)) and how many publishers there were while all three threads lived (a thread's publisher
+    lives as long as the thread)."""
+
+    @app.task(name="d.add")
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    first = add.delay(0)
+    assert portal_publishers(app) == []  # the first send to a queue takes the loop's path
+    sent: dict[str, tuple[int, int]] = {first.id: (0, 0)}
     lock = threading.Lock()
     done = threading.Barrier(4, timeout=60)
     leave = threading.Event()
@@ -30,8 +44,8 @@ def send_from_threads(
     for thread in threads:
         thread.start()
     done.wait()
-    count = len(publishers())
+    count = len(portal_publishers(app))
     leave.set()
     for thread in threads:
         thread.join(timeout=60)
-    return sent, count
+    return add, sent, count

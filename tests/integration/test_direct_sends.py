@@ -19,11 +19,9 @@ from celeriac._portal import portal
 from celeriac._redis.blocking import BlockingLink
 from celeriac.errors import BackendError, ConnectionLost
 from celeriac.protocol.codec import decode_task
-from celeriac.transports.base import BlockingPublisher
 from celeriac.transports.redis import envelope
-from celeriac.transports.redis.transport import RedisTransport
 from tcp_proxy import TcpProxy
-from threaded_sends import send_from_threads
+from threaded_sends import portal_publishers, send_from_threads
 
 JSON_ONLY = frozenset({"application/json"})
 
@@ -48,15 +46,6 @@ def queued(url: str, prefix: str, queue: str = "celery") -> list[Any]:
     return [decode_task(envelope.decode(item).message, JSON_ONLY) for item in reversed(raw)]
 
 
-def publishers(app: App) -> list[BlockingPublisher]:
-    """The blocking publishers the portal loop's transport made (one per thread that sent directly)."""
-    producer = app._resources.connected_producer(portal.loop())
-    assert producer is not None
-    transport = producer.transport
-    assert isinstance(transport, RedisTransport)
-    return list(transport._publishers)
-
-
 @pytest.fixture
 def app(redis_url: str, prefix: str, client_name: str) -> Iterator[App]:
     made = make_app(redis_url, prefix, client_name)
@@ -65,13 +54,7 @@ def app(redis_url: str, prefix: str, client_name: str) -> Iterator[App]:
 
 
 def test_sync_sends_go_out_from_each_callers_thread_and_arrive_whole(app: App, redis_url: str, prefix: str) -> None:
-    @app.task(name="d.add")
-    def add(x: int, y: int = 0) -> int:
-        return x + y
-
-    first = add.delay(0)  # through the portal loop: it connects and declares the queue
-    assert publishers(app) == []
-    sent, count = send_from_threads(add, lambda: publishers(app), (first.id, (0, 0)))
+    _, sent, count = send_from_threads(app)
     assert count == 3  # one blocking publisher per sending thread
     messages = queued(redis_url, prefix) + queued(redis_url, prefix, "celery\x06\x163")
     assert {m.id: (m.args[0], m.kwargs.get("y", 0)) for m in messages} == sent
@@ -85,7 +68,7 @@ def test_a_killed_link_is_replaced_and_the_send_made_again(
     task = app.task(name="d.noop", ignore_result=True)(lambda: None)
     task.delay()
     task.delay()  # the direct path's link is open now
-    (publisher,) = publishers(app)
+    (publisher,) = portal_publishers(app)
     host, port = publisher._link._socket.getsockname()[:2]  # type: ignore[attr-defined]
     client = redis.Redis.from_url(redis_url)
     try:  # that one connection only: the server is shared with other test runs
@@ -136,9 +119,9 @@ def test_sends_that_need_the_loop_still_take_it(app: App, redis_url: str, prefix
     finally:
         signals.before_task_publish.disconnect(announced)
     assert seen == ids  # the signal's receiver ran for each: the loop's path
-    assert publishers(app) == []
+    assert portal_publishers(app) == []
     task.apply_async(queue="elsewhere")  # a queue not declared yet: through the loop, which declares it
-    assert publishers(app) == []
+    assert portal_publishers(app) == []
     assert len(queued(redis_url, prefix)) == 4 and len(queued(redis_url, prefix, "elsewhere")) == 1
 
 

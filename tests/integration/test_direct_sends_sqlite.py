@@ -21,10 +21,10 @@ from celeriac._sqlite.wake import Wake
 from celeriac.errors import ConnectionLost, TransportClosed
 from celeriac.protocol.codec import decode_task
 from celeriac.protocol.message import Message
-from celeriac.transports.base import BlockingPublisher, TransportOptions
+from celeriac.transports.base import TransportOptions
 from celeriac.transports.sqlite.rows import row_message
 from celeriac.transports.sqlite.transport import SQLiteTransport
-from threaded_sends import send_from_threads
+from threaded_sends import portal_publishers, send_from_threads
 
 JSON_ONLY = frozenset({"application/json"})
 
@@ -41,14 +41,6 @@ def queued(url: str, queue: str = "celery") -> list[Any]:
     return [decode_task(row_message(*row), JSON_ONLY) for row in rows]
 
 
-def publishers(app: App) -> list[BlockingPublisher]:
-    producer = app._resources.connected_producer(portal.loop())
-    assert producer is not None
-    transport = producer.transport
-    assert isinstance(transport, SQLiteTransport)
-    return list(transport._publishers)
-
-
 @pytest.fixture
 def app(sqlite_url: str) -> Iterator[App]:
     made = App("direct-sqlite", broker=sqlite_url, backend=sqlite_url)
@@ -57,13 +49,7 @@ def app(sqlite_url: str) -> Iterator[App]:
 
 
 def test_sync_sends_insert_from_each_callers_thread(app: App, sqlite_url: str) -> None:
-    @app.task(name="d.add")
-    def add(x: int, y: int = 0) -> int:
-        return x + y
-
-    first = add.delay(0)  # through the portal loop: it connects and declares the queue
-    assert publishers(app) == []
-    sent, count = send_from_threads(add, lambda: publishers(app), (first.id, (0, 0)))
+    add, sent, count = send_from_threads(app)
     assert count == 3  # one connection per sending thread
     messages = queued(sqlite_url)
     assert {m.id: (m.args[0], m.kwargs.get("y", 0)) for m in messages} == sent
@@ -158,7 +144,7 @@ def test_closing_the_app_closes_the_threads_connections_and_sends_go_on(app: App
     task = app.task(name="d.noop", ignore_result=True)(lambda: None)
     task.delay()
     task.delay()
-    (publisher,) = publishers(app)
+    (publisher,) = portal_publishers(app)
     app.close()
     with pytest.raises(TransportClosed):
         publisher.publish(Message(b"late"), "celery")
