@@ -94,9 +94,12 @@ def test_a_replaced_file_is_connection_lost_once_then_the_new_file_is_used(sqlit
     try:
         publisher.publish(Message(b"one"), "q")
         publisher._next_check = 0.0  # check the file at the next publish
+        old_wal = os.stat(path + "-wal").st_ino
         os.replace(_fresh_db(tmp_path), path)
         with pytest.raises(ConnectionLost, match="replaced"):
             publisher.publish(Message(b"two"), "q")
+        # The lost file's WAL is removed: the file next opened at the path would take it for its own.
+        assert not os.path.exists(path + "-wal") or os.stat(path + "-wal").st_ino != old_wal
         publisher.publish(Message(b"three"), "q")  # the file now at the path: tables created, row in it
         with sqlite3.connect(path) as conn:
             bodies = [row[0] for row in conn.execute("SELECT body FROM messages ORDER BY id")]

@@ -10,7 +10,11 @@ shared-memory files this connection opened are removed, if they are still the on
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sqlite3
+
+log = logging.getLogger("celeriac.sqlite")
 
 _SIDE_FILES = ("-wal", "-shm")
 
@@ -40,6 +44,23 @@ class FileIdentity:
         if now != self._main:
             return "was replaced by another file"
         return None
+
+    def lost(self) -> str | None:
+        """`changed`, with a check that fails (the directory gone, no permission) as the reason."""
+        try:
+            return self.changed()
+        except OSError as exc:
+            return f"cannot be checked ({exc})"
+
+    def abandon(self, conn: sqlite3.Connection, where: str, gone: str) -> None:
+        """Close ``conn``, whose file is lost (``gone`` says how), remove the WAL files it leaves, and log it."""
+        conn.close()  # nothing more goes to the lost file
+        removed = self.discard_stale()
+        cleared = f", removed its stale {' and '.join(removed)}" if removed else ""
+        log.error(
+            "%s: the database file %s under this process; refusing to use it%s (a reconnect opens or creates "
+            "the file now at that path)", where, gone, cleared,
+        )  # fmt: skip
 
     def discard_stale(self) -> list[str]:
         """Remove the ``-wal``/``-shm`` files this connection opened, if they are still at the path (the file

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import queue
 import sqlite3
 import threading
@@ -15,8 +14,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from celeriac._sqlite.connection import connect
 from celeriac._sqlite.errors import ErrorMap
 from celeriac._sqlite.identity import FileIdentity
-
-log = logging.getLogger("celeriac.sqlite")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -138,20 +135,11 @@ class SQLiteThread:
             if now < self._next_check:
                 return
             self._next_check = now + self._check_every
-            try:
-                gone = self._identity.changed()
-            except OSError as exc:
-                gone = f"cannot be checked ({exc})"
+            gone = self._identity.lost()
             if gone is None:
                 return
             self._gone = gone
-            conn.close()  # nothing more goes to the lost file
-            removed = self._identity.discard_stale()
-            log.error(
-                "%s: the database file %s under this process; refusing to use it%s (a reconnect opens or creates "
-                "the file now at that path)", self.errors.where, gone,
-                f", removed its stale {' and '.join(removed)}" if removed else "",
-            )  # fmt: skip
+            self._identity.abandon(conn, self.errors.where, gone)
         if self._gone is not None:
             raise self.errors.lost(f"{self.errors.where}: the database file {self._gone}")
 

@@ -3,7 +3,7 @@
 sqlite3 blocks anyway, so a sync send need not hop to the transport's thread and back (two thread wake-ups and
 the portal's, ~0.2 ms of a round trip on the 2-core benchmark VM): the calling thread inserts the row itself, in
 a write transaction of its own, and pokes the processes waiting on the file (`celeriac._sqlite.wake`), this one
-included, so a consumer sees it as at once as it sees a row the transport inserted.
+included, so a consumer sees it as soon as a row the transport inserted.
 
 What the transport's thread guards, this connection guards the same way: it is used by one thread at a time
 (a lock, since `close` may come from another thread), never by a forked child (a child opens its own), and at
@@ -96,13 +96,13 @@ class SQLiteBlockingPublisher(BlockingPublisher):
         return conn
 
     def _check_file(self) -> None:
-        assert self._identity is not None
-        try:
-            gone = self._identity.changed()
-        except OSError as exc:
-            gone = f"cannot be checked ({exc})"
+        """As the transport's thread checks its file (`FileIdentity`): a lost file's connection is closed and the
+        WAL files it leaves removed, or the file next opened at the path would take them for its own."""
+        assert self._identity is not None and self._conn is not None
+        gone = self._identity.lost()
         if gone is not None:
-            self._drop()
+            conn, self._conn = self._conn, None
+            self._identity.abandon(conn, self._errors.where, gone)
             raise ConnectionLost(f"{self._errors.where}: the database file {gone}; message not sent")
 
     def _drop(self) -> None:
