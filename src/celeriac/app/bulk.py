@@ -1,7 +1,7 @@
 """Bulk sending (`App.send_tasks`): many task messages built first, then published together.
 
-Each message is what ``apply_async`` would send for that signature, built and encoded by the same code
-(`Sender.build`, `Sender._route`, `Sender.encode`); what differs is the publishing: the queues are declared once,
+Each message is what ``apply_async`` would send for that signature, made by the same code (`Sender.shaped`, else
+`Sender.build` and `Sender.encode`; `Sender._route`); what differs is the publishing: the queues are declared once,
 every message is handed to the transport in one `Transport.publish_many`, and the call returns once the broker
 holds them all (Redis: a few pipelined round trips per thousand messages instead of one per message). A send
 that needs a step per message the bulk path does not take (publish signals with receivers, tracing, task-sent
@@ -52,18 +52,24 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     bindings: set[tuple[str, str, str]] = set()
     queues: set[str] = set()
     expect: list[str] = []
+    subscribes = sender._subscribes_on_send()
     for name, args, kwargs, options in calls:
         task = app.tasks.get(name)
-        message = sender.build(name, args, kwargs, task, options)
+        wire = sender.shaped(name, args, kwargs, task, options)
+        eta = None  # a shaped send has none
+        if wire is None:
+            message = sender.build(name, args, kwargs, task, options)
+            wire = sender.encode(message, task, options)
+            eta = message.eta.timestamp() if message.eta else None
         queue, exchange, routing_key, bound = sender._route(name, task, options)
-        wire = sender.encode(message, task, options)
         queues.add(queue)
         if bound:
             bindings.add((queue, exchange or "", routing_key))
-        if not message.ignore_result and sender._subscribes_on_send():
-            expect.append(message.id)
-        items.append((wire, routing_key, exchange or "", message.eta.timestamp() if message.eta else None))
-        ids.append(message.id)
+        task_id: str = wire.headers["id"]
+        if subscribes and not wire.headers["ignore_result"]:
+            expect.append(task_id)
+        items.append((wire, routing_key, exchange or "", eta))
+        ids.append(task_id)
     producer = await app.aproducer()
     for queue in sorted(queues):
         await producer.declare(queue)

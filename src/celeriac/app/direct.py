@@ -10,7 +10,8 @@ a loop of ``delay()`` calls went from ~4,100 to ~9,600 sends/s on Redis, from ~4
 "Needs nothing from the loop" means: the portal loop's transport is connected and the queue already declared
 (the first send to a queue goes through the loop and does both), the default exchange routes the message, and
 no step of its own surrounds the publish (`Sender.has_per_message_steps`). Everything else is the same code as
-the loop's path (`Sender.build`, `Sender._route`, `Sender.encode`), with the same result. The result backend is
+the loop's path (`Sender.shaped`, else `Sender.build` and `Sender.encode`; `Sender._route`), with the same
+result. The result backend is
 told about the task (`Sender._expect_result`) on the portal loop without waiting for it, which is all the loop's
 path does too: it never waits for the backend's answer.
 """
@@ -83,17 +84,19 @@ class DirectSends:
         publisher = self._publisher(transport)
         if publisher is None:
             return None
-        message = sender.build(name, args, kwargs, task, options)
-        wire = sender.encode(message, task, options)
-        if not message.ignore_result and sender._subscribes_on_send():
-            loop.call_soon_threadsafe(self._expect, message.id)
+        wire = sender.shaped(name, args, kwargs, task, options)
+        if wire is None:
+            wire = sender.encode(sender.build(name, args, kwargs, task, options), task, options)
+        task_id: str = wire.headers["id"]
+        if not wire.headers["ignore_result"] and sender._subscribes_on_send():
+            loop.call_soon_threadsafe(self._expect, task_id)
         try:
             publisher.publish(wire, routing_key)
         except TransportClosed:
             return None  # the app closed its connections meanwhile: the loop's path opens new ones
         if options.get("add_to_parent", True):
-            add_to_parent(message.id)
-        return AsyncResult(message.id, app=app)
+            add_to_parent(task_id)
+        return AsyncResult(task_id, app=app)
 
     def _publisher(self, transport: Transport) -> BlockingPublisher | None:
         local = self._local

@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from celeriac.protocol.shape import TaskShape
 
 JSON = "application/json"
 
@@ -30,6 +33,11 @@ class Message:
 
     ``properties`` holds the AMQP basic properties other than the content type/encoding and headers:
     ``correlation_id``, ``reply_to``, ``delivery_mode``, ``priority``, ``expiration``.
+
+    ``shape`` is set only on a message `TaskShape.message` made: the shape its headers and properties follow,
+    which lets a transport reuse what it wrote for the shape's earlier messages (the Redis envelope). It is not
+    an argument, so a copy made with ``dataclasses.replace`` has none and is encoded in full. Like every
+    `Message`, one is a value: its headers and properties are never changed in place.
     """
 
     body: bytes
@@ -37,6 +45,7 @@ class Message:
     content_encoding: str = "utf-8"
     headers: Mapping[str, Any] = field(default_factory=dict)
     properties: Mapping[str, Any] = field(default_factory=dict)
+    shape: TaskShape | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def priority(self) -> int:

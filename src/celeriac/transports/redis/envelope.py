@@ -8,6 +8,10 @@ The layout is celery-wire.md §2.1, with kombu's key order so the bytes match wh
                     "body_encoding": "base64", "delivery_tag": <uuid4>}}
 
 The unacked hash stores ``[envelope, exchange, routing_key]`` (§2.5).
+
+A message made by a `TaskShape` is written from a stencil: the shape's envelope for that exchange and routing key,
+serialized once with a marker in place of each value that varies, and cut at the markers. Filling it in is
+~1.5 us where serializing the whole envelope is ~9 (see `_Stencil`); the text is the same.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from celeriac.errors import DecodeError
 from celeriac.protocol.ids import new_id
 from celeriac.protocol.message import Message
 from celeriac.protocol.serializers import json_dumps, json_loads
+from celeriac.protocol.shape import VARYING_HEADERS, TaskShape
 
 # Properties the transport owns: they describe this hop, not the message, and are rebuilt on every publish.
 _TRANSPORT_PROPERTIES = frozenset({"delivery_info", "body_encoding", "delivery_tag"})
@@ -66,6 +72,20 @@ def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str 
         ValueError: a header or property holds text that is not valid Unicode (a lone surrogate): Redis's Lua
             JSON reader could not parse the envelope, so the message could never be delivered.
     """
+    shape = message.shape
+    if shape is not None:
+        stencil = shape.renderings.get((_STENCIL, exchange, routing_key))
+        if stencil is None:
+            stencil = shape.renderings[(_STENCIL, exchange, routing_key)] = _Stencil.of(shape, exchange, routing_key)
+        if stencil:
+            text = stencil.fill(message, delivery_tag or new_id())
+            if text is not None:
+                return text
+    return _encode(message, exchange, routing_key, delivery_tag)
+
+
+def _encode(message: Message, exchange: str, routing_key: str, delivery_tag: str | None) -> str:
+    """`encode`, every part serialized."""
     source = message.properties
     properties: dict[str, Any] = {k: v for k, v in source.items() if k not in _OWN_OR_TRAILING}
     properties["delivery_mode"] = source.get("delivery_mode", 2)
@@ -92,6 +112,75 @@ def encode(message: Message, exchange: str, routing_key: str, delivery_tag: str 
         except UnicodeEncodeError:
             raise ValueError("a header or property is not valid Unicode (it holds a lone surrogate)") from None
     return text
+
+
+_STENCIL = "redis-envelope"  # this module's key in `TaskShape.renderings`
+# Marker values, each written where a varying value goes (JSON leaves these characters as they are).
+_MARKS = tuple(f"celeriac:stencil:{name}:7d1f" for name in (*VARYING_HEADERS, "correlation_id", "delivery_tag"))
+_BODY_MARK = b"\xff" * 12  # base64: sixteen "/", which no other part of an envelope holds
+
+
+class _Stencil:
+    """A shape's envelope for one exchange and routing key, cut where its messages' values go.
+
+    ``parts`` are the text between the slots; the slots hold, in the order they appear in the text, the base64
+    body or a JSON string (a varying header, the correlation id, the delivery tag) or null.
+    """
+
+    __slots__ = ("order", "parts")
+
+    def __init__(self, parts: list[str], order: list[int]) -> None:
+        self.parts = parts
+        self.order = order  # per slot: the index into the values `fill` gathers (0: the body)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    @classmethod
+    def of(cls, shape: TaskShape, exchange: str, routing_key: str) -> _Stencil:
+        """Serialize the shape's envelope once with markers, cut it at them; an empty stencil (never used) when
+        a marker is not found exactly once (a header of the shape that happens to contain one)."""
+        sample = shape.message(new_id(), None, None, (), {})
+        headers = dict(sample.headers)
+        headers.update(zip(VARYING_HEADERS, _MARKS, strict=False))
+        properties = {**sample.properties, "correlation_id": _MARKS[-2]}
+        probe = Message(_BODY_MARK, sample.content_type, sample.content_encoding, headers, properties)
+        text = _encode(probe, exchange, routing_key, _MARKS[-1])
+        found: list[tuple[int, int, int]] = []  # (position, length, value index)
+        for index, needle in enumerate(
+            [base64.b64encode(_BODY_MARK).decode("ascii"), *(f'"{mark}"' for mark in _MARKS)]
+        ):
+            if text.count(needle) != 1:
+                return cls([], [])
+            found.append((text.index(needle), len(needle), index))
+        found.sort()
+        parts: list[str] = []
+        start = 0
+        for position, length, _ in found:
+            parts.append(text[start:position])
+            start = position + length
+        parts.append(text[start:])
+        return cls(parts, [index for _, _, index in found])
+
+    def fill(self, message: Message, delivery_tag: str) -> str | None:
+        """The envelope of ``message`` (made by this stencil's shape); None when one of its strings needs a
+        closer look than the stencil gives (an escaped surrogate: `_encode` decides)."""
+        headers, properties = message.headers, message.properties
+        values = [base64.b64encode(message.body).decode("ascii")]
+        for value in (*map(headers.__getitem__, VARYING_HEADERS), properties["correlation_id"], delivery_tag):
+            if value is None:
+                values.append("null")
+                continue
+            text = encode_basestring_ascii(value)
+            if "\\ud" in text:
+                return None  # possibly a lone surrogate, which `_encode` refuses
+            values.append(text)
+        parts = self.parts
+        out = [parts[0]]
+        for slot, index in enumerate(self.order, 1):
+            out.append(values[index])
+            out.append(parts[slot])
+        return "".join(out)
 
 
 def _body(fields: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
