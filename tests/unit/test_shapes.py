@@ -34,7 +34,7 @@ shaped_options = st.fixed_dictionaries(
         "ignore_result": st.booleans(),
         "time_limit": st.none() | st.integers(1, 100),
         "soft_time_limit": st.none() | st.floats(0.5, 50),
-        "shadow": st.none() | st.text(max_size=8),
+        "shadow": st.none() | st.text(max_size=8) | st.sampled_from(["100%s", "%%", "%(x)s"]),
         "compression": st.sampled_from(["gzip", "zlib"]),
         "routing_key": st.sampled_from(["a.b", "celery"]),
         "exchange": st.sampled_from(["", "tasks"]),

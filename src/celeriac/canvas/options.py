@@ -35,6 +35,8 @@ def send_options(options: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: an option neither celeriac nor Celery's client knows (a typo, usually).
     """
+    if not options:
+        return {}  # most signatures (``task.s(...)``): nothing to check
     unknown = sorted(k for k in options if k not in SENDABLE and k not in CELERY_INTERNAL)
     if unknown:
         raise ValueError(

@@ -20,7 +20,8 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -36,6 +37,7 @@ _TRANSPORT_PROPERTIES = frozenset({"delivery_info", "body_encoding", "delivery_t
 # kombu writes these after the caller's own properties, in this order (captured from kombu 5.7).
 _TRAILING = ("delivery_mode", "expiration")
 _OWN_OR_TRAILING = _TRANSPORT_PROPERTIES | {*_TRAILING, "priority"}
+_SURROGATE = "\\ud"  # how ASCII JSON writes the start of a surrogate (a stencil leaves those to `_encode`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def _encode(message: Message, exchange: str, routing_key: str, delivery_tag: str
     text = json_dumps(fields)
     # ASCII JSON escapes every character beyond the BMP as a surrogate pair, and a lone surrogate alone: look
     # closer only when an escape of the surrogate range is there at all (almost never).
-    if "\\ud" in text or "\\uD" in text:
+    if _SURROGATE in text or "\\uD" in text:
         try:
             json.dumps(fields, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -123,64 +125,63 @@ _BODY_MARK = b"\xff" * 12  # base64: sixteen "/", which no other part of an enve
 class _Stencil:
     """A shape's envelope for one exchange and routing key, cut where its messages' values go.
 
-    ``parts`` are the text between the slots; the slots hold, in the order they appear in the text, the base64
-    body or a JSON string (a varying header, the correlation id, the delivery tag) or null.
+    ``template`` is the envelope with ``%s`` where a value goes (and its own ``%`` doubled); ``order`` picks, per
+    slot in text order, from the values `fill` gathers: the base64 body, then the JSON text (a string, or null)
+    of each varying header, the correlation id and the delivery tag.
     """
 
-    __slots__ = ("order", "parts")
+    __slots__ = ("_order", "_template")
 
-    def __init__(self, parts: list[str], order: list[int]) -> None:
-        self.parts = parts
-        self.order = order  # per slot: the index into the values `fill` gathers (0: the body)
+    def __init__(self, template: str, order: Callable[[list[str]], tuple[str, ...]] | None) -> None:
+        self._template = template
+        self._order = order
 
     def __bool__(self) -> bool:
-        return bool(self.parts)
+        return self._order is not None
 
     @classmethod
     def of(cls, shape: TaskShape, exchange: str, routing_key: str) -> _Stencil:
         """Serialize the shape's envelope once with markers, cut it at them; an empty stencil (never used) when
-        a marker is not found exactly once (a header of the shape that happens to contain one)."""
+        a marker is not found exactly once (a header of the shape that happens to contain one), or an escape of
+        the surrogate range is there (which only the full path checks)."""
         sample = shape.message(new_id(), None, None, (), {})
         headers = dict(sample.headers)
         headers.update(zip(VARYING_HEADERS, _MARKS, strict=False))
         properties = {**sample.properties, "correlation_id": _MARKS[-2]}
         probe = Message(_BODY_MARK, sample.content_type, sample.content_encoding, headers, properties)
         text = _encode(probe, exchange, routing_key, _MARKS[-1])
+        if _SURROGATE in text:
+            return cls("", None)
         found: list[tuple[int, int, int]] = []  # (position, length, value index)
         for index, needle in enumerate(
             [base64.b64encode(_BODY_MARK).decode("ascii"), *(f'"{mark}"' for mark in _MARKS)]
         ):
             if text.count(needle) != 1:
-                return cls([], [])
+                return cls("", None)
             found.append((text.index(needle), len(needle), index))
         found.sort()
-        parts: list[str] = []
+        pieces: list[str] = []
         start = 0
         for position, length, _ in found:
-            parts.append(text[start:position])
+            pieces.append(text[start:position].replace("%", "%%"))
             start = position + length
-        parts.append(text[start:])
-        return cls(parts, [index for _, _, index in found])
+        pieces.append(text[start:].replace("%", "%%"))
+        return cls("%s".join(pieces), operator.itemgetter(*(index for _, _, index in found)))
 
     def fill(self, message: Message, delivery_tag: str) -> str | None:
         """The envelope of ``message`` (made by this stencil's shape); None when one of its strings needs a
-        closer look than the stencil gives (an escaped surrogate: `_encode` decides)."""
-        headers, properties = message.headers, message.properties
-        values = [base64.b64encode(message.body).decode("ascii")]
-        for value in (*map(headers.__getitem__, VARYING_HEADERS), properties["correlation_id"], delivery_tag):
-            if value is None:
-                values.append("null")
-                continue
-            text = encode_basestring_ascii(value)
-            if "\\ud" in text:
-                return None  # possibly a lone surrogate, which `_encode` refuses
-            values.append(text)
-        parts = self.parts
-        out = [parts[0]]
-        for slot, index in enumerate(self.order, 1):
-            out.append(values[index])
-            out.append(parts[slot])
-        return "".join(out)
+        closer look than the stencil gives (an escape of the surrogate range: `_encode` decides)."""
+        assert self._order is not None
+        headers = message.headers
+        values = [
+            "null" if value is None else encode_basestring_ascii(value)
+            for value in (*map(headers.__getitem__, VARYING_HEADERS), message.properties["correlation_id"],
+                          delivery_tag)
+        ]  # fmt: skip
+        if _SURROGATE in "".join(values):
+            return None  # possibly a lone surrogate, which `_encode` refuses
+        values.insert(0, base64.b64encode(message.body).decode("ascii"))
+        return self._template % self._order(values)
 
 
 def _body(fields: Mapping[str, Any], properties: Mapping[str, Any]) -> bytes:
