@@ -235,3 +235,43 @@ async def test_close_gives_up_on_a_stuck_round_trip_and_fails_what_queued() -> N
     gate.set()
     await first  # the lone send itself was never interrupted
     assert wire.batches == [[0]]
+
+
+async def test_many_items_share_one_future_done_when_their_last_batch_is() -> None:
+    wire = Wire()
+    gate0, gate2 = wire.hold(0), wire.hold(2)
+    batcher = Batcher(wire.send, 2, NAME)
+    first = await lone_send(batcher, wire)
+    many = batcher.enqueue_many([1, 2, 3, 4, 5])
+    gate0.set()
+    await wait_for(lambda: len(wire.batches) == 3)  # [0], [1, 2], then [3, 4] held on the wire
+    assert not many.done()  # the items of the first batch were sent, not those of the held one
+    gate2.set()
+    await asyncio.gather(first, many)
+    assert wire.batches == [[0], [1, 2], [3, 4], [5]]
+    assert batcher.enqueue_many([]).done()
+
+
+async def test_many_items_fail_with_the_first_batch_that_fails_and_the_rest_still_go() -> None:
+    wire = Wire()
+    failure = ConnectionLost("redis at test: gone")
+    wire.failures[0] = failure
+    batcher = Batcher(wire.send, 2, NAME)
+    many = batcher.enqueue_many([1, 2, 3])
+    with pytest.raises(ConnectionLost):
+        await many
+    await wait_for(lambda: len(wire.batches) == 2)
+    assert wire.batches == [[1, 2], [3]]
+
+
+async def test_many_items_queued_at_close_fail_as_closed() -> None:
+    wire = Wire()
+    wire.hold(0)  # stuck
+    batcher = Batcher(wire.send, 10, NAME)
+    await lone_send(batcher, wire)
+    many = batcher.enqueue_many([1, 2])
+    await batcher.close(timeout=0.01)
+    with pytest.raises(TransportClosed):
+        await many
+    with pytest.raises(TransportClosed):
+        batcher.enqueue_many([3])

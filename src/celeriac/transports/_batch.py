@@ -18,6 +18,29 @@ from celeriac.errors import TransportClosed
 T = TypeVar("T")
 
 
+class _Together:
+    """The settling side of one future for many items (`Batcher.enqueue_many`): done once every item's batch
+    succeeded, or the first failed. `Batcher._flush` settles it as it settles an item's own future."""
+
+    __slots__ = ("_future", "_left")
+
+    def __init__(self, future: asyncio.Future[None], items: int) -> None:
+        self._future = future
+        self._left = items
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def set_result(self, _: None) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self._future.set_result(None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._future.done():
+            self._future.set_exception(exc)
+
+
 class Batcher(Generic[T]):
     """Sends items through ``send``, many per call, one call at a time, in the order they were given.
 
@@ -31,7 +54,7 @@ class Batcher(Generic[T]):
         self._send = send
         self._max_batch = max_batch
         self._name = name
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[T, asyncio.Future[None] | _Together]] = []
         self._flusher: asyncio.Task[None] | None = None
         # Set while `submit` sends a lone item from its caller's task; done when that round trip ended.
         self._inline: asyncio.Future[None] | None = None
@@ -54,6 +77,25 @@ class Batcher(Generic[T]):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._inline is None:  # else the lone send starts the flusher when it ends (one round trip at a time)
+            self._start_flusher()
+        return future
+
+    def enqueue_many(self, items: Sequence[T]) -> asyncio.Future[None]:
+        """`enqueue` each of ``items``, in order, under one future: it completes once every item's batch
+        succeeded, or fails with the first batch that failed (one future instead of one per item).
+
+        Raises:
+            TransportClosed: after `close`.
+        """
+        if self._closed:
+            raise TransportClosed("the transport is closed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result(None)
+            return future
+        together = _Together(future, len(items))
+        self._pending.extend((item, together) for item in items)
+        if self._inline is None:
             self._start_flusher()
         return future
 

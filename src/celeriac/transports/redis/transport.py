@@ -200,15 +200,24 @@ class RedisTransport(Transport):
             ConnectionLost: the link broke (the message may or may not have been stored).
         """
         self.check_open()
-        push = await self._push_of(message, routing_key, exchange)
+        push = (
+            self._direct_push(message, routing_key)
+            if not exchange
+            else await self._push_of(message, routing_key, exchange)
+        )
         if push is not None:
             await self._pushes.submit(push)  # shares a round trip with concurrent publishes
 
+    def _direct_push(self, message: Message, queue: str) -> tuple[list[str], str]:
+        """The list and envelope of ``message`` through the anonymous exchange (every task send): to the queue
+        the routing key names, with no lookup to await."""
+        return [self.settings.keys.queue(queue, message.priority)], redis_envelope.encode(message, "", queue)
+
     async def _push_of(self, message: Message, key: str, exchange: str) -> tuple[list[str], str] | None:
-        """The lists ``message`` goes to and its envelope; None (and a warning) when no queue is bound."""
+        """The lists ``message`` goes to through a named exchange and its envelope; None (and a warning) when no
+        queue is bound."""
         payload = redis_envelope.encode(message, exchange, key)
-        # The anonymous exchange (every task send) routes to the queue named by the key: no lookup to await.
-        queues = await self.ops.route(exchange, key) if exchange else [key]
+        queues = await self.ops.route(exchange, key)
         if not queues:
             log.warning("message to exchange %r with routing key %r dropped: no queue is bound", exchange, key)
             return None
@@ -217,14 +226,14 @@ class RedisTransport(Transport):
     async def publish_many(self, items: Sequence[tuple[Message, str, str, float | None]]) -> None:
         """`publish` each item, all in as few round trips as the batch size allows (one per 1,000 or so)."""
         self.check_open()
-        futures = []
+        pushes = []
         for message, key, exchange, _ in items:
-            push = await self._push_of(message, key, exchange)
+            push = self._direct_push(message, key) if not exchange else await self._push_of(message, key, exchange)
             if push is not None:
-                futures.append(self._pushes.enqueue(push))
-        if futures:
+                pushes.append(push)
+        if pushes:
             # Shielded as in `publish`: a caller that stops waiting does not take its items out of a batch.
-            await asyncio.shield(asyncio.gather(*futures))
+            await asyncio.shield(self._pushes.enqueue_many(pushes))
 
     def blocking_publisher(self) -> RedisBlockingPublisher | None:
         """A publisher for the calling thread, on a blocking connection of its own (`celeriac._redis.blocking`);
