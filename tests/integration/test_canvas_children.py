@@ -32,6 +32,10 @@ def make_app(broker: Broker) -> App:
     def fan_sync() -> list[str]:
         return [add.delay(5, 6).id, add.apply_async((7, 8)).id]
 
+    @app.task(name="c.fan_bulk")
+    async def fan_bulk() -> list[str]:
+        return [result.id for result in await app.asend_tasks([add.s(1, 2), add.s(3, 4)])]
+
     @app.task(name="c.lineage", bind=True)
     def lineage(self: Any) -> list[str | None]:
         return [self.request.parent_id, self.request.root_id]
@@ -51,7 +55,7 @@ def make_app(broker: Broker) -> App:
 async def test_tasks_sent_from_a_body_are_its_children(broker: Broker, pool: str) -> None:
     app = make_app(broker)
     async with start_worker(app, pool=pool, concurrency=4):
-        for name in ("c.fan_async", "c.fan_sync"):
+        for name in ("c.fan_async", "c.fan_sync", "c.fan_bulk"):
             parent = await app.tasks[name].adelay()
             sent: list[str] = await parent.aget(timeout=TIMEOUT)
             assert [child.id for child in parent.children] == sent

@@ -43,9 +43,11 @@ async def test_send_tasks_honours_common_options_and_refuses_canvases(broker: Br
     def where(self: Any) -> str:
         return str(self.request.delivery_info.get("routing_key"))
 
-    results = await app.asend_tasks([where.s(), where.s().set(queue="second")], queue="first")
+    # Interleaved: each message is routed by its own options (routes are worked out once per kind in a call).
+    second = where.s().set(queue="second")
+    results = await app.asend_tasks([where.s(), second, where.s(), second.clone()], queue="first")
     async with start_worker(app, concurrency=2, queues=["first", "second"]):
-        assert [await r.aget(timeout=TIMEOUT) for r in results] == ["first", "second"]
+        assert [await r.aget(timeout=TIMEOUT) for r in results] == ["first", "second", "first", "second"]
     with pytest.raises(TypeError, match="send_tasks takes task signatures"):
         await app.asend_tasks([chain(where.s(), where.s())])
     with pytest.raises(ValueError, match="no_such_option not supported"):

@@ -53,6 +53,9 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     queues: set[str] = set()
     expect: list[str] = []
     subscribes = sender._subscribes_on_send()
+    # A route depends on the name and the routing options only (the settings are frozen): worked out once per
+    # kind in this call, not per message.
+    routes: dict[tuple[Any, ...], tuple[str, str | None, str, bool]] = {}
     for name, args, kwargs, options in calls:
         task = app.tasks.get(name)
         wire = sender.shaped(name, args, kwargs, task, options)
@@ -61,7 +64,11 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
             message = sender.build(name, args, kwargs, task, options)
             wire = sender.encode(message, task, options)
             eta = message.eta.timestamp() if message.eta else None
-        queue, exchange, routing_key, bound = sender._route(name, task, options)
+        where = (name, options.get("queue"), options.get("exchange"), options.get("routing_key"))
+        route = routes.get(where)
+        if route is None:
+            route = routes[where] = sender._route(name, task, options)
+        queue, exchange, routing_key, bound = route
         queues.add(queue)
         if bound:
             bindings.add((queue, exchange or "", routing_key))
@@ -78,6 +85,5 @@ async def send_many(sender: Sender, signatures: Iterable[Any], common: Mapping[s
     if expect:
         await asyncio.gather(*(sender._expect_result(task_id) for task_id in expect))
     await producer.transport.publish_many(items)
-    for task_id in ids:  # add_to_parent=False is refused by send_options: every bulk-sent task is a child
-        add_to_parent(task_id)
+    add_to_parent(*ids)  # add_to_parent=False is refused by send_options: every bulk-sent task is a child
     return [AsyncResult(task_id, app=app) for task_id in ids]

@@ -303,8 +303,8 @@ class Sender:
         )
 
 
-def add_to_parent(task_id: str) -> None:
-    """Record ``task_id`` as a child of the task running in this context, if any (its stored result lists it).
+def add_to_parent(*task_ids: str) -> None:
+    """Record ``task_ids`` as children of the task running in this context, if any (its stored result lists them).
 
     The worker's request takes children (``add_child``); outside a task, or under an eager run, nothing does.
     The sync facades carry the caller's context to the portal loop, so a threads-pool body counts too.
@@ -312,7 +312,8 @@ def add_to_parent(task_id: str) -> None:
     source = request_var().get()
     add = getattr(source, "add_child", None)
     if add is not None:
-        add(task_id)
+        for task_id in task_ids:
+            add(task_id)
 
 
 def _signatures(value: Any) -> list[dict[str, Any]] | None:
