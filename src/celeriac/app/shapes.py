@@ -3,9 +3,9 @@
 `Sender.build` reads the call, its options, the task's defaults, the app's settings and the running task, and
 `encode_task` turns the result into headers and a body; the Redis envelope then serializes it all. Most of that is
 the same for every ``delay()`` of one task from one place. `SendShapes` keeps a `TaskShape` per kind of send and
-makes each message from it (`celeriac.protocol.shape`): the same message, ~4 us instead of ~9 to build and encode
-it, and ~4 us instead of ~9 for its Redis envelope (timeit on the 2-core benchmark VM; bench/README.md
-"Producer").
+makes each message from it (`celeriac.protocol.shape`): the same message, ~3 us instead of ~9 to build and encode
+it, and ~3 us (plus the delivery tag) instead of ~9 for its Redis envelope (timeit on the 2-core benchmark VM;
+bench/README.md, "Shaped sends").
 """
 
 from __future__ import annotations

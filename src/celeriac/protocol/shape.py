@@ -3,8 +3,8 @@
 Two ``delay()`` calls of one task from one place differ in a handful of values: the task id (and the
 ``root_id`` and ``correlation_id`` that follow it), the parent's ids, the arguments and their reprs. The other
 twenty-odd headers and properties, the embed and the serializer are the same, yet `encode_task` builds them
-again for every message and the Redis envelope serializes them again (~13 us of a ~40 us send on the 2-core
-benchmark VM, bench/README.md "Producer").
+again for every message and the Redis envelope serializes them again (building, encoding and the envelope were
+~18 us of a ~40 us gathered send on the 2-core benchmark VM; bench/README.md, "Shaped sends").
 
 A `TaskShape` is made once from a template `TaskMessage` by `encode_task` itself, so its messages carry exactly
 the headers and properties `encode_task` writes for a message with those values, in the same order.
