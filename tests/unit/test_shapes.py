@@ -146,8 +146,27 @@ def test_sends_a_shape_cannot_hold_are_built_in_full(app: App) -> None:
 
 
 def test_a_bad_option_is_refused_as_the_full_path_refuses_it(app: App) -> None:
+    sender, task = app._sender, app.tasks.get("shapes.plain")
     with pytest.raises(ValueError, match="priority"):
-        app._sender.shaped("shapes.plain", [], {}, app.tasks.get("shapes.plain"), SendOptions(priority=300))
+        sender.shaped("shapes.plain", [], {}, task, SendOptions(priority=300))
+    # Equal keys of other types are other shapes: True is not the priority 1 shaped before it, and is refused.
+    assert sender.shaped("shapes.plain", [], {}, task, SendOptions(priority=1)) is not None
+    with pytest.raises(ValueError, match="priority"):
+        sender.shaped("shapes.plain", [], {}, task, SendOptions(priority=True))
+
+
+def test_values_equal_across_types_make_their_own_shapes(app: App) -> None:
+    task = app.tasks.get("shapes.plain")
+    assert task is not None
+    for one in (1, True, 1.0):
+        message = check_same(app, "shapes.plain", [], {}, SendOptions(ignore_result=one))  # type: ignore[typeddict-item]
+        assert type(message.headers["ignore_result"]) is type(one)  # and check_same compared the envelopes
+    for limit in (2, 2.0):
+        task.time_limit = limit
+        try:
+            assert type(check_same(app, "shapes.plain", [], {}, SendOptions()).headers["timelimit"][0]) is type(limit)
+        finally:
+            task.time_limit = None
 
 
 def test_each_message_has_its_own_mutable_headers(app: App) -> None:

@@ -78,9 +78,21 @@ class SendShapes:
         if not isinstance(args, tuple | list) or (kwargs is not None and not isinstance(kwargs, Mapping)):
             return None  # `build` says what is wrong
         sender = self._sender
-        own = None if task is None else (task.ignore_result, task.time_limit, task.soft_time_limit, task.priority,
-                                          task.serializer)  # fmt: skip
-        key = (name, task, own, tuple(options.items()) if options else (), sender.app.origin)
+        own = () if task is None else (task.ignore_result, task.time_limit, task.soft_time_limit, task.priority,
+                                        task.serializer)  # fmt: skip
+        given = tuple(options.values()) if options else ()
+        # The values' types are part of the key: 1, 1.0 and True are equal keys, yet JSON writes them apart (and
+        # build refuses some of them: a priority of True).
+        key = (
+            name,
+            task,
+            own,
+            tuple(map(type, own)),
+            tuple(options),
+            given,
+            tuple(map(type, given)),
+            sender.app.origin,
+        )
         try:
             shape = self._shapes.get(key)
         except TypeError:  # an option's value is unhashable: no shape for it
