@@ -73,6 +73,15 @@ def request_var() -> ContextVar[ContextSource | None]:
     return _request
 
 
+def parent_ids() -> tuple[str | None, str | None]:
+    """``(root_id, parent_id)`` of a send from here: a running task is the parent and its root the root (as
+    Celery's send_task does); ``(None, None)`` elsewhere."""
+    parent = current_request()
+    if parent is None or parent.called_directly or not parent.id:
+        return None, None
+    return parent.root_id or parent.id, parent.id
+
+
 def declare_shared(name: str, definition: object) -> None:
     """Remember the ``@shared_task`` declaration of task ``name`` (every app registers it when it finalizes); a
     later one of the same name (a module imported again) replaces it."""

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import _otel, signals
-from celeriac.app.current import request_var
+from celeriac.app.current import parent_ids, request_var
 from celeriac.app.options import SendOptions, check_send_options
 from celeriac.app.result import AsyncResult
 from celeriac.app.sent_event import SentEvents
-from celeriac.app.shapes import SendShapes, parent_ids
+from celeriac.app.shapes import SendShapes
 from celeriac.backends import backend_class
 from celeriac.backends.prefetch import SubscribesAhead
 from celeriac.backends.replies import RepliesByMessage

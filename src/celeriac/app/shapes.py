@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from celeriac.app.current import request_var
+from celeriac.app.current import parent_ids
 from celeriac.app.options import SendOptions
 from celeriac.protocol.ids import new_id
 from celeriac.protocol.message import Message
@@ -33,16 +33,6 @@ in full."""
 
 MAX_SHAPES = 256
 """Shapes kept per app (each ~2 KiB); a sender with more kinds of sends than this starts over."""
-
-
-def parent_ids() -> tuple[str | None, str | None]:
-    """``(root_id, parent_id)`` of a send from here: a running task is the parent and its root the root (as
-    Celery's send_task does); ``(None, None)`` elsewhere."""
-    source = request_var().get()
-    parent = source.context() if source is not None else None
-    if parent is None or parent.called_directly or not parent.id:
-        return None, None
-    return parent.root_id or parent.id, parent.id
 
 
 class SendShapes:

@@ -61,12 +61,6 @@ class TaskShape:
         """What transports wrote for this shape before, under keys of their own (e.g. a Redis envelope's
         stencil per exchange and routing key). Only ever added to; an entry stays valid for the shape."""
 
-    @property
-    def ignore_result(self) -> bool | None:
-        """The ``ignore_result`` header of every message of the shape."""
-        value: bool | None = self._headers["ignore_result"]
-        return value
-
     def message(
         self,
         task_id: str,
